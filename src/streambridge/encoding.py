@@ -1,0 +1,270 @@
+"""Records: JSON encoding, Firehose size limits, and packing into ``PutRecordBatch`` calls.
+
+Pure: no I/O. The forwarder builds each request from these functions and reads each response
+through :func:`failed_entries`.
+
+Firehose limits (Direct PUT): a record's data is at most 1,000 KiB (1,024,000 bytes) *before*
+base64 — botocore base64-encodes blobs itself, so records are passed as raw bytes; a
+``PutRecordBatch`` call takes at most 500 records and 4 MB. AWS does not say whether the 4 MB
+is counted before or after base64; 4 × 1 MB raw records are known to be accepted, so the raw
+size is counted, against a conservative 4,000,000 bytes by default.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from streambridge.errors import EncodingError
+
+try:  # the `fast` extra
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - exercised in environments without the extra
+    _orjson = None
+
+__all__ = [
+    "HAS_ORJSON",
+    "MAX_BATCH_BYTES",
+    "MAX_BATCH_RECORDS",
+    "MAX_RECORD_BYTES",
+    "BatchPacker",
+    "Oversize",
+    "encode_record",
+    "encode_record_stdlib",
+    "failed_entries",
+    "fit_record",
+    "pack_records",
+    "record_fits",
+]
+
+#: Largest ``Data`` of one Firehose record, before base64 (botocore shape ``max: 1024000``).
+MAX_RECORD_BYTES = 1_024_000
+#: Most records in one ``PutRecordBatch`` call.
+MAX_BATCH_RECORDS = 500
+#: Most bytes of record data in one ``PutRecordBatch`` call (4 MB, counted conservatively).
+MAX_BATCH_BYTES = 4_000_000
+
+#: Whether orjson (the ``fast`` extra) is installed and used by :func:`encode_record`.
+HAS_ORJSON = _orjson is not None
+
+Encoder = Callable[[Any], bytes]
+
+_stdlib_dumps = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
+).encode
+
+
+def encode_record_stdlib(obj: Any) -> bytes:
+    """Encode ``obj`` as compact UTF-8 JSON with the standard library.
+
+    Raises:
+        EncodingError: ``obj`` holds something JSON cannot represent (NaN, infinity, a
+            non-string key that is not a number, an object of another type).
+    """
+    try:
+        return _stdlib_dumps(obj).encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise EncodingError(f"value cannot be encoded as JSON: {exc}") from None
+
+
+if _orjson is not None:
+    _orjson_dumps = _orjson.dumps
+    _OrjsonError = _orjson.JSONEncodeError
+
+    def encode_record(obj: Any) -> bytes:
+        """Encode ``obj`` as compact UTF-8 JSON; integers of any size stay exact.
+
+        Uses orjson when the ``fast`` extra is installed, and the standard library for the
+        values orjson refuses (integers beyond 64 bits). With orjson, a float NaN or infinity
+        is written as ``null``; the standard library refuses it with :class:`EncodingError`.
+
+        Raises:
+            EncodingError: ``obj`` holds something JSON cannot represent.
+        """
+        try:
+            return _orjson_dumps(obj)  # type: ignore[no-any-return]
+        except _OrjsonError:
+            return encode_record_stdlib(obj)
+
+else:  # pragma: no cover - exercised in environments without the extra
+    encode_record = encode_record_stdlib
+
+
+def record_fits(data: bytes, limit: int = MAX_RECORD_BYTES) -> bool:
+    """Whether one record's data is within the Firehose limit (counted before base64)."""
+    return len(data) <= limit
+
+
+@attrs.frozen
+class Oversize:
+    """A record that cannot be sent because it is over the size limit, even alone.
+
+    Attributes:
+        data: The encoded record (one event with its envelope, or the whole eventless batch).
+        size: Its size in bytes.
+        limit: The limit it exceeds.
+    """
+
+    data: bytes
+    size: int
+    limit: int
+
+    @property
+    def message(self) -> str:
+        """A sentence for ``FailedRecord.error_message``."""
+        return (
+            f"record of {self.size:,} bytes exceeds the Firehose limit of {self.limit:,} bytes "
+            f"even with a single event; it was not sent"
+        )
+
+
+def fit_record(
+    payload: Mapping[str, Any],
+    *,
+    encode: Encoder = encode_record,
+    limit: int = MAX_RECORD_BYTES,
+    delimiter: bytes = b"",
+) -> tuple[list[bytes], list[Oversize]]:
+    """Encode one record payload, splitting it by events when it is over ``limit``.
+
+    A batch over the limit becomes several records, each with the full envelope and a run of
+    consecutive events, each within the limit. An event that does not fit even alone (with
+    its envelope) becomes an :class:`Oversize` and is never sent; the other events still are.
+
+    Args:
+        payload: A batch (dict) to send as one record.
+        encode: The JSON encoder.
+        limit: The largest record, in bytes, delimiter included.
+        delimiter: Bytes appended to every record (``b"\\n"`` for newline-delimited output).
+
+    Returns:
+        The records to send, in event order, and the oversize records.
+    """
+    data = encode(payload) + delimiter
+    if len(data) <= limit:
+        return [data], []
+    events = payload.get("events")
+    if not isinstance(events, list) or len(events) <= 1:
+        return [], [Oversize(data, len(data), limit)]
+    envelope = dict(payload)
+    envelope["events"] = []
+    base = len(encode(envelope)) + len(delimiter)
+    sizes = [len(encode(event)) for event in events]
+    records: list[bytes] = []
+    oversize: list[Oversize] = []
+    chunk: list[Any] = []
+    chunk_size = base
+
+    def close() -> None:
+        if chunk:
+            envelope["events"] = chunk
+            records.append(encode(envelope) + delimiter)
+
+    for event, size in zip(events, sizes):
+        if base + size > limit:
+            single = dict(payload)
+            single["events"] = [event]
+            blob = encode(single) + delimiter
+            oversize.append(Oversize(blob, len(blob), limit))
+            continue
+        extra = size + (1 if chunk else 0)  # a comma between events
+        if chunk_size + extra > limit:
+            close()
+            chunk = []
+            chunk_size = base
+            extra = size
+        chunk.append(event)
+        chunk_size += extra
+    close()
+    return records, oversize
+
+
+class BatchPacker:
+    """Packs records into ``PutRecordBatch``-sized groups, streaming.
+
+    :meth:`add` returns a full group when the next record would not fit, so memory holds at
+    most one group. Records keep their order.
+    """
+
+    def __init__(
+        self, *, max_records: int = MAX_BATCH_RECORDS, max_bytes: int = MAX_BATCH_BYTES
+    ) -> None:
+        """Create a packer for groups of at most ``max_records`` records and ``max_bytes``."""
+        if max_records < 1 or max_bytes < 1:
+            raise ValueError("max_records and max_bytes must be positive")
+        self.max_records = max_records
+        self.max_bytes = max_bytes
+        self._records: list[bytes] = []
+        self._bytes = 0
+
+    @property
+    def pending(self) -> Sequence[bytes]:
+        """The records waiting for the next group."""
+        return self._records
+
+    def add(self, record: bytes) -> list[bytes] | None:
+        """Add a record; return the previous group when this one starts a new group."""
+        full = None
+        size = len(record)
+        if self._records and (
+            len(self._records) >= self.max_records or self._bytes + size > self.max_bytes
+        ):
+            full = self.drain()
+        self._records.append(record)
+        self._bytes += size
+        return full
+
+    def drain(self) -> list[bytes]:
+        """Return and forget the records waiting, as one group (possibly empty)."""
+        group, self._records, self._bytes = self._records, [], 0
+        return group
+
+
+def pack_records(
+    records: Iterable[bytes],
+    *,
+    max_records: int = MAX_BATCH_RECORDS,
+    max_bytes: int = MAX_BATCH_BYTES,
+) -> Iterator[list[bytes]]:
+    """Group records, in order, into calls of at most ``max_records`` and ``max_bytes``.
+
+    A record larger than ``max_bytes`` on its own is put in a group alone (check record sizes
+    with :func:`record_fits` first).
+    """
+    packer = BatchPacker(max_records=max_records, max_bytes=max_bytes)
+    for record in records:
+        group = packer.add(record)
+        if group:
+            yield group
+    last = packer.drain()
+    if last:
+        yield last
+
+
+def failed_entries(
+    response: Mapping[str, Any], sent: int
+) -> list[tuple[int, str, str]] | None:
+    """Read a ``PutRecordBatch`` response: which entries failed, and why.
+
+    Args:
+        response: The parsed response (``FailedPutCount``, ``RequestResponses``).
+        sent: How many entries the request had.
+
+    Returns:
+        ``(index, error_code, error_message)`` for each failed entry, in request order; an
+        empty list when every entry succeeded; None when the response cannot be matched to
+        the request (``RequestResponses`` of the wrong length while ``FailedPutCount`` > 0).
+    """
+    if not response.get("FailedPutCount"):
+        return []
+    entries = response.get("RequestResponses")
+    if not isinstance(entries, list) or len(entries) != sent:
+        return None
+    return [
+        (index, str(entry["ErrorCode"]), str(entry.get("ErrorMessage", "")))
+        for index, entry in enumerate(entries)
+        if entry.get("ErrorCode")
+    ]

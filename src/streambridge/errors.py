@@ -1,0 +1,106 @@
+"""The exceptions streambridge raises, under one root.
+
+The tree::
+
+    StreambridgeError
+    ├── ConfigurationError (ValueError)       bad settings: a name, a value, a combination
+    ├── InvalidBatchError (ValueError)        an input batch that cannot be read at all
+    ├── EncodingError (ValueError)            a value that cannot be encoded as JSON
+    └── DeliveryError                         a call AWS refused in a way retrying cannot fix
+        ├── StreamNotFoundError               the delivery stream does not exist (here)
+        ├── StreamNotReadyError               it exists but is not ACTIVE / not Direct PUT
+        └── AccessDeniedError (PermissionError)  the credentials lack a permission
+
+Partial failure is *not* an exception: records that fail after retries come back in
+:class:`streambridge.ForwardResult`. A :class:`DeliveryError` is raised only when nothing
+can go on, and it carries every record that was built but not delivered
+(:attr:`DeliveryError.undelivered`) together with the result so far
+(:attr:`DeliveryError.result`), so a caller can re-drive or dead-letter them.
+
+Messages say what to do. They never contain credentials.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streambridge.results import ForwardResult
+
+__all__ = [
+    "AccessDeniedError",
+    "ConfigurationError",
+    "DeliveryError",
+    "EncodingError",
+    "InvalidBatchError",
+    "StreamNotFoundError",
+    "StreamNotReadyError",
+    "StreambridgeError",
+]
+
+
+class StreambridgeError(Exception):
+    """Root of every exception streambridge raises on purpose."""
+
+
+class ConfigurationError(StreambridgeError, ValueError):
+    """A setting has an unknown name, a bad value, or a bad combination.
+
+    The message names the setting; it never repeats a credential.
+    """
+
+
+class InvalidBatchError(StreambridgeError, ValueError):
+    """An input batch cannot be processed at all (not a JSON object, ``events`` not a list).
+
+    The forwarder catches it, records the batch under ``ForwardResult.rejected`` with
+    :attr:`reason`, and goes on with the next batch.
+
+    Attributes:
+        reason: A short, stable description of what is wrong with the batch.
+    """
+
+    def __init__(self, reason: str) -> None:
+        """Create the error from a short reason such as ``"events is not a list"``."""
+        super().__init__(reason)
+        self.reason = reason
+
+
+class EncodingError(StreambridgeError, ValueError):
+    """A value cannot be encoded as JSON (for example a float NaN or a non-string key)."""
+
+
+class DeliveryError(StreambridgeError):
+    """AWS refused a call for a reason retrying cannot fix.
+
+    Attributes:
+        error_code: The AWS error code (``"ResourceNotFoundException"``…), when there is one.
+        undelivered: Every encoded record built by the forwarder and not delivered, in order.
+        result: What had been delivered, failed, skipped and rejected before the error.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_code: str | None = None,
+        undelivered: tuple[bytes, ...] = (),
+        result: ForwardResult | None = None,
+    ) -> None:
+        """Create the error; the forwarder fills in ``undelivered`` and ``result``."""
+        super().__init__(message)
+        self.error_code = error_code
+        self.undelivered = undelivered
+        self.result = result
+
+
+class StreamNotFoundError(DeliveryError):
+    """The delivery stream does not exist in the client's account and region."""
+
+
+class StreamNotReadyError(DeliveryError):
+    """The delivery stream exists but cannot take Direct PUT records (status or source type)."""
+
+
+class AccessDeniedError(DeliveryError, PermissionError):
+    """The credentials lack a permission; the message names the IAM action to grant."""
