@@ -1,0 +1,386 @@
+"""Test helpers: an embedded local AWS, and fault injection that goes through botocore.
+
+Import this module only in tests and demos: it needs the ``local`` extra (moto, flask,
+flask-cors) for :func:`local_aws`; :class:`FaultInjector` needs only botocore and works against
+any endpoint (the local one, LocalStack, real AWS). ``import streambridge`` never imports it.
+
+Example::
+
+    with local_aws() as aws:
+        aws.create_delivery_stream("events")
+        forwarder = FirehoseForwarder(aws.client("firehose"), settings)
+        forwarder.forward_many(batches)
+        assert len(aws.delivered("events")) == ...
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import random
+import threading
+import urllib.request
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import boto3
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.config import Config
+from botocore.exceptions import EndpointConnectionError
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+    from mypy_boto3_firehose import FirehoseClient
+    from mypy_boto3_s3 import S3Client
+
+__all__ = [
+    "ConnectionFault",
+    "ErrorFault",
+    "Fault",
+    "FaultInjector",
+    "LocalAWS",
+    "PartialFailure",
+    "access_denied",
+    "connection_error",
+    "local_aws",
+    "not_found",
+    "service_unavailable",
+    "split_records",
+    "throttling",
+]
+
+ACCOUNT_ID = "123456789012"  # moto's default account
+_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+# --------------------------------------------------------------------------- local AWS
+
+
+@attrs.frozen
+class LocalAWS:
+    """A running local AWS (moto's server on 127.0.0.1) and helpers to use it.
+
+    Attributes:
+        endpoint_url: ``http://127.0.0.1:<port>``.
+        region: The region clients are made for.
+    """
+
+    endpoint_url: str
+    region: str = "us-east-1"
+
+    def client(self, service: str, *, max_attempts: int = 1) -> Any:
+        """A boto3 client for ``service`` on this endpoint (botocore retries off by default)."""
+        return boto3.client(  # type: ignore[call-overload]
+            service,
+            region_name=self.region,
+            endpoint_url=self.endpoint_url,
+            config=Config(retries={"mode": "standard", "total_max_attempts": max_attempts}),
+            **_CREDENTIALS,
+        )
+
+    def reset(self) -> None:
+        """Forget every stream, bucket and object (moto's ``/moto-api/reset``)."""
+        request = urllib.request.Request(  # noqa: S310 - always our own http://127.0.0.1 URL
+            f"{self.endpoint_url}/moto-api/reset", method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            response.read()
+
+    def create_delivery_stream(self, name: str, *, bucket: str | None = None) -> str:
+        """Create a Direct PUT delivery stream writing to a new S3 bucket; return the bucket."""
+        bucket = bucket or f"{name.lower()}-bucket"
+        s3: S3Client = self.client("s3")
+        s3.create_bucket(Bucket=bucket)
+        firehose: FirehoseClient = self.client("firehose")
+        firehose.create_delivery_stream(
+            DeliveryStreamName=name,
+            DeliveryStreamType="DirectPut",
+            ExtendedS3DestinationConfiguration={
+                "RoleARN": f"arn:aws:iam::{ACCOUNT_ID}:role/firehose",
+                "BucketARN": f"arn:aws:s3:::{bucket}",
+                "Prefix": f"{name}/",
+            },
+        )
+        return bucket
+
+    def delivered_objects(self, name: str, *, bucket: str | None = None) -> list[bytes]:
+        """The S3 objects the delivery stream wrote (moto: one per call, in no set order)."""
+        bucket = bucket or f"{name.lower()}-bucket"
+        s3: S3Client = self.client("s3")
+        bodies = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{name}/"):
+            for item in page.get("Contents", []):
+                bodies.append(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+        return bodies
+
+    def delivered(self, name: str, *, bucket: str | None = None) -> list[Any]:
+        """Every JSON record the delivery stream delivered, decoded (order across calls unset)."""
+        return [
+            record
+            for body in self.delivered_objects(name, bucket=bucket)
+            for record in split_records(body)
+        ]
+
+
+def split_records(body: bytes) -> list[Any]:
+    """Split concatenated JSON records, newline-delimited or not, into decoded values."""
+    decoder = json.JSONDecoder()
+    text = body.decode("utf-8")
+    out = []
+    position = 0
+    while True:
+        while position < len(text) and text[position] in " \t\r\n":
+            position += 1
+        if position >= len(text):
+            return out
+        value, position = decoder.raw_decode(text, position)
+        out.append(value)
+
+
+@contextmanager
+def local_aws(*, region: str = "us-east-1") -> Iterator[LocalAWS]:
+    """Run moto's server on 127.0.0.1 (a free port) for the duration of the block.
+
+    State is process-global in moto: call :meth:`LocalAWS.reset` between tests.
+    """
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415 - the `local` extra
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield LocalAWS(endpoint_url=f"http://{host}:{port}", region=region)
+    finally:
+        server.stop()
+
+
+# --------------------------------------------------------------------------- faults
+
+
+class Fault:
+    """One injected answer to one call. Subclasses build the HTTP response (or raise)."""
+
+    def respond(
+        self, injector: FaultInjector, operation: str, request: AWSPreparedRequest
+    ) -> AWSResponse:
+        """Answer ``request`` instead of the endpoint."""
+        raise NotImplementedError
+
+
+@attrs.frozen
+class ErrorFault(Fault):
+    """An AWS error response: HTTP ``status`` with ``{"__type": code, "message": message}``."""
+
+    status: int
+    code: str
+    message: str = "injected by streambridge.testing"
+
+    def respond(
+        self, injector: FaultInjector, operation: str, request: AWSPreparedRequest
+    ) -> AWSResponse:
+        """Answer with the error document; botocore parses it into a ``ClientError``."""
+        return _json_response(request, self.status, {"__type": self.code, "message": self.message})
+
+
+@attrs.frozen
+class ConnectionFault(Fault):
+    """The connection fails, as if the endpoint could not be reached."""
+
+    def respond(
+        self, injector: FaultInjector, operation: str, request: AWSPreparedRequest
+    ) -> AWSResponse:
+        """Raise botocore's ``EndpointConnectionError``."""
+        raise EndpointConnectionError(endpoint_url=request.url)
+
+
+@attrs.frozen
+class PartialFailure(Fault):
+    """Fail a fraction of the entries of a ``PutRecordBatch`` call; deliver the others for real.
+
+    The entries that succeed are sent to the endpoint through the same client (so they are
+    really stored, and the successful response entries are the endpoint's own); the failed
+    ones get ``error_code`` in a ``200`` response, as Firehose does.
+
+    Attributes:
+        fraction: Share of entries to fail, drawn independently per entry.
+        error_code: The per-entry ``ErrorCode``.
+        seed: Seed of the draw, for repeatable tests.
+    """
+
+    fraction: float = 0.3
+    error_code: str = "ServiceUnavailableException"
+    error_message: str = "Slow down."
+    seed: int = 0
+    _rng: random.Random = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        """Seed the draw."""
+        object.__setattr__(self, "_rng", random.Random(self.seed))  # noqa: S311
+
+    def respond(
+        self, injector: FaultInjector, operation: str, request: AWSPreparedRequest
+    ) -> AWSResponse:
+        """Deliver the lucky entries for real and answer with a mixed response."""
+        if operation != "PutRecordBatch":
+            msg = f"PartialFailure applies to PutRecordBatch, not {operation}"
+            raise ValueError(msg)
+        body = json.loads(request.body or b"{}")
+        entries = body["Records"]
+        failing = [self._rng.random() < self.fraction for _ in entries]
+        passed = [
+            {"Data": base64.b64decode(entry["Data"])}
+            for entry, fail in zip(entries, failing)
+            if not fail
+        ]
+        answers: deque[dict[str, Any]] = deque()
+        if passed:
+            with injector.passthrough():
+                real = injector.client.put_record_batch(
+                    DeliveryStreamName=body["DeliveryStreamName"], Records=passed
+                )
+            answers.extend(real["RequestResponses"])
+        responses = [
+            {"ErrorCode": self.error_code, "ErrorMessage": self.error_message}
+            if fail
+            else answers.popleft()
+            for fail in failing
+        ]
+        return _json_response(
+            request,
+            200,
+            {"FailedPutCount": sum(failing), "Encrypted": False, "RequestResponses": responses},
+        )
+
+
+def throttling(code: str = "ThrottlingException") -> ErrorFault:
+    """A throttling error (HTTP 400)."""
+    return ErrorFault(400, code, "Rate exceeded")
+
+
+def service_unavailable() -> ErrorFault:
+    """Firehose's ``ServiceUnavailableException`` (HTTP 500): back off and retry."""
+    return ErrorFault(500, "ServiceUnavailableException", "Slow down.")
+
+
+def access_denied() -> ErrorFault:
+    """``AccessDeniedException`` (HTTP 400), as for a missing IAM permission."""
+    return ErrorFault(400, "AccessDeniedException", "User is not authorized to perform this")
+
+
+def not_found() -> ErrorFault:
+    """``ResourceNotFoundException`` (HTTP 400)."""
+    return ErrorFault(400, "ResourceNotFoundException", "Stream not found")
+
+
+def connection_error() -> ConnectionFault:
+    """A failed connection."""
+    return ConnectionFault()
+
+
+class FaultInjector:
+    """Queue faults for a client's next calls, answered through botocore's real parser.
+
+    Registers a ``before-send`` hook on the client: a call whose operation has a fault queued
+    gets that fault's response instead of going to the endpoint; botocore then parses it and
+    runs its retry handler as for a real response. Calls with nothing queued go through.
+
+    Use as a context manager, or call :meth:`close` to unregister.
+    """
+
+    def __init__(self, client: BaseClient) -> None:
+        """Hook into ``client`` (any boto3 client)."""
+        self.client: Any = client
+        self._queues: dict[str, deque[Fault]] = {}
+        self._always: dict[str, Fault] = {}
+        self._local = threading.local()
+        self.calls: list[str] = []
+        prefix = client.meta.service_model.endpoint_prefix
+        self._event = f"before-send.{prefix}"
+        client.meta.events.register(self._event, self._hook, unique_id=f"sb-faults-{id(self)}")
+
+    def add(self, operation: str, *faults: Fault) -> FaultInjector:
+        """Answer the next calls of ``operation`` (``"PutRecordBatch"``…) with ``faults``, in order."""
+        self._queues.setdefault(operation, deque()).extend(faults)
+        return self
+
+    def repeat(self, operation: str, fault: Fault, times: int) -> FaultInjector:
+        """Answer the next ``times`` calls of ``operation`` with ``fault``."""
+        return self.add(operation, *([fault] * times))
+
+    def always(self, operation: str, fault: Fault | None) -> FaultInjector:
+        """Answer every call of ``operation`` with ``fault`` once its queue is empty (None: stop)."""
+        if fault is None:
+            self._always.pop(operation, None)
+        else:
+            self._always[operation] = fault
+        return self
+
+    def pending(self, operation: str) -> int:
+        """Faults still queued for ``operation``."""
+        return len(self._queues.get(operation, ()))
+
+    @contextmanager
+    def passthrough(self) -> Iterator[None]:
+        """Within the block, calls from this thread go to the endpoint untouched."""
+        self._local.off = True
+        try:
+            yield
+        finally:
+            self._local.off = False
+
+    def close(self) -> None:
+        """Unregister the hook."""
+        self.client.meta.events.unregister(
+            self._event, self._hook, unique_id=f"sb-faults-{id(self)}"
+        )
+
+    def __enter__(self) -> FaultInjector:
+        """Return self."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Unregister the hook."""
+        self.close()
+
+    def _hook(self, request: AWSPreparedRequest, **kwargs: Any) -> AWSResponse | None:
+        if getattr(self._local, "off", False):
+            return None
+        operation = _operation_of(request)
+        self.calls.append(operation)
+        queue = self._queues.get(operation)
+        fault = queue.popleft() if queue else self._always.get(operation)
+        if fault is None:
+            return None
+        return fault.respond(self, operation, request)
+
+
+def _operation_of(request: AWSPreparedRequest) -> str:
+    target = request.headers.get("X-Amz-Target", b"")
+    if isinstance(target, bytes):
+        target = target.decode()
+    return str(target).rsplit(".", 1)[-1]
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._data
+
+    def read(self, *_: Any, **__: Any) -> bytes:
+        return self._data
+
+
+def _json_response(request: AWSPreparedRequest, status: int, body: dict[str, Any]) -> AWSResponse:
+    return AWSResponse(
+        request.url,
+        status,
+        {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": "streambridge-fault"},
+        _Body(json.dumps(body).encode()),
+    )

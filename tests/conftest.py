@@ -1,0 +1,75 @@
+"""Shared fixtures: the sample batches, and one moto server per test session."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from streambridge.testing import LocalAWS, local_aws
+
+settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("fast", max_examples=20, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+SAMPLES_DIR = Path(__file__).resolve().parents[1] / "src" / "streambridge" / "samples"
+SAMPLE_NAMES = sorted(p.name for p in SAMPLES_DIR.glob("*.json"))
+
+
+def load_sample(name: str) -> dict[str, Any]:
+    """A fresh copy of one sample batch."""
+    return json.loads((SAMPLES_DIR / name).read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+@pytest.fixture(name="ios")
+def _ios() -> dict[str, Any]:
+    return load_sample("ios_lifecycle_screens_custom_commerce.json")
+
+
+@pytest.fixture(name="android")
+def _android() -> dict[str, Any]:
+    return load_sample("android_crash_network_push_location.json")
+
+
+@pytest.fixture(name="web")
+def _web() -> dict[str, Any]:
+    return load_sample("web_identity_attribute_profile_changes.json")
+
+
+@pytest.fixture(name="s2s")
+def _s2s() -> dict[str, Any]:
+    return load_sample("s2s_eventless_attribute_sync.json")
+
+
+@pytest.fixture(name="odd")
+def _odd() -> dict[str, Any]:
+    return load_sample("odd_and_bad_data.json")
+
+
+@pytest.fixture(name="samples")
+def _samples() -> list[dict[str, Any]]:
+    return [load_sample(name) for name in SAMPLE_NAMES]
+
+
+def frozen_copy(value: Any) -> Any:
+    """A deep copy to compare an input against after a call (to prove it was not mutated)."""
+    return copy.deepcopy(value)
+
+
+@pytest.fixture(scope="session", name="aws_server")
+def _aws_server() -> Iterator[LocalAWS]:
+    with local_aws() as aws:
+        yield aws
+
+
+@pytest.fixture(name="aws")
+def _aws(aws_server: LocalAWS) -> LocalAWS:
+    """The session's local AWS, emptied before the test."""
+    aws_server.reset()
+    return aws_server
