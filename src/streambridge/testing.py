@@ -44,6 +44,7 @@ __all__ = [
     "FaultInjector",
     "LocalAWS",
     "PartialFailure",
+    "ResponseFault",
     "access_denied",
     "connection_error",
     "local_aws",
@@ -185,6 +186,20 @@ class ErrorFault(Fault):
     ) -> AWSResponse:
         """Answer with the error document; botocore parses it into a ``ClientError``."""
         return _json_response(request, self.status, {"__type": self.code, "message": self.message})
+
+
+@attrs.frozen
+class ResponseFault(Fault):
+    """Any response: HTTP ``status`` with ``body`` as the JSON document."""
+
+    status: int
+    body: dict[str, Any]
+
+    def respond(
+        self, injector: FaultInjector, operation: str, request: AWSPreparedRequest
+    ) -> AWSResponse:
+        """Answer with ``body``."""
+        return _json_response(request, self.status, self.body)
 
 
 @attrs.frozen
