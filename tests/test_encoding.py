@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -58,7 +59,10 @@ def test_record_fits() -> None:
 def _batch(n_events: int, event_size: int) -> dict[str, Any]:
     return {
         "mpid": 1,
-        "events": [{"event_type": "custom_event", "data": {"i": i, "pad": "x" * event_size}} for i in range(n_events)],
+        "events": [
+            {"event_type": "custom_event", "data": {"i": i, "pad": "x" * event_size}}
+            for i in range(n_events)
+        ],
         "user_attributes": {"a": "b"},
     }
 
@@ -82,9 +86,11 @@ def test_fit_record_splits_by_events_within_the_limit(delimiter: bytes) -> None:
     assert all(r.endswith(delimiter) for r in records)
     assert batch["events"] == [e for d in decoded for e in d["events"]]
     for d in decoded:  # every record keeps the whole envelope
-        assert {k: v for k, v in batch.items() if k != "events"} == {k: v for k, v in d.items() if k != "events"}
+        assert {k: v for k, v in batch.items() if k != "events"} == {
+            k: v for k, v in d.items() if k != "events"
+        }
     # greedy packing is tight: merging any two neighbours would overflow
-    for a, b in zip(decoded, decoded[1:]):
+    for a, b in itertools.pairwise(decoded):
         merged = dict(a, events=a["events"] + b["events"])
         assert len(encode_record(merged) + delimiter) > limit
 
@@ -131,7 +137,12 @@ def test_failed_entries() -> None:
     """Failed entries are read by index; a mismatched response is reported as None."""
     ok = {"FailedPutCount": 0, "RequestResponses": [{"RecordId": "1"}]}
     assert [] == failed_entries(ok, 1)
-    mixed = {"FailedPutCount": 1, "RequestResponses": [
-        {"RecordId": "1"}, {"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "Slow down."}]}
+    mixed = {
+        "FailedPutCount": 1,
+        "RequestResponses": [
+            {"RecordId": "1"},
+            {"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "Slow down."},
+        ],
+    }
     assert [(1, "ServiceUnavailableException", "Slow down.")] == failed_entries(mixed, 2)
     assert failed_entries(mixed, 3) is None

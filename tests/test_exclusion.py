@@ -14,7 +14,7 @@ from tests.conftest import frozen_copy
 
 
 def test_documented_aliases(ios: dict[str, Any]) -> None:
-    """"Device Name" removes device_info.device and "IP Address" the top-level ip."""
+    """The alias "Device Name" removes device_info.device, "IP Address" the top-level ip."""
     before = frozen_copy(ios)
     out = exclude_fields(ios, ["Device Name", "IP Address"])
     assert "device" not in out["device_info"]
@@ -30,7 +30,9 @@ def test_aliases_ignore_case_and_spacing() -> None:
 
 def test_dotted_paths_and_top_level_keys(ios: dict[str, Any]) -> None:
     """Dotted paths reach into any top-level object; one segment removes a top-level key."""
-    out = exclude_fields(ios, ["device_info.ios_advertising_id", "application_info", "user_attributes.$age"])
+    out = exclude_fields(
+        ios, ["device_info.ios_advertising_id", "application_info", "user_attributes.$age"]
+    )
     assert "ios_advertising_id" not in out["device_info"]
     assert "application_info" not in out
     assert "$age" not in out["user_attributes"]
@@ -42,7 +44,9 @@ def test_absent_fields_are_ignored(s2s: dict[str, Any]) -> None:
     assert s2s == exclude_fields(s2s, ["Device Name", "ip", "mpid.x", "user_attributes.nope"])
 
 
-@pytest.mark.parametrize("selector", ["", "  ", "device_info.", ".ip", "a..b", "events", "events.0.data"])
+@pytest.mark.parametrize(
+    "selector", ["", "  ", "device_info.", ".ip", "a..b", "events", "events.0.data"]
+)
 def test_bad_selectors_are_configuration_errors(selector: str) -> None:
     """Empty selectors, empty segments and paths into events are refused, naming the selector."""
     with pytest.raises(ConfigurationError, match="metadata field exclusion"):
@@ -56,7 +60,9 @@ def test_duplicates_collapse() -> None:
 
 def test_settings_accept_comma_separated_text(ios: dict[str, Any]) -> None:
     """The setting takes mParticle's text form and removes the fields after filtering."""
-    settings = ForwarderSettings(delivery_stream_name="s", metadata_field_exclusion="Device Name, IP Address,")
+    settings = ForwarderSettings(
+        delivery_stream_name="s", metadata_field_exclusion="Device Name, IP Address,"
+    )
     assert ("Device Name", "IP Address") == settings.metadata_field_exclusion
     out = filter_batch(ios, settings)
     assert out is not None

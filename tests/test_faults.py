@@ -76,7 +76,9 @@ def _make(aws: LocalAWS) -> Iterator[Any]:
 
 def delivered_events(aws: LocalAWS) -> Counter[str]:
     """Each delivered event, by its JSON text (to count duplicates)."""
-    return Counter(json.dumps(e, sort_keys=True) for r in aws.delivered(STREAM) for e in r["events"])
+    return Counter(
+        json.dumps(e, sort_keys=True) for r in aws.delivered(STREAM) for e in r["events"]
+    )
 
 
 def expected_events(batch: dict[str, Any]) -> Counter[str]:
@@ -98,8 +100,16 @@ def test_fifty_throttles_then_success(make: Any, ios: dict[str, Any]) -> None:
     assert 0 == h.faults.pending("PutRecordBatch")
 
 
-@pytest.mark.parametrize("fault", [throttling(), throttling("ThrottlingException"), connection_error(),
-                                   ErrorFault(503, "SomethingTransient"), ErrorFault(500, "InternalFailure")])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        throttling(),
+        throttling("ThrottlingException"),
+        connection_error(),
+        ErrorFault(503, "SomethingTransient"),
+        ErrorFault(500, "InternalFailure"),
+    ],
+)
 def test_transient_call_errors_are_retried(make: Any, ios: dict[str, Any], fault: Any) -> None:
     """Throttling, connection errors and 5xx are retried until success."""
     h = make()
@@ -109,7 +119,9 @@ def test_transient_call_errors_are_retried(make: Any, ios: dict[str, Any], fault
     assert expected_events(ios) == delivered_events(h.aws)
 
 
-def test_thirty_percent_partial_failures_deliver_each_record_once(make: Any, samples: list[dict[str, Any]]) -> None:
+def test_thirty_percent_partial_failures_deliver_each_record_once(
+    make: Any, samples: list[dict[str, Any]]
+) -> None:
     """30% of entries fail on every call; only failed entries are re-sent; each arrives once."""
     h = make(retry=RetryPolicy(max_attempts=40, max_elapsed=10_000), max_batch_records=50)
     h.faults.always("PutRecordBatch", PartialFailure(fraction=0.3, seed=7))
@@ -126,7 +138,9 @@ def test_thirty_percent_partial_failures_deliver_each_record_once(make: Any, sam
     assert result.api_calls == result.retries + 5  # 212 records / 50 per call = 5 first calls
 
 
-def test_retries_exhausted_returns_every_record(make: Any, ios: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+def test_retries_exhausted_returns_every_record(
+    make: Any, ios: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
     """Throttled forever: every record comes back failed, on_failure sees each, one log line."""
     failures: list[FailedRecord] = []
     h = make(retry=RetryPolicy(max_attempts=4), on_failure=failures.append)
@@ -135,7 +149,9 @@ def test_retries_exhausted_returns_every_record(make: Any, ios: dict[str, Any], 
         result = h.forwarder.forward(ios)
     assert (0, 13, 4, 3) == (result.sent, len(result.failed), result.api_calls, result.retries)
     assert list(result.failed) == failures
-    assert {("ServiceUnavailableException", 4)} == {(f.error_code, f.attempts) for f in result.failed}
+    assert {("ServiceUnavailableException", 4)} == {
+        (f.error_code, f.attempts) for f in result.failed
+    }
     limit_lines = [r for r in caplog.records if "Retry Limit Exceeded" in r.getMessage()]
     assert 1 == len(limit_lines)
     assert "13 of 13" in limit_lines[0].getMessage()
@@ -158,7 +174,9 @@ def test_partial_exhaustion_returns_only_the_failed(make: Any, ios: dict[str, An
     result = h.forwarder.forward(ios)
     assert 13 == result.sent + len(result.failed)
     got = delivered_events(h.aws)
-    failed = Counter(json.dumps(json.loads(f.data)["events"][0], sort_keys=True) for f in result.failed)
+    failed = Counter(
+        json.dumps(json.loads(f.data)["events"][0], sort_keys=True) for f in result.failed
+    )
     assert expected_events(ios) == got + failed
     assert not (set(got) & set(failed))
 
@@ -166,26 +184,49 @@ def test_partial_exhaustion_returns_only_the_failed(make: Any, ios: dict[str, An
 def test_non_retryable_entry_error_fails_at_once(make: Any, ios: dict[str, Any]) -> None:
     """An entry error that is not transient is returned after one attempt; the rest is sent."""
     h = make(settings=ForwarderSettings(delivery_stream_name=STREAM))
-    h.faults.add("PutRecordBatch", ResponseFault(200, {"FailedPutCount": 1, "RequestResponses": [
-        {"ErrorCode": "InvalidArgumentException", "ErrorMessage": "bad"}]}))
+    h.faults.add(
+        "PutRecordBatch",
+        ResponseFault(
+            200,
+            {
+                "FailedPutCount": 1,
+                "RequestResponses": [
+                    {"ErrorCode": "InvalidArgumentException", "ErrorMessage": "bad"}
+                ],
+            },
+        ),
+    )
     result = h.forwarder.forward(ios)
     (failed,) = result.failed
-    assert ("InvalidArgumentException", "bad", 1) == (failed.error_code, failed.error_message, failed.attempts)
+    assert ("InvalidArgumentException", "bad", 1) == (
+        failed.error_code,
+        failed.error_message,
+        failed.attempts,
+    )
     assert 0 == result.retries
 
 
 def test_mismatched_response_is_resent(make: Any, ios: dict[str, Any]) -> None:
     """A response that cannot be matched to the request is treated as a failure of every entry."""
     h = make(settings=ForwarderSettings(delivery_stream_name=STREAM))
-    h.faults.add("PutRecordBatch", ResponseFault(200, {"FailedPutCount": 1, "RequestResponses": []}))
+    h.faults.add(
+        "PutRecordBatch", ResponseFault(200, {"FailedPutCount": 1, "RequestResponses": []})
+    )
     result = h.forwarder.forward(ios)
     assert (1, 1) == (result.sent, result.retries)
 
 
-def test_fatal_error_mid_stream_carries_undelivered(make: Any, samples: list[dict[str, Any]]) -> None:
+def test_fatal_error_mid_stream_carries_undelivered(
+    make: Any, samples: list[dict[str, Any]]
+) -> None:
     """Access denied on the 3rd call: the error carries every record built and not delivered."""
     h = make(max_batch_records=10)
-    h.faults.add("PutRecordBatch", PartialFailure(fraction=0.0), PartialFailure(fraction=0.0), access_denied())
+    h.faults.add(
+        "PutRecordBatch",
+        PartialFailure(fraction=0.0),
+        PartialFailure(fraction=0.0),
+        access_denied(),
+    )
     read: list[dict[str, Any]] = []
 
     def batches() -> Iterator[dict[str, Any]]:
@@ -210,18 +251,26 @@ def test_fatal_error_mid_stream_carries_undelivered(make: Any, samples: list[dic
     expected: Counter[str] = Counter()
     for batch in read:
         expected += expected_events(batch)
-    carried = Counter(json.dumps(json.loads(r)["events"][0], sort_keys=True) for r in error.undelivered)
+    carried = Counter(
+        json.dumps(json.loads(r)["events"][0], sort_keys=True) for r in error.undelivered
+    )
     assert expected == delivered_events(h.aws) + carried  # nothing lost, nothing twice
     odd_events = [json.loads(r)["events"][0] for r in error.undelivered[6:]]
     assert odd_events == filter_batch(read[2], PER_EVENT)["events"]  # type: ignore[index]  # order kept
 
 
-def test_fatal_error_in_single_mode_counts_what_was_sent(make: Any, samples: list[dict[str, Any]]) -> None:
+def test_fatal_error_in_single_mode_counts_what_was_sent(
+    make: Any, samples: list[dict[str, Any]]
+) -> None:
     """PutRecord mode: records sent before the fatal one are counted, not returned."""
     h = make(settings=SINGLE, put_mode="single")
     # record 0 goes through, record 1 is throttled, record 2 is denied; 3 and 4 are never tried
-    h.faults.add("PutRecord", ResponseFault(200, {"RecordId": "r0", "Encrypted": False}),
-                 service_unavailable(), access_denied())
+    h.faults.add(
+        "PutRecord",
+        ResponseFault(200, {"RecordId": "r0", "Encrypted": False}),
+        service_unavailable(),
+        access_denied(),
+    )
     with pytest.raises(AccessDeniedError, match="'firehose:PutRecord'") as info:
         h.forwarder.forward_many(samples)
     assert info.value.result is not None
@@ -235,15 +284,17 @@ def test_other_fatal_errors(make: Any, ios: dict[str, Any]) -> None:
     """InvalidArgument and KMS errors raise DeliveryError with the AWS code and message."""
     h = make()
     h.faults.add("PutRecordBatch", ErrorFault(400, "InvalidKMSResourceException", "key disabled"))
-    with pytest.raises(DeliveryError, match="InvalidKMSResourceException.*key disabled") as info:
+    with pytest.raises(DeliveryError, match=r"InvalidKMSResourceException.*key disabled") as info:
         h.forwarder.forward(ios)
     assert "InvalidKMSResourceException" == info.value.error_code
     assert 13 == len(info.value.undelivered)
 
 
-def test_on_failure_that_raises_does_not_lose_records(make: Any, ios: dict[str, Any],
-                                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_on_failure_that_raises_does_not_lose_records(
+    make: Any, ios: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
     """A broken on_failure callback is logged; the failures stay in the result."""
+
     def boom(_: FailedRecord) -> None:
         raise RuntimeError("callback bug")
 

@@ -31,21 +31,41 @@ def types(batch: dict[str, Any] | None) -> Counter[str]:
 
 # (setting, sample, event types it gates, how many of them the sample has)
 GATES = [
-    ("send_lifecycle_events", "ios_lifecycle_screens_custom_commerce.json",
-     {"session_start", "session_end", "application_state_transition"}, 4),
+    (
+        "send_lifecycle_events",
+        "ios_lifecycle_screens_custom_commerce.json",
+        {"session_start", "session_end", "application_state_transition"},
+        4,
+    ),
     ("send_screen_views", "ios_lifecycle_screens_custom_commerce.json", {"screen_view"}, 3),
     ("send_crash_events", "android_crash_network_push_location.json", {"crash_report"}, 1),
-    ("send_network_performance_events", "android_crash_network_push_location.json",
-     {"network_performance"}, 2),
+    (
+        "send_network_performance_events",
+        "android_crash_network_push_location.json",
+        {"network_performance"},
+        2,
+    ),
     ("send_custom_events", "ios_lifecycle_screens_custom_commerce.json", {"custom_event"}, 2),
-    ("send_push_registrations_and_receipts", "android_crash_network_push_location.json",
-     {"push_registration", "push_message"}, 3),
+    (
+        "send_push_registrations_and_receipts",
+        "android_crash_network_push_location.json",
+        {"push_registration", "push_message"},
+        3,
+    ),
     ("send_commerce_events", "ios_lifecycle_screens_custom_commerce.json", {"commerce_event"}, 4),
     ("send_profile_change_events", "web_identity_attribute_profile_changes.json", {"profile"}, 3),
-    ("include_user_attribute_change_events", "web_identity_attribute_profile_changes.json",
-     {"user_attribute_change"}, 4),
-    ("include_user_identity_change_events", "web_identity_attribute_profile_changes.json",
-     {"user_identity_change"}, 3),
+    (
+        "include_user_attribute_change_events",
+        "web_identity_attribute_profile_changes.json",
+        {"user_attribute_change"},
+        4,
+    ),
+    (
+        "include_user_identity_change_events",
+        "web_identity_attribute_profile_changes.json",
+        {"user_identity_change"},
+        3,
+    ),
 ]
 
 
@@ -60,7 +80,8 @@ def test_event_type_settings_gate_exactly_their_types(
         delivery_stream_name="s",
         **{s: True for s, *_ in GATES},  # type: ignore[arg-type]
     )
-    settings = attrs.evolve(everything, **{setting: value})
+    changes: dict[str, Any] = {setting: value}
+    settings = attrs.evolve(everything, **changes)
     outcome = evaluate(batch, settings)
     kept = types(outcome.batch)
     original = types(batch)
@@ -122,12 +143,14 @@ def test_include_location_information(ios: dict[str, Any], value: bool) -> None:
     with_location = sum("location" in e["data"] for e in batch["events"])
     assert (12 if value else 0) == with_location
     if not value:  # the rest of each event is untouched
-        for before, after in zip(ios["events"], batch["events"]):
+        for before, after in zip(ios["events"], batch["events"], strict=True):
             assert {k: v for k, v in before["data"].items() if k != "location"} == after["data"]
 
 
 @pytest.mark.parametrize("value", [True, False])
-def test_include_event_batch_location(android: dict[str, Any], ios: dict[str, Any], value: bool) -> None:
+def test_include_event_batch_location(
+    android: dict[str, Any], ios: dict[str, Any], value: bool
+) -> None:
     """Include Event Batch Location keeps or removes context.location; data_plan stays."""
     settings = attrs.evolve(DEFAULT, include_event_batch_location=value)
     out = filter_batch(android, settings)
@@ -190,7 +213,9 @@ def test_send_batches_without_events(s2s: dict[str, Any], value: bool) -> None:
 
 def test_eventless_check_runs_after_filtering(web: dict[str, Any]) -> None:
     """A batch whose events are all filtered out counts as eventless."""
-    only_changes = dict(web, events=[e for e in web["events"] if e["event_type"].startswith("user_")])
+    only_changes = dict(
+        web, events=[e for e in web["events"] if e["event_type"].startswith("user_")]
+    )
     kept = evaluate(only_changes, DEFAULT)
     assert kept.batch is not None
     assert [] == kept.batch["events"]
@@ -230,11 +255,20 @@ def test_unreadable_batches_raise_a_typed_error(batch: object, reason: str) -> N
 
 def test_malformed_events_are_dropped_and_counted() -> None:
     """Events that are not objects, lack a type, or have non-object data are counted by reason."""
-    batch = {"events": [
-        None, 3, "x", {"data": {}}, {"event_type": ""}, {"event_type": 5},
-        {"event_type": "custom_event", "data": "oops"}, {"event_type": "custom_event", "data": None},
-        {"event_type": "custom_event"}, {"event_type": "custom_event", "data": {"event_name": "ok"}},
-    ]}
+    batch: dict[str, Any] = {
+        "events": [
+            None,
+            3,
+            "x",
+            {"data": {}},
+            {"event_type": ""},
+            {"event_type": 5},
+            {"event_type": "custom_event", "data": "oops"},
+            {"event_type": "custom_event", "data": None},
+            {"event_type": "custom_event"},
+            {"event_type": "custom_event", "data": {"event_name": "ok"}},
+        ]
+    }
     outcome = evaluate(batch, DEFAULT)
     assert {NOT_AN_OBJECT: 3, NO_EVENT_TYPE: 1, BAD_EVENT_TYPE: 2, BAD_DATA: 1} == outcome.dropped
     assert 7 == outcome.dropped_events

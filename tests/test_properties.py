@@ -23,7 +23,9 @@ json_scalars = (
 )
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 event_types = st.sampled_from(
@@ -46,34 +48,70 @@ events = st.one_of(
     json_values,  # malformed events of every kind
 )
 metadata_keys = st.sampled_from(
-    ["device_info", "application_info", "source_info", "context", "mp_deviceid", "ip", "mpid",
-     "unique_id", "user_attributes", "message_id"]
+    [
+        "device_info",
+        "application_info",
+        "source_info",
+        "context",
+        "mp_deviceid",
+        "ip",
+        "mpid",
+        "unique_id",
+        "user_attributes",
+        "message_id",
+    ]
 )
 batches = st.builds(
     lambda base, evs, with_events: {**base, "events": evs} if with_events else base,
-    st.dictionaries(metadata_keys, json_values | st.dictionaries(
-        st.sampled_from(["device", "location", "data_plan", "ios_advertising_id"]), json_values, max_size=4
-    ), max_size=8),
+    st.dictionaries(
+        metadata_keys,
+        json_values
+        | st.dictionaries(
+            st.sampled_from(["device", "location", "data_plan", "ios_advertising_id"]),
+            json_values,
+            max_size=4,
+        ),
+        max_size=8,
+    ),
     st.lists(events, max_size=8),
     st.booleans(),
 )
 bool_fields = [
-    "send_lifecycle_events", "send_screen_views", "send_crash_events",
-    "send_network_performance_events", "send_custom_events",
-    "send_push_registrations_and_receipts", "include_location_information",
-    "include_event_batch_location", "send_profile_change_events", "send_commerce_events",
-    "include_metadata", "include_user_attribute_change_events",
-    "include_user_identity_change_events", "send_batches_without_events", "include_mp_deviceid",
+    "send_lifecycle_events",
+    "send_screen_views",
+    "send_crash_events",
+    "send_network_performance_events",
+    "send_custom_events",
+    "send_push_registrations_and_receipts",
+    "include_location_information",
+    "include_event_batch_location",
+    "send_profile_change_events",
+    "send_commerce_events",
+    "include_metadata",
+    "include_user_attribute_change_events",
+    "include_user_identity_change_events",
+    "send_batches_without_events",
+    "include_mp_deviceid",
 ]
 selectors = st.lists(
-    st.sampled_from(["Device Name", "IP Address", "context.data_plan", "device_info.ios_advertising_id",
-                     "user_attributes", "mpid.x"]),
+    st.sampled_from(
+        [
+            "Device Name",
+            "IP Address",
+            "context.data_plan",
+            "device_info.ios_advertising_id",
+            "user_attributes",
+            "mpid.x",
+        ]
+    ),
     max_size=3,
 )
 settings_st = st.builds(
     lambda flags, excl, uid: ForwarderSettings(
-        delivery_stream_name="s", metadata_field_exclusion=excl, unique_id=uid,
-        **dict(zip(bool_fields, flags)),  # type: ignore[arg-type]
+        delivery_stream_name="s",
+        metadata_field_exclusion=excl,
+        unique_id=uid,
+        **dict(zip(bool_fields, flags, strict=True)),
     ),
     st.lists(st.booleans(), min_size=len(bool_fields), max_size=len(bool_fields)),
     selectors,
@@ -106,7 +144,9 @@ def _keys_within(out: Any, original: Any) -> bool:
 
 
 @given(batches, settings_st)
-def test_filtering_never_adds_events_or_keys_and_never_mutates(batch: dict[str, Any], settings: ForwarderSettings) -> None:
+def test_filtering_never_adds_events_or_keys_and_never_mutates(
+    batch: dict[str, Any], settings: ForwarderSettings
+) -> None:
     """Filtering keeps a subsequence of the events, adds no key but unique_id, mutates nothing."""
     before = frozen_copy(batch)
     out = filter_batch(batch, settings)
@@ -138,8 +178,11 @@ def test_encoded_records_round_trip(value: Any) -> None:
     assert value == json.loads(encode_record_stdlib(value))
 
 
-@given(st.lists(st.integers(min_value=0, max_value=500), max_size=300),
-       st.integers(min_value=1, max_value=20), st.integers(min_value=500, max_value=3_000))
+@given(
+    st.lists(st.integers(min_value=0, max_value=500), max_size=300),
+    st.integers(min_value=1, max_value=20),
+    st.integers(min_value=500, max_value=3_000),
+)
 def test_packing_never_exceeds_a_limit(sizes: list[int], max_records: int, max_bytes: int) -> None:
     """Every group is within both limits, and groups keep every record in order."""
     records = [b"r" * s for s in sizes]
@@ -148,11 +191,19 @@ def test_packing_never_exceeds_a_limit(sizes: list[int], max_records: int, max_b
     assert all(1 <= len(g) <= max_records and sum(map(len, g)) <= max_bytes for g in groups)
 
 
-@given(st.lists(st.text(max_size=400), max_size=30), st.integers(min_value=200, max_value=3_000),
-       st.sampled_from([b"", b"\n"]))
-def test_fit_record_never_exceeds_the_limit_nor_loses_events(pads: list[str], limit: int, delimiter: bytes) -> None:
+@given(
+    st.lists(st.text(max_size=400), max_size=30),
+    st.integers(min_value=200, max_value=3_000),
+    st.sampled_from([b"", b"\n"]),
+)
+def test_fit_record_never_exceeds_the_limit_nor_loses_events(
+    pads: list[str], limit: int, delimiter: bytes
+) -> None:
     """Split records fit; sent plus oversize events are exactly the input events, in order."""
-    batch = {"mpid": 7, "events": [{"event_type": "custom_event", "data": {"p": p}} for p in pads]}
+    batch: dict[str, Any] = {
+        "mpid": 7,
+        "events": [{"event_type": "custom_event", "data": {"p": p}} for p in pads],
+    }
     records, oversize = fit_record(batch, limit=limit, delimiter=delimiter)
     assert all(len(r) <= limit for r in records)
     assert all(o.size > limit for o in oversize)

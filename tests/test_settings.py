@@ -9,14 +9,23 @@ from streambridge import ConfigurationError, ForwarderSettings, RetryPolicy
 from streambridge.settings import DISPLAY_NAMES
 
 MPARTICLE_DEFAULTS = {
-    "send_lifecycle_events": True, "send_screen_views": True, "send_crash_events": True,
-    "send_network_performance_events": True, "send_custom_events": True,
-    "send_push_registrations_and_receipts": True, "send_as_batch": True,
-    "wait_for_complete_batch": False, "include_location_information": True,
-    "include_event_batch_location": False, "send_profile_change_events": True,
-    "send_commerce_events": True, "include_metadata": True,
-    "include_user_attribute_change_events": False, "include_user_identity_change_events": False,
-    "send_batches_without_events": True, "include_mp_deviceid": False,
+    "send_lifecycle_events": True,
+    "send_screen_views": True,
+    "send_crash_events": True,
+    "send_network_performance_events": True,
+    "send_custom_events": True,
+    "send_push_registrations_and_receipts": True,
+    "send_as_batch": True,
+    "wait_for_complete_batch": False,
+    "include_location_information": True,
+    "include_event_batch_location": False,
+    "send_profile_change_events": True,
+    "send_commerce_events": True,
+    "include_metadata": True,
+    "include_user_attribute_change_events": False,
+    "include_user_identity_change_events": False,
+    "send_batches_without_events": True,
+    "include_mp_deviceid": False,
 }
 
 
@@ -36,17 +45,19 @@ def test_every_field_has_a_display_name() -> None:
 
 def test_from_mparticle_display_names_and_string_booleans() -> None:
     """Display names with "True"/"False" strings or bools, in any case, are accepted."""
-    settings = ForwarderSettings.from_mparticle({
-        "Delivery Stream Name": "events",
-        "AWS Region Endpoint": "eu-west-1",
-        "Unique ID": "",
-        "Send as Batch": "False",
-        "send lifecycle events": "true",
-        "Include MP DeviceId": True,
-        "Metadata Field Exclusion": ["Device Name"],
-        "Access Key ID": "AKIAEXAMPLE",
-        "Secret Access Key": "s3cr3t-value",
-    })
+    settings = ForwarderSettings.from_mparticle(
+        {
+            "Delivery Stream Name": "events",
+            "AWS Region Endpoint": "eu-west-1",
+            "Unique ID": "",
+            "Send as Batch": "False",
+            "send lifecycle events": "true",
+            "Include MP DeviceId": True,
+            "Metadata Field Exclusion": ["Device Name"],
+            "Access Key ID": "AKIAEXAMPLE",
+            "Secret Access Key": "s3cr3t-value",
+        }
+    )
     assert "events" == settings.delivery_stream_name
     assert "eu-west-1" == settings.region
     assert settings.unique_id is None
@@ -66,15 +77,24 @@ def test_from_mparticle_accepts_attribute_names() -> None:
 @pytest.mark.parametrize(
     ("mapping", "match"),
     [
-        ({"Delivery Stream Name": "s", "Send as Bach": True}, "unknown setting 'Send as Bach'; did you mean 'Send as Batch'"),
+        (
+            {"Delivery Stream Name": "s", "Send as Bach": True},
+            "unknown setting 'Send as Bach'; did you mean 'Send as Batch'",
+        ),
         ({"Delivery Stream Name": "s", "Send as Batch": "yes"}, "'Send as Batch'.*got 'yes'"),
         ({"Delivery Stream Name": "s", "Send as Batch": 1}, "'Send as Batch'"),
         ({"Send as Batch": True}, "'Delivery Stream Name'.*required"),
         ({"Delivery Stream Name": "bad name!"}, "delivery_stream_name"),
         ({"Delivery Stream Name": "s", "AWS Region Endpoint": "mars"}, "region"),
         ({"Delivery Stream Name": "s", "Unique ID": 5}, "'Unique ID'"),
-        ({"Delivery Stream Name": "s", "send_as_batch": True, "Send as Batch": False}, "given twice"),
-        ({"Delivery Stream Name": "s", "Metadata Field Exclusion": "events.x"}, "points into events"),
+        (
+            {"Delivery Stream Name": "s", "send_as_batch": True, "Send as Batch": False},
+            "given twice",
+        ),
+        (
+            {"Delivery Stream Name": "s", "Metadata Field Exclusion": "events.x"},
+            "points into events",
+        ),
         ({5: "x"}, "setting names must be strings"),
     ],
 )
@@ -98,7 +118,9 @@ def test_secrets_never_print() -> None:
     assert "SUPERSECRET" not in repr(settings)
     assert "AKIDSECRETID" not in repr(settings)
     with pytest.raises(ConfigurationError) as info:
-        ForwarderSettings.from_mparticle({"Delivery Stream Name": "s", "Secret Access Key": ["SUPERSECRET"]})
+        ForwarderSettings.from_mparticle(
+            {"Delivery Stream Name": "s", "Secret Access Key": ["SUPERSECRET"]}
+        )
     assert "SUPERSECRET" not in str(info.value)
     with pytest.raises(ConfigurationError) as info:
         ForwarderSettings(delivery_stream_name="s", secret_access_key=["SUPERSECRET"])  # type: ignore[arg-type]
@@ -110,10 +132,15 @@ def test_direct_construction_validates() -> None:
     with pytest.raises(ConfigurationError, match="send_as_batch"):
         ForwarderSettings(delivery_stream_name="s", send_as_batch="False")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="metadata_field_exclusion"):
-        ForwarderSettings(delivery_stream_name="s", metadata_field_exclusion=5)  # type: ignore[arg-type]
+        ForwarderSettings(delivery_stream_name="s", metadata_field_exclusion=5)
     with pytest.raises(ConfigurationError, match="entries must be strings"):
-        ForwarderSettings(delivery_stream_name="s", metadata_field_exclusion=[5])  # type: ignore[list-item]
-    assert () == ForwarderSettings(delivery_stream_name="s", metadata_field_exclusion=None).metadata_field_exclusion  # type: ignore[arg-type]
+        ForwarderSettings(delivery_stream_name="s", metadata_field_exclusion=[5])
+    assert (
+        ()
+        == ForwarderSettings(
+            delivery_stream_name="s", metadata_field_exclusion=None
+        ).metadata_field_exclusion
+    )
 
 
 def test_settings_are_frozen_and_hashable() -> None:
@@ -126,7 +153,13 @@ def test_settings_are_frozen_and_hashable() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"max_attempts": 0}, {"max_attempts": 1.5}, {"base_delay": 0}, {"max_delay": -1}, {"max_elapsed": True}],
+    [
+        {"max_attempts": 0},
+        {"max_attempts": 1.5},
+        {"base_delay": 0},
+        {"max_delay": -1},
+        {"max_elapsed": True},
+    ],
 )
 def test_retry_policy_validation(kwargs: dict[str, object]) -> None:
     """RetryPolicy refuses non-positive budgets, naming the field."""

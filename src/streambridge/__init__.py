@@ -19,7 +19,10 @@ needs the ``local`` extra) and the ``streambridge`` command.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib import import_module as _import_module
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
+from typing import TYPE_CHECKING, Any
 
 from streambridge.errors import (
     AccessDeniedError,
@@ -31,15 +34,41 @@ from streambridge.errors import (
     StreamNotFoundError,
     StreamNotReadyError,
 )
-from streambridge.forwarder import DeliveryStreamInfo, FirehoseForwarder
 from streambridge.results import FailedRecord, ForwardResult, RejectedBatch, SkippedBatch
 from streambridge.retry import RetryPolicy
 from streambridge.settings import ForwarderSettings
 
+if TYPE_CHECKING:
+    from streambridge.forwarder import DeliveryStreamInfo, FirehoseForwarder
+
 try:
-    __version__ = version("streambridge")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = _version("streambridge")
+except _PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0.0.0"
+
+# The shells import botocore; load them on first use so that the pure core
+# (``import streambridge.filtering``) never pulls in boto3 or botocore.
+_LAZY = {
+    "DeliveryStreamInfo": "streambridge.forwarder",
+    "FirehoseForwarder": "streambridge.forwarder",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the shell classes on first access."""
+    module = _LAZY.get(name)
+    if module is None:
+        msg = f"module 'streambridge' has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(_import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The public names, the lazy ones included."""
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "AccessDeniedError",

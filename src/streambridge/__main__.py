@@ -22,10 +22,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         try:
             from streambridge._demo import run_demo  # noqa: PLC0415
+
             return run_demo()
         except ModuleNotFoundError as exc:
-            print(f"streambridge demo needs the 'local' extra ({exc.name} is missing): "
-                  "pip install 'streambridge[local]'", file=sys.stderr)
+            print(
+                f"streambridge demo needs the 'local' extra ({exc.name} is missing): "
+                "pip install 'streambridge[local]'",
+                file=sys.stderr,
+            )
             return 2
     return 2  # pragma: no cover - argparse rejects unknown commands
 

@@ -34,8 +34,10 @@ def run_demo() -> int:
         settings = ForwarderSettings(delivery_stream_name=STREAM)
         forwarder = FirehoseForwarder(aws.client("firehose"), settings, record_delimiter=b"\n")
         info = forwarder.check()
-        print(f"delivery stream {info.name!r}: {info.status}, source {info.stream_type}, "
-              f"S3 bucket {bucket!r}")
+        print(
+            f"delivery stream {info.name!r}: {info.status}, source {info.stream_type}, "
+            f"S3 bucket {bucket!r}"
+        )
         print("forwarding the sample batches with mParticle's default connection settings:")
         total = ForwardResult()
         for name, batch in sample_batches():
@@ -43,10 +45,12 @@ def run_demo() -> int:
             total += result
             events = len(batch.get("events") or ())
             print(f"  {name:<46} {events:>3} events -> {_outcome(result)}")
-        print(f"sent {total.sent} records in {total.api_calls} call(s); failed {len(total.failed)},"
-              f" skipped {len(total.skipped)}, rejected {len(total.rejected)}, "
-              f"{total.filtered_events} events filtered by settings, "
-              f"{total.dropped_events} malformed events dropped")
+        print(
+            f"sent {total.sent} records in {total.api_calls} call(s); failed {len(total.failed)},"
+            f" skipped {len(total.skipped)}, rejected {len(total.rejected)}, "
+            f"{total.filtered_events} events filtered by settings, "
+            f"{total.dropped_events} malformed events dropped"
+        )
         delivered = aws.delivered(STREAM)
         types = Counter(
             str(event.get("event_type"))
@@ -56,11 +60,14 @@ def run_demo() -> int:
         print(f"read back from S3: {len(delivered)} records, {sum(types.values())} events")
         print("  " + ", ".join(f"{kind} {count}" for kind, count in types.most_common()))
         stripped = [
-            key for key in ("mp_deviceid", "context")
+            key
+            for key in ("mp_deviceid", "context")
             if all(key not in record for record in delivered)
         ]
-        print(f"  not forwarded (default settings): {', '.join(stripped)}; "
-              f"user_attribute_change and user_identity_change events")
+        print(
+            f"  not forwarded (default settings): {', '.join(stripped)}; "
+            f"user_attribute_change and user_identity_change events"
+        )
     ok = not total.failed and len(delivered) == total.sent
     print("demo " + ("OK" if ok else "FAILED"))
     return 0 if ok else 1

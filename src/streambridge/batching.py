@@ -105,9 +105,10 @@ class SessionBuffer:
             if key is None:
                 loose.append(event)
                 continue
-            pending = self._pending.get((*user, key))
+            slot = (user[0], user[1], key)
+            pending = self._pending.get(slot)
             if pending is None:
-                pending = self._pending[(*user, key)] = _Pending(filtered, [], now)
+                pending = self._pending[slot] = _Pending(filtered, [], now)
             pending.latest = filtered
             pending.events.append(event)
         if loose:
@@ -115,7 +116,7 @@ class SessionBuffer:
         for event in raw_events:
             if isinstance(event, dict) and _is_session_end(event):
                 key = session_key(event)
-                done = self._pending.pop((*user, key), None) if key is not None else None
+                done = self._pending.pop((user[0], user[1], key), None) if key is not None else None
                 if done is not None:
                     ready.append(_with_events(done.latest, done.events))
         while len(self._pending) > self.max_sessions:

@@ -6,7 +6,7 @@ through :func:`failed_entries`.
 Firehose limits (Direct PUT): a record's data is at most 1,000 KiB (1,024,000 bytes) *before*
 base64 — botocore base64-encodes blobs itself, so records are passed as raw bytes; a
 ``PutRecordBatch`` call takes at most 500 records and 4 MB. AWS does not say whether the 4 MB
-is counted before or after base64; 4 × 1 MB raw records are known to be accepted, so the raw
+is counted before or after base64; 4 x 1 MB raw records are known to be accepted, so the raw
 size is counted, against a conservative 4,000,000 bytes by default.
 """
 
@@ -20,6 +20,7 @@ import attrs
 
 from streambridge.errors import EncodingError
 
+_orjson: Any
 try:  # the `fast` extra
     import orjson as _orjson
 except ImportError:  # pragma: no cover - exercised in environments without the extra
@@ -85,7 +86,7 @@ if _orjson is not None:
             EncodingError: ``obj`` holds something JSON cannot represent.
         """
         try:
-            return _orjson_dumps(obj)  # type: ignore[no-any-return]
+            return _orjson_dumps(obj)  # type: ignore[no-any-return,unused-ignore]
         except _OrjsonError:
             return encode_record_stdlib(obj)
 
@@ -128,7 +129,7 @@ def fit_record(
     limit: int = MAX_RECORD_BYTES,
     delimiter: bytes = b"",
 ) -> tuple[list[bytes], list[Oversize]]:
-    """Encode one record payload, splitting it by events when it is over ``limit``.
+    r"""Encode one record payload, splitting it by events when it is over ``limit``.
 
     A batch over the limit becomes several records, each with the full envelope and a run of
     consecutive events, each within the limit. An event that does not fit even alone (with
@@ -163,7 +164,7 @@ def fit_record(
             envelope["events"] = chunk
             records.append(encode(envelope) + delimiter)
 
-    for event, size in zip(events, sizes):
+    for event, size in zip(events, sizes, strict=True):
         if base + size > limit:
             single = dict(payload)
             single["events"] = [event]
@@ -244,9 +245,7 @@ def pack_records(
         yield last
 
 
-def failed_entries(
-    response: Mapping[str, Any], sent: int
-) -> list[tuple[int, str, str]] | None:
+def failed_entries(response: Mapping[str, Any], sent: int) -> list[tuple[int, str, str]] | None:
     """Read a ``PutRecordBatch`` response: which entries failed, and why.
 
     Args:

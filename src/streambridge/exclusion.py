@@ -74,7 +74,9 @@ def parse_selectors(selectors: Iterable[str]) -> tuple[Path, ...]:
     items = tuple(selectors)
     for item in items:
         if not isinstance(item, str):
-            raise ConfigurationError(f"metadata field exclusion entries must be strings, got {item!r}")
+            raise ConfigurationError(
+                f"metadata field exclusion entries must be strings, got {item!r}"
+            )
     return _parse_cached(items)
 
 

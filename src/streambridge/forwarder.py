@@ -118,7 +118,9 @@ class _Fatal(Exception):  # noqa: N818 - internal signal, never escapes
 
 
 class _Undelivered(Exception):  # noqa: N818 - internal signal, never escapes
-    def __init__(self, error: DeliveryError, cause: ClientError, records: tuple[bytes, ...]) -> None:
+    def __init__(
+        self, error: DeliveryError, cause: ClientError, records: tuple[bytes, ...]
+    ) -> None:
         super().__init__(str(error))
         self.error = error
         self.cause = cause
@@ -159,7 +161,7 @@ class FirehoseForwarder:
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = _random.random,
     ) -> None:
-        """Create a forwarder.
+        r"""Create a forwarder.
 
         Args:
             client: A boto3 Firehose client (``boto3.client("firehose")``).
@@ -381,8 +383,9 @@ class FirehoseForwarder:
                     delimiter=self.record_delimiter,
                 )
             except ValueError as exc:  # EncodingError: not representable as JSON
-                failures.append(FailedRecord(repr(payload)[:1000].encode(), "EncodingError",
-                                             str(exc), 0))
+                failures.append(
+                    FailedRecord(repr(payload)[:1000].encode(), "EncodingError", str(exc), 0)
+                )
                 continue
             records.extend(fitted)
             failures.extend(
@@ -463,7 +466,7 @@ class FirehoseForwarder:
     ) -> list[int]:
         """Count one round's outcomes; return the indexes to retry."""
         still: list[int] = []
-        for index, outcome in zip(pending, outcomes):
+        for index, outcome in zip(pending, outcomes, strict=False):
             attempts[index] += 1
             if outcome is None:
                 tally.sent += 1
@@ -482,7 +485,7 @@ class FirehoseForwarder:
             for record in records:
                 try:
                     done.append(self._attempt_single(record, tally))
-                except ClientError as exc:
+                except ClientError as exc:  # noqa: PERF203 - one call per record by design
                     raise _Fatal(exc, done) from exc
             return done
         tally.api_calls += 1
@@ -534,7 +537,7 @@ class FirehoseForwarder:
         for failure in failures:
             try:
                 self.on_failure(failure)
-            except Exception:
+            except Exception:  # noqa: PERF203 - a user callback must not lose records
                 logger.exception("on_failure raised; the record stays in the result's failed")
 
     def _fatal(
@@ -572,7 +575,6 @@ class FirehoseForwarder:
             error_code=code,
             undelivered=undelivered,
         )
-
 
 
 def _error_details(exc: ClientError) -> tuple[str, str, int | None]:

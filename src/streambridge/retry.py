@@ -72,12 +72,12 @@ def is_retryable(code: str, http_status: int | None = None) -> bool:
     return http_status is not None and (http_status >= 500 or http_status == 429)  # noqa: PLR2004
 
 
-def _positive(inst: object, attribute: attrs.Attribute[float], value: float) -> None:
+def _positive(inst: object, attribute: attrs.Attribute[float], value: object) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
         raise ConfigurationError(f"{attribute.name} must be a positive number, got {value!r}")
 
 
-def _at_least_one(inst: object, attribute: attrs.Attribute[int], value: int) -> None:
+def _at_least_one(inst: object, attribute: attrs.Attribute[int], value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ConfigurationError(f"{attribute.name} must be an integer >= 1, got {value!r}")
 
@@ -108,9 +108,7 @@ class RetryPolicy:
         ceiling = min(self.max_delay, self.base_delay * 2.0 ** min(retry - 1, 62))
         return random() * ceiling
 
-    def next_delay(
-        self, retry: int, elapsed: float, random: Callable[[], float]
-    ) -> float | None:
+    def next_delay(self, retry: int, elapsed: float, random: Callable[[], float]) -> float | None:
         """The wait before retry ``retry``, or None when a budget forbids that retry.
 
         Args:

@@ -50,7 +50,9 @@ def _stream_name(inst: object, attribute: attrs.Attribute[Any], value: object) -
 
 def _region(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str) or not _REGION.fullmatch(value):
-        raise ConfigurationError(f"region must be an AWS region name such as 'us-east-1', got {value!r}")
+        raise ConfigurationError(
+            f"region must be an AWS region name such as 'us-east-1', got {value!r}"
+        )
 
 
 def _selectors(value: object) -> tuple[str, ...]:
@@ -67,16 +69,18 @@ def _selectors(value: object) -> tuple[str, ...]:
             f"metadata_field_exclusion must be a list of field names or a comma-separated string,"
             f" got {value!r}"
         )
-    selectors = tuple(s.strip() if isinstance(s, str) else s for s in items)
-    cleaned = tuple(s for s in selectors if s != "")
-    for s in cleaned:
-        if not isinstance(s, str):
-            raise ConfigurationError(f"metadata_field_exclusion entries must be strings, got {s!r}")
+    cleaned: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            msg = f"metadata_field_exclusion entries must be strings, got {item!r}"
+            raise ConfigurationError(msg)
+        if item.strip():
+            cleaned.append(item.strip())
     parse_selectors(cleaned)  # raises ConfigurationError naming a bad selector
-    return cleaned  # type: ignore[return-value]  # every item was checked to be a str above
+    return tuple(cleaned)
 
 
-def _bool_field(default: bool) -> Any:  # noqa: FBT001
+def _bool_field(*, default: bool) -> Any:
     return attrs.field(default=default, validator=_bool)
 
 
@@ -122,23 +126,23 @@ class ForwarderSettings:
     delivery_stream_name: str = attrs.field(validator=_stream_name)
     region: str = attrs.field(default="us-east-1", validator=_region)
     unique_id: str | None = attrs.field(default=None, validator=_optional_str)
-    send_lifecycle_events: bool = _bool_field(True)
-    send_screen_views: bool = _bool_field(True)
-    send_crash_events: bool = _bool_field(True)
-    send_network_performance_events: bool = _bool_field(True)
-    send_custom_events: bool = _bool_field(True)
-    send_push_registrations_and_receipts: bool = _bool_field(True)
-    send_as_batch: bool = _bool_field(True)
-    wait_for_complete_batch: bool = _bool_field(False)
-    include_location_information: bool = _bool_field(True)
-    include_event_batch_location: bool = _bool_field(False)
-    send_profile_change_events: bool = _bool_field(True)
-    send_commerce_events: bool = _bool_field(True)
-    include_metadata: bool = _bool_field(True)
-    include_user_attribute_change_events: bool = _bool_field(False)
-    include_user_identity_change_events: bool = _bool_field(False)
-    send_batches_without_events: bool = _bool_field(True)
-    include_mp_deviceid: bool = _bool_field(False)
+    send_lifecycle_events: bool = _bool_field(default=True)
+    send_screen_views: bool = _bool_field(default=True)
+    send_crash_events: bool = _bool_field(default=True)
+    send_network_performance_events: bool = _bool_field(default=True)
+    send_custom_events: bool = _bool_field(default=True)
+    send_push_registrations_and_receipts: bool = _bool_field(default=True)
+    send_as_batch: bool = _bool_field(default=True)
+    wait_for_complete_batch: bool = _bool_field(default=False)
+    include_location_information: bool = _bool_field(default=True)
+    include_event_batch_location: bool = _bool_field(default=False)
+    send_profile_change_events: bool = _bool_field(default=True)
+    send_commerce_events: bool = _bool_field(default=True)
+    include_metadata: bool = _bool_field(default=True)
+    include_user_attribute_change_events: bool = _bool_field(default=False)
+    include_user_identity_change_events: bool = _bool_field(default=False)
+    send_batches_without_events: bool = _bool_field(default=True)
+    include_mp_deviceid: bool = _bool_field(default=False)
     metadata_field_exclusion: tuple[str, ...] = attrs.field(default=(), converter=_selectors)
     access_key_id: str | None = attrs.field(default=None, repr=False, validator=_optional_str)
     secret_access_key: str | None = attrs.field(default=None, repr=False, validator=_optional_str)
@@ -230,7 +234,9 @@ def _structure_bool(value: object, _: type) -> bool:
         return value
     if isinstance(value, str) and value.strip().casefold() in {"true", "false"}:
         return value.strip().casefold() == "true"
-    raise ConfigurationError(f"expected True or False (or the strings 'True'/'False'), got {value!r}")
+    raise ConfigurationError(
+        f"expected True or False (or the strings 'True'/'False'), got {value!r}"
+    )
 
 
 def _structure_optional_str(value: object, _: type) -> str | None:
@@ -254,12 +260,8 @@ def _structure_selectors(value: object, _: type) -> tuple[str, ...]:
 _CONVERTER = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
 _CONVERTER.register_structure_hook(bool, _structure_bool)
 _CONVERTER.register_structure_hook(str, _structure_str)
-_CONVERTER.register_structure_hook_func(
-    lambda t: t == (str | None), _structure_optional_str
-)
-_CONVERTER.register_structure_hook_func(
-    lambda t: t == tuple[str, ...], _structure_selectors
-)
+_CONVERTER.register_structure_hook_func(lambda t: t == (str | None), _structure_optional_str)
+_CONVERTER.register_structure_hook_func(lambda t: t == tuple[str, ...], _structure_selectors)
 
 
 def _first_configuration_error(group: cattrs.ClassValidationError) -> ConfigurationError:

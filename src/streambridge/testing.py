@@ -29,8 +29,10 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import boto3
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.compat import HTTPHeaders
 from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError
+from typing_extensions import Self
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
@@ -112,11 +114,12 @@ class LocalAWS:
         """The S3 objects the delivery stream wrote (moto: one per call, in no set order)."""
         bucket = bucket or f"{name.lower()}-bucket"
         s3: S3Client = self.client("s3")
-        bodies = []
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{name}/"):
-            for item in page.get("Contents", []):
-                bodies.append(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
-        return bodies
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{name}/")
+        return [
+            s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            for page in pages
+            for item in page.get("Contents", [])
+        ]
 
     def delivered(self, name: str, *, bucket: str | None = None) -> list[Any]:
         """Every JSON record the delivery stream delivered, decoded (order across calls unset)."""
@@ -131,7 +134,7 @@ def split_records(body: bytes) -> list[Any]:
     """Split concatenated JSON records, newline-delimited or not, into decoded values."""
     decoder = json.JSONDecoder()
     text = body.decode("utf-8")
-    out = []
+    out: list[Any] = []
     position = 0
     while True:
         while position < len(text) and text[position] in " \t\r\n":
@@ -235,7 +238,7 @@ class PartialFailure(Fault):
 
     def __attrs_post_init__(self) -> None:
         """Seed the draw."""
-        object.__setattr__(self, "_rng", random.Random(self.seed))  # noqa: S311
+        object.__setattr__(self, "_rng", random.Random(self.seed))
 
     def respond(
         self, injector: FaultInjector, operation: str, request: AWSPreparedRequest
@@ -244,12 +247,15 @@ class PartialFailure(Fault):
         if operation != "PutRecordBatch":
             msg = f"PartialFailure applies to PutRecordBatch, not {operation}"
             raise ValueError(msg)
-        body = json.loads(request.body or b"{}")
+        if not isinstance(request.body, (bytes, str)):
+            msg = "PartialFailure needs a JSON request body"
+            raise TypeError(msg)
+        body = json.loads(request.body)
         entries = body["Records"]
         failing = [self._rng.random() < self.fraction for _ in entries]
         passed = [
             {"Data": base64.b64decode(entry["Data"])}
-            for entry, fail in zip(entries, failing)
+            for entry, fail in zip(entries, failing, strict=True)
             if not fail
         ]
         answers: deque[dict[str, Any]] = deque()
@@ -316,10 +322,11 @@ class FaultInjector:
         self.calls: list[str] = []
         prefix = client.meta.service_model.endpoint_prefix
         self._event = f"before-send.{prefix}"
-        client.meta.events.register(self._event, self._hook, unique_id=f"sb-faults-{id(self)}")
+        hook: Any = self._hook
+        client.meta.events.register(self._event, hook, unique_id=f"sb-faults-{id(self)}")
 
     def add(self, operation: str, *faults: Fault) -> FaultInjector:
-        """Answer the next calls of ``operation`` (``"PutRecordBatch"``…) with ``faults``, in order."""
+        """Answer the next calls of ``operation`` (``"PutRecordBatch"``…) with ``faults``."""
         self._queues.setdefault(operation, deque()).extend(faults)
         return self
 
@@ -328,7 +335,7 @@ class FaultInjector:
         return self.add(operation, *([fault] * times))
 
     def always(self, operation: str, fault: Fault | None) -> FaultInjector:
-        """Answer every call of ``operation`` with ``fault`` once its queue is empty (None: stop)."""
+        """Answer every call of ``operation`` with ``fault`` once its queue is empty."""
         if fault is None:
             self._always.pop(operation, None)
         else:
@@ -350,11 +357,10 @@ class FaultInjector:
 
     def close(self) -> None:
         """Unregister the hook."""
-        self.client.meta.events.unregister(
-            self._event, self._hook, unique_id=f"sb-faults-{id(self)}"
-        )
+        hook: Any = self._hook
+        self.client.meta.events.unregister(self._event, hook, unique_id=f"sb-faults-{id(self)}")
 
-    def __enter__(self) -> FaultInjector:
+    def __enter__(self) -> Self:
         """Return self."""
         return self
 
@@ -396,6 +402,8 @@ def _json_response(request: AWSPreparedRequest, status: int, body: dict[str, Any
     return AWSResponse(
         request.url,
         status,
-        {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": "streambridge-fault"},
+        HTTPHeaders.from_dict(
+            {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": "streambridge-fault"}
+        ),
         _Body(json.dumps(body).encode()),
     )

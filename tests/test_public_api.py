@@ -1,0 +1,63 @@
+"""The public surface: exports, version, typing marker, import hygiene."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+import streambridge
+
+
+def test_all_is_sorted_and_complete() -> None:
+    """__all__ is sorted and lists exactly the public names of the package."""
+    public = {
+        n
+        for n in dir(streambridge)
+        if not n.startswith("_") and not isinstance(getattr(streambridge, n), type(streambridge))
+    }
+    public -= {"annotations", "TYPE_CHECKING", "Any"}
+    assert sorted(streambridge.__all__) == streambridge.__all__
+    assert public | {"__version__"} == set(streambridge.__all__)
+
+
+def test_unknown_attribute() -> None:
+    """A missing name raises AttributeError as for any module."""
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        streambridge.Nope  # noqa: B018
+
+
+def test_version_matches_metadata() -> None:
+    """__version__ comes from the installed package metadata."""
+    assert version("streambridge") == streambridge.__version__
+
+
+def test_py_typed_is_shipped() -> None:
+    """The package carries the PEP 561 marker."""
+    assert (Path(streambridge.__file__).parent / "py.typed").is_file()
+
+
+def test_one_exception_root() -> None:
+    """Every exported exception derives from StreambridgeError."""
+    errors = [getattr(streambridge, n) for n in streambridge.__all__ if n.endswith("Error")]
+    assert errors
+    assert all(issubclass(e, streambridge.StreambridgeError) for e in errors)
+    assert issubclass(streambridge.ConfigurationError, ValueError)
+    assert issubclass(streambridge.AccessDeniedError, PermissionError)
+
+
+def test_core_imports_no_boto3_and_package_no_moto() -> None:
+    """The pure core never imports boto3/botocore; `import streambridge` never imports moto."""
+    code = (
+        "import sys\n"
+        "import streambridge.filtering, streambridge.exclusion, streambridge.encoding, "
+        "streambridge.batching, streambridge.retry\n"
+        "assert not [m for m in sys.modules if m.startswith(('boto3', 'botocore'))], 'core imported boto'\n"
+        "import streambridge\n"
+        "streambridge.FirehoseForwarder\n"
+        "assert 'moto' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)  # noqa: S603
