@@ -10,6 +10,7 @@ from typing import Any
 
 import attrs
 import pytest
+from botocore.exceptions import NoCredentialsError
 
 from streambridge import (
     AccessDeniedError,
@@ -21,7 +22,9 @@ from streambridge import (
 )
 from streambridge.filtering import filter_batch
 from streambridge.testing import (
+    AcceptAll,
     ErrorFault,
+    Fault,
     FaultInjector,
     LocalAWS,
     PartialFailure,
@@ -323,3 +326,53 @@ def test_flush_fatal_error_carries_the_sessions(make: Any, ios: dict[str, Any]) 
         h.forwarder.flush()
     assert 1 == len(info.value.undelivered)
     assert 4 == len(json.loads(info.value.undelivered[0])["events"])
+
+
+def test_accept_all_is_a_null_sink(make: Any, samples: list[dict[str, Any]]) -> None:
+    """AcceptAll answers success through botocore without storing anything, and counts."""
+    sink = AcceptAll()
+    h = make(settings=SINGLE)
+    h.faults.always("PutRecordBatch", sink)
+    result = h.forwarder.forward_many(samples)
+    assert (5, 5) == (result.sent, sink.records)
+    assert (
+        sum(
+            len(
+                json.dumps(
+                    filter_batch(b, SINGLE), separators=(",", ":"), ensure_ascii=False
+                ).encode()
+            )
+            for b in samples
+        )
+        == sink.data_bytes
+    )
+    assert Counter() == delivered_events(h.aws)
+    single = make(settings=SINGLE, put_mode="single")
+    single.faults.always("PutRecord", sink)
+    assert 5 == single.forwarder.forward_many(samples).sent
+    assert 10 == sink.records
+    single.faults.always("DescribeDeliveryStream", sink)
+    with pytest.raises(ValueError, match="not DescribeDeliveryStream"):
+        single.forwarder.check()
+
+
+@attrs.frozen
+class _NoCredentials(Fault):
+    """Raise what botocore raises when it finds no credentials."""
+
+    def respond(self, injector: FaultInjector, operation: str, request: Any) -> Any:
+        raise NoCredentialsError
+
+
+@pytest.mark.parametrize("mode", ["batch", "single"])
+def test_non_http_botocore_errors_are_fatal_and_carry_records(
+    make: Any, samples: list[dict[str, Any]], mode: str
+) -> None:
+    """A botocore error without a response (no credentials) raises DeliveryError with every record."""
+    h = make(settings=SINGLE, put_mode=mode)
+    h.faults.always("PutRecordBatch" if mode == "batch" else "PutRecord", _NoCredentials())
+    with pytest.raises(DeliveryError, match="NoCredentialsError") as info:
+        h.forwarder.forward_many(samples)
+    assert "NoCredentialsError" == info.value.error_code
+    assert 5 == len(info.value.undelivered)
+    assert isinstance(info.value.__cause__, NoCredentialsError)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
-from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from streambridge.batching import SessionBuffer, record_payloads
@@ -37,6 +37,7 @@ from streambridge.encoding import (
 from streambridge.errors import (
     AccessDeniedError,
     DeliveryError,
+    EncodingError,
     InvalidBatchError,
     StreamNotFoundError,
     StreamNotReadyError,
@@ -111,16 +112,14 @@ _Outcome = tuple[str, str, bool] | None  # None: delivered; else (code, message,
 class _Fatal(Exception):  # noqa: N818 - internal signal, never escapes
     """A non-retryable error; ``done`` holds the outcomes of the records sent before it."""
 
-    def __init__(self, error: ClientError, done: list[_Outcome]) -> None:
+    def __init__(self, error: Exception, done: list[_Outcome]) -> None:
         super().__init__(str(error))
         self.error = error
         self.done = done
 
 
 class _Undelivered(Exception):  # noqa: N818 - internal signal, never escapes
-    def __init__(
-        self, error: DeliveryError, cause: ClientError, records: tuple[bytes, ...]
-    ) -> None:
+    def __init__(self, error: DeliveryError, cause: Exception, records: tuple[bytes, ...]) -> None:
         super().__init__(str(error))
         self.error = error
         self.cause = cause
@@ -258,7 +257,7 @@ class FirehoseForwarder:
                 "DeliveryStreamDescription"
             ]
         except ClientError as exc:
-            raise self._fatal(exc, "DescribeDeliveryStream", ()) from exc
+            raise self._fatal(exc, "DescribeDeliveryStream") from exc
         status = description["DeliveryStreamStatus"]
         stream_type = description["DeliveryStreamType"]
         if status != "ACTIVE":
@@ -382,10 +381,8 @@ class FirehoseForwarder:
                     limit=self.max_record_bytes,
                     delimiter=self.record_delimiter,
                 )
-            except ValueError as exc:  # EncodingError: not representable as JSON
-                failures.append(
-                    FailedRecord(repr(payload)[:1000].encode(), "EncodingError", str(exc), 0)
-                )
+            except EncodingError as exc:  # not representable as JSON: return it, readable
+                failures.append(FailedRecord(repr(payload).encode(), "EncodingError", str(exc), 0))
                 continue
             records.extend(fitted)
             failures.extend(
@@ -427,7 +424,7 @@ class FirehoseForwarder:
                 unsent = still + pending[len(fatal.done) :]
                 operation = "PutRecordBatch" if self.put_mode == "batch" else "PutRecord"
                 raise _Undelivered(
-                    self._fatal(fatal.error, operation, ()),
+                    self._fatal(fatal.error, operation),
                     fatal.error,
                     tuple(records[i] for i in sorted(unsent)),
                 ) from None
@@ -485,7 +482,7 @@ class FirehoseForwarder:
             for record in records:
                 try:
                     done.append(self._attempt_single(record, tally))
-                except ClientError as exc:  # noqa: PERF203 - one call per record by design
+                except (ClientError, BotoCoreError) as exc:  # noqa: PERF203 - one call per record
                     raise _Fatal(exc, done) from exc
             return done
         tally.api_calls += 1
@@ -501,6 +498,8 @@ class FirehoseForwarder:
             return [(code, message, True)] * len(records)
         except (BotoConnectionError, HTTPClientError) as exc:
             return [("ConnectionError", str(exc), True)] * len(records)
+        except BotoCoreError as exc:  # no credentials, invalid parameters…: nothing to retry
+            raise _Fatal(exc, []) from exc
         failed = failed_entries(response, len(records))
         if failed is None:
             logger.warning(
@@ -515,7 +514,7 @@ class FirehoseForwarder:
         return results
 
     def _attempt_single(self, record: bytes, tally: _Tally) -> _Outcome:
-        """Send one record with PutRecord; a non-retryable ClientError propagates."""
+        """Send one record with PutRecord; a non-retryable error propagates."""
         tally.api_calls += 1
         try:
             self.client.put_record(
@@ -540,11 +539,12 @@ class FirehoseForwarder:
             except Exception:  # noqa: PERF203 - a user callback must not lose records
                 logger.exception("on_failure raised; the record stays in the result's failed")
 
-    def _fatal(
-        self, exc: ClientError, operation: str, undelivered: tuple[bytes, ...]
-    ) -> DeliveryError:
-        """Turn a non-retryable ClientError into a DeliveryError that says what to do."""
-        code, message, _ = _error_details(exc)
+    def _fatal(self, exc: Exception, operation: str) -> DeliveryError:
+        """Turn a non-retryable error into a DeliveryError that says what to do."""
+        if isinstance(exc, ClientError):
+            code, message, _ = _error_details(exc)
+        else:
+            code, message = type(exc).__name__, str(exc)
         name = self.settings.delivery_stream_name
         region = self.client.meta.region_name
         if code == "ResourceNotFoundException":
@@ -553,7 +553,6 @@ class FirehoseForwarder:
                 f"credentials: create it (source 'Direct PUT') or fix delivery_stream_name / "
                 f"region ({message})",
                 error_code=code,
-                undelivered=undelivered,
             )
         if code in ACCESS_DENIED_CODES:
             action = _PERMISSION.get(operation, f"firehose:{operation}")
@@ -567,13 +566,11 @@ class FirehoseForwarder:
                 f"{operation} on delivery stream {name!r} was denied ({code}): allow "
                 f"{action!r} on the stream's ARN in the IAM policy{hint}. AWS said: {message}",
                 error_code=code,
-                undelivered=undelivered,
             )
         return DeliveryError(
             f"{operation} on delivery stream {name!r} failed with {code}, which retrying "
             f"cannot fix: {message}",
             error_code=code,
-            undelivered=undelivered,
         )
 
 

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 __all__ = [
+    "AcceptAll",
     "ConnectionFault",
     "ErrorFault",
     "Fault",
@@ -276,6 +277,52 @@ class PartialFailure(Fault):
             200,
             {"FailedPutCount": sum(failing), "Encrypted": False, "RequestResponses": responses},
         )
+
+
+@attrs.frozen
+class AcceptAll(Fault):
+    """Answer ``PutRecordBatch`` / ``PutRecord`` with success, without reaching the endpoint.
+
+    A null sink for load tests and benchmarks: the client still serialises each request and
+    parses each response with botocore's real machinery. Counts what it accepted.
+    """
+
+    accepted: list[int] = attrs.field(factory=lambda: [0, 0], repr=False, eq=False)
+
+    @property
+    def records(self) -> int:
+        """Records accepted so far."""
+        return self.accepted[0]
+
+    @property
+    def data_bytes(self) -> int:
+        """Record bytes accepted so far (before base64)."""
+        return self.accepted[1]
+
+    def respond(
+        self, injector: FaultInjector, operation: str, request: AWSPreparedRequest
+    ) -> AWSResponse:
+        """Answer with one success entry per record."""
+        if not isinstance(request.body, (bytes, str)):
+            msg = "AcceptAll needs a JSON request body"
+            raise TypeError(msg)
+        body = json.loads(request.body)
+        if operation == "PutRecord":
+            self._count([body["Record"]])
+            return _json_response(request, 200, {"RecordId": "accepted", "Encrypted": False})
+        if operation != "PutRecordBatch":
+            msg = f"AcceptAll applies to PutRecordBatch and PutRecord, not {operation}"
+            raise ValueError(msg)
+        entries = body["Records"]
+        self._count(entries)
+        responses = [{"RecordId": "accepted"}] * len(entries)
+        return _json_response(
+            request, 200, {"FailedPutCount": 0, "Encrypted": False, "RequestResponses": responses}
+        )
+
+    def _count(self, entries: list[dict[str, str]]) -> None:
+        self.accepted[0] += len(entries)
+        self.accepted[1] += sum(len(base64.b64decode(e["Data"])) for e in entries)
 
 
 def throttling(code: str = "ThrottlingException") -> ErrorFault:

@@ -1,0 +1,244 @@
+"""Forwarder benchmarks: ratios against baselines measured in the same run.
+
+Run:  python bench/forwarder.py            (all four; needs the `local` and `fast` extras)
+      python bench/forwarder.py --quick    (smaller sizes, for a smoke run)
+
+1. Core throughput: filter + exclude + encode (default settings, the sample batches) against a
+   bare ``json.dumps`` of the same batches — with the stdlib encoder and with orjson.
+2. PutRecordBatch calls for 100,000 events against the lower bound
+   max(ceil(records / 500), ceil(bytes / 4 MB)), both framings.
+3. End to end against the local moto server: ``forward_many`` against a naive loop of one
+   ``put_record`` per batch, in records per second.
+4. Peak traced memory forwarding 100k and 1M events from a generator (each measured in a fresh
+   subprocess), into a null sink that still runs botocore's serialiser and parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import attrs
+import boto3
+
+from streambridge import FirehoseForwarder, ForwarderSettings
+from streambridge._demo import sample_batches
+from streambridge.encoding import HAS_ORJSON, MAX_BATCH_BYTES, encode_record, encode_record_stdlib
+from streambridge.filtering import filter_batch
+from streambridge.testing import AcceptAll, FaultInjector, local_aws
+
+SETTINGS = ForwarderSettings(delivery_stream_name="bench")
+SAMPLES = [batch for _, batch in sample_batches()]
+SAMPLE_TEXTS = [json.dumps(batch) for batch in SAMPLES]
+
+
+def best_rate(work: Callable[[], int], seconds: float) -> float:
+    """Items per second of the fastest of several runs lasting about `seconds` in total."""
+    best = 0.0
+    deadline = time.perf_counter() + seconds
+    while True:
+        start = time.perf_counter()
+        items = work()
+        elapsed = time.perf_counter() - start
+        best = max(best, items / elapsed)
+        if time.perf_counter() > deadline:
+            return best
+
+
+def bench_core(seconds: float) -> None:
+    """Filter + exclude + encode vs bare json.dumps, interleaved so noise hits both."""
+    batches = SAMPLES * 20
+    excluding = attrs.evolve(SETTINGS, metadata_field_exclusion=("Device Name", "IP Address"))
+
+    def baseline() -> int:
+        for batch in batches:
+            json.dumps(batch)
+        return len(batches)
+
+    def core(settings: ForwarderSettings, encode: Callable[[Any], bytes]) -> Callable[[], int]:
+        def run() -> int:
+            for batch in batches:
+                out = filter_batch(batch, settings)
+                if out is not None:
+                    encode(out)
+            return len(batches)
+
+        return run
+
+    rates: dict[str, list[float]] = {"json.dumps": [], "stdlib": [], "stdlib+excl": []}
+    if HAS_ORJSON:
+        rates |= {"orjson": [], "orjson+excl": []}
+    runs = {
+        "json.dumps": baseline,
+        "stdlib": core(SETTINGS, encode_record_stdlib),
+        "stdlib+excl": core(excluding, encode_record_stdlib),
+        "orjson": core(SETTINGS, encode_record),
+        "orjson+excl": core(excluding, encode_record),
+    }
+    for _ in range(5):
+        for name in rates:
+            rates[name].append(best_rate(runs[name], seconds / 25))
+    base = max(rates["json.dumps"])
+    print("1. core throughput (filter + exclude + encode) / bare json.dumps, sample batches")
+    print(f"   json.dumps baseline: {base:,.0f} batches/s")
+    for name, values in rates.items():
+        if name != "json.dumps":
+            target = "3.0" if name.startswith("orjson") else "0.8"
+            print(
+                f"   {name:<12} {max(values):>10,.0f} batches/s   ratio {max(values) / base:5.2f}"
+                f"   (target >= {target})"
+            )
+
+
+def event_batches(n_events: int) -> Iterator[dict[str, Any]]:
+    """Fresh sample batches (decoded anew, as from a file) until `n_events` events were made."""
+    made = 0
+    while made < n_events:
+        for text in SAMPLE_TEXTS:
+            batch = json.loads(text)
+            made += len(batch["events"])
+            yield batch
+            if made >= n_events:
+                return
+
+
+def null_sink_forwarder(settings: ForwarderSettings) -> tuple[FirehoseForwarder, AcceptAll]:
+    """A forwarder whose boto3 client answers success through botocore, with no endpoint."""
+    client = boto3.client(
+        "firehose",
+        region_name="us-east-1",
+        endpoint_url="http://127.0.0.1:9",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    sink = AcceptAll()
+    FaultInjector(client).always("PutRecordBatch", sink)
+    return FirehoseForwarder(client, settings), sink
+
+
+def bench_calls(n_events: int) -> None:
+    """PutRecordBatch calls for n events vs the lower bound."""
+    print(
+        f"2. PutRecordBatch calls for {n_events:,} events / lower bound "
+        f"max(ceil(records/500), ceil(bytes/{MAX_BATCH_BYTES:,}))"
+    )
+    for send_as_batch in (True, False):
+        settings = attrs.evolve(SETTINGS, send_as_batch=send_as_batch)
+        forwarder, sink = null_sink_forwarder(settings)
+        result = forwarder.forward_many(event_batches(n_events))
+        bound = max(math.ceil(sink.records / 500), math.ceil(sink.data_bytes / MAX_BATCH_BYTES))
+        print(
+            f"   send_as_batch={send_as_batch!s:<5}: {sink.records:>7,} records, "
+            f"{sink.data_bytes:>13,} bytes, {result.api_calls:>4} calls, bound {bound:>4}, "
+            f"ratio {result.api_calls / bound:.2f} (target 1.00, at most one extra call)"
+        )
+
+
+def bench_end_to_end(n_batches: int, rounds: int = 3) -> None:
+    """forward_many vs one put_record per batch, against moto's server; best of `rounds`."""
+    batches = [json.loads(SAMPLE_TEXTS[i % len(SAMPLE_TEXTS)]) for i in range(n_batches)]
+    print(f"3. end to end on the local moto server, {n_batches} sample batches, best of {rounds}")
+    with local_aws() as aws:
+
+        def fresh_stream() -> None:
+            aws.reset()
+            aws.create_delivery_stream("bench")
+
+        def naive() -> float:
+            fresh_stream()
+            client = aws.client("firehose")
+            client.describe_delivery_stream(DeliveryStreamName="bench")  # warm: model, connection
+            start = time.perf_counter()
+            for batch in batches:
+                data = json.dumps(batch).encode()
+                client.put_record(DeliveryStreamName="bench", Record={"Data": data})
+            return n_batches / (time.perf_counter() - start)
+
+        def ours(send_as_batch: bool) -> tuple[float, int, int]:
+            fresh_stream()
+            settings = attrs.evolve(SETTINGS, send_as_batch=send_as_batch)
+            forwarder = FirehoseForwarder(aws.client("firehose"), settings)
+            forwarder.check()  # warm the client the same way as the naive one
+            start = time.perf_counter()
+            result = forwarder.forward_many(batches)
+            elapsed = time.perf_counter() - start
+            assert result.ok
+            assert result.sent == len(aws.delivered("bench"))
+            return result.sent / elapsed, result.sent, result.api_calls
+
+        naive_rate = max(naive() for _ in range(rounds))
+        print(f"   naive put_record loop:             {naive_rate:>9,.0f} records/s")
+        for send_as_batch in (True, False):
+            runs = [ours(send_as_batch) for _ in range(rounds)]
+            rate, sent, calls = max(runs)
+            print(
+                f"   forward_many send_as_batch={send_as_batch!s:<5}: {rate:>9,.0f} records/s "
+                f"({sent:,} records, {calls} calls)   ratio {rate / naive_rate:6.1f}x "
+                f"(target >= 20x)"
+            )
+
+
+def memory_child(n_events: int) -> None:
+    """Runs in a subprocess: forward n events from a generator, print the traced peak."""
+    forwarder, sink = null_sink_forwarder(SETTINGS)
+    gc.collect()
+    tracemalloc.start()
+    result = forwarder.forward_many(event_batches(n_events))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(
+        json.dumps(
+            {"events": n_events, "records": result.sent, "peak": peak, "bytes": sink.data_bytes}
+        )
+    )
+
+
+def bench_memory(sizes: list[int]) -> None:
+    """Peak traced memory for each size, each in a fresh interpreter."""
+    print("4. peak traced memory forwarding events from a generator (null sink, real botocore)")
+    peaks = []
+    for n in sizes:
+        out = subprocess.run(
+            [sys.executable, __file__, "--memory-child", str(n)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        data = json.loads(out.stdout.strip().splitlines()[-1])
+        peaks.append(data["peak"])
+        print(
+            f"   {n:>9,} events: {data['records']:>7,} records, {data['bytes'] / 1e6:>8,.1f} MB "
+            f"forwarded, peak {data['peak'] / 1e6:6.2f} MB"
+        )
+    print(
+        f"   peak ratio largest/smallest: {peaks[-1] / peaks[0]:.2f} for "
+        f"{sizes[-1] / sizes[0]:.0f}x the events (flat = about 1)"
+    )
+
+
+def main() -> None:
+    """Run the benchmarks."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--memory-child", type=int)
+    args = parser.parse_args()
+    if args.memory_child:
+        memory_child(args.memory_child)
+        return
+    print(f"orjson installed: {HAS_ORJSON}; Python {sys.version.split()[0]}")
+    bench_core(seconds=2.0 if args.quick else 10.0)
+    bench_calls(10_000 if args.quick else 100_000)
+    bench_end_to_end(100 if args.quick else 1000)
+    bench_memory([10_000, 100_000] if args.quick else [100_000, 1_000_000])
+
+
+if __name__ == "__main__":
+    main()
