@@ -313,10 +313,7 @@ class FirehoseForwarder:
                 self._pack(queue, packer, tally)
             self._deliver(packer.drain(), tally)
         except _Undelivered as stop:
-            error = stop.error
-            error.undelivered = stop.records + tuple(packer.drain()) + tuple(queue)
-            error.result = tally.freeze(self.pending_sessions)
-            raise error from stop.cause
+            raise self._carry(stop, packer, queue, tally) from stop.cause
         return tally.freeze(self.pending_sessions)
 
     def flush(self) -> ForwardResult:
@@ -330,11 +327,17 @@ class FirehoseForwarder:
             self._pack(records, packer, tally)
             self._deliver(packer.drain(), tally)
         except _Undelivered as stop:
-            error = stop.error
-            error.undelivered = stop.records + tuple(packer.drain()) + tuple(records)
-            error.result = tally.freeze(0)
-            raise error from stop.cause
+            raise self._carry(stop, packer, records, tally) from stop.cause
         return tally.freeze(0)
+
+    def _carry(
+        self, stop: _Undelivered, packer: BatchPacker, queue: deque[bytes], tally: _Tally
+    ) -> DeliveryError:
+        """Attach every record not delivered, in order, and the result so far, to the error."""
+        error = stop.error
+        error.undelivered = stop.records + tuple(packer.drain()) + tuple(queue)
+        error.result = tally.freeze(self.pending_sessions)
+        return error
 
     @property
     def pending_sessions(self) -> int:
