@@ -1,7 +1,8 @@
-"""Records: JSON encoding, Firehose size limits, and packing into ``PutRecordBatch`` calls.
+"""Records: JSON encoding and decoding, Firehose size limits, ``PutRecordBatch`` packing.
 
 Pure: no I/O. The forwarder builds each request from these functions and reads each response
-through :func:`failed_entries`.
+through :func:`failed_entries`; the importer reads each Kinesis record through
+:func:`decode_record`.
 
 Firehose limits (Direct PUT): a record's data is at most 1,000 KiB (1,024,000 bytes) *before*
 base64 — botocore base64-encodes blobs itself, so records are passed as raw bytes; a
@@ -13,12 +14,14 @@ size is counted, against a conservative 4,000,000 bytes by default.
 from __future__ import annotations
 
 import json
+import re
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
 
-from streambridge.errors import EncodingError
+from streambridge.errors import DecodeError, EncodingError
 
 _orjson: Any
 try:  # the `fast` extra
@@ -31,8 +34,10 @@ __all__ = [
     "MAX_BATCH_BYTES",
     "MAX_BATCH_RECORDS",
     "MAX_RECORD_BYTES",
+    "MAX_DECOMPRESSED_BYTES",
     "BatchPacker",
     "Oversize",
+    "decode_record",
     "encode_record",
     "encode_record_stdlib",
     "failed_entries",
@@ -267,3 +272,99 @@ def failed_entries(response: Mapping[str, Any], sent: int) -> list[tuple[int, st
         for index, entry in enumerate(entries)
         if entry.get("ErrorCode")
     ]
+
+
+# --------------------------------------------------------------------------- decoding
+
+#: Largest payload a gzip record may decompress to (a guard against compression bombs).
+MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
+
+_BOM = b"\xef\xbb\xbf"
+_GZIP_MAGIC = b"\x1f\x8b"
+_KPL_MAGIC = b"\xf3\x89\x9a\xc2"
+# orjson turns integers beyond 64 bits into floats; a run of 19+ digits sends the record to the
+# standard library, which keeps them exact.
+_LONG_DIGITS = re.compile(rb"\d{19}")
+_stdlib_decoder = json.JSONDecoder(parse_constant=lambda name: _reject_constant(name))
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _loads(data: bytes) -> Any:
+    if _orjson is not None and not _LONG_DIGITS.search(data):
+        return _orjson.loads(data)
+    return _stdlib_decoder.decode(data.decode("utf-8"))
+
+
+def decode_record(data: bytes) -> list[Any]:
+    """Decode one Kinesis record's data into the JSON values it holds.
+
+    * UTF-8 JSON; a leading byte-order mark is tolerated; integers of any size stay exact.
+    * gzip-compressed data (CloudWatch Logs subscriptions, for one) is detected by its magic
+      bytes and decompressed first (at most :data:`MAX_DECOMPRESSED_BYTES`).
+    * Several JSON documents in one record — newline-delimited or simply concatenated — give
+      several values, in order.
+
+    Args:
+        data: The record's ``Data``, as botocore returns it (already base64-decoded).
+
+    Returns:
+        One or more decoded JSON values.
+
+    Raises:
+        DecodeError: The data is empty, not UTF-8, not JSON, a broken gzip stream, or a
+            KPL-aggregated record; :attr:`DecodeError.reason` says which.
+    """
+    if data[:2] == _GZIP_MAGIC:
+        data = _gunzip(data)
+    elif data[:4] == _KPL_MAGIC:
+        raise DecodeError("KPL-aggregated record (de-aggregation is not supported)")
+    if data[:3] == _BOM:
+        data = data[3:]
+    if not data.strip():
+        raise DecodeError("empty record")
+    try:
+        return [_loads(data)]
+    except UnicodeDecodeError:
+        raise DecodeError("not valid UTF-8") from None
+    except ValueError:
+        pass  # maybe several documents, maybe not JSON at all: look closer
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DecodeError("not valid UTF-8") from None
+    return _several(text)
+
+
+def _several(text: str) -> list[Any]:
+    values = []
+    position = 0
+    end = len(text)
+    while True:
+        while position < end and text[position] in " \t\r\n":
+            position += 1
+        if position >= end:
+            return values
+        try:
+            value, position = _stdlib_decoder.raw_decode(text, position)
+        except ValueError as exc:
+            where = f" (document {len(values) + 1})" if values else ""
+            raise DecodeError(f"not JSON{where}: {exc}") from None
+        values.append(value)
+
+
+def _gunzip(data: bytes) -> bytes:
+    try:
+        decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        out = decompressor.decompress(data, MAX_DECOMPRESSED_BYTES + 1)
+    except zlib.error as exc:
+        raise DecodeError(f"gzip data is corrupt: {exc}") from None
+    if len(out) > MAX_DECOMPRESSED_BYTES:
+        raise DecodeError(
+            f"gzip data decompresses to more than {MAX_DECOMPRESSED_BYTES:,} bytes"
+        )
+    if not decompressor.eof:
+        raise DecodeError("gzip data is truncated")
+    return out

@@ -6,7 +6,9 @@ The tree::
     ├── ConfigurationError (ValueError)       bad settings: a name, a value, a combination
     ├── InvalidBatchError (ValueError)        an input batch that cannot be read at all
     ├── EncodingError (ValueError)            a value that cannot be encoded as JSON
-    └── DeliveryError                         a call AWS refused in a way retrying cannot fix
+    ├── DecodeError (ValueError)              a Kinesis record that is not JSON we can read
+    ├── RecordSkipped (ValueError)            a decoded record that cannot become a PostHog event
+    └── DeliveryError                         AWS refused a call in a way retrying cannot fix
         ├── StreamNotFoundError               the delivery stream does not exist (here)
         ├── StreamNotReadyError               it exists but is not ACTIVE / not Direct PUT
         └── AccessDeniedError (PermissionError)  the credentials lack a permission
@@ -30,9 +32,11 @@ if TYPE_CHECKING:
 __all__ = [
     "AccessDeniedError",
     "ConfigurationError",
+    "DecodeError",
     "DeliveryError",
     "EncodingError",
     "InvalidBatchError",
+    "RecordSkipped",
     "StreamNotFoundError",
     "StreamNotReadyError",
     "StreambridgeError",
@@ -70,8 +74,38 @@ class EncodingError(StreambridgeError, ValueError):
     """A value cannot be encoded as JSON (for example a float NaN or a non-string key)."""
 
 
+class DecodeError(StreambridgeError, ValueError):
+    """A Kinesis record's data cannot be decoded (not UTF-8 JSON, bad gzip, empty…).
+
+    The importer skips such a record with :attr:`reason` and moves its checkpoint past it.
+
+    Attributes:
+        reason: A short, stable description such as ``"not valid UTF-8"``.
+    """
+
+    def __init__(self, reason: str) -> None:
+        """Create the error from a short reason."""
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RecordSkipped(StreambridgeError, ValueError):
+    """A decoded record cannot become a PostHog event (no event name, bad ``distinct_id``…).
+
+    Attributes:
+        reason: A short, stable description such as ``"no event name at 'properties.name'"``.
+    """
+
+    def __init__(self, reason: str) -> None:
+        """Create the error from a short reason."""
+        super().__init__(reason)
+        self.reason = reason
+
+
 class DeliveryError(StreambridgeError):
     """AWS refused a call for a reason retrying cannot fix.
+
+    Raised by both halves; for the importer ``undelivered`` is empty and ``result`` None.
 
     Attributes:
         error_code: The AWS error code (``"ResourceNotFoundException"``…), when there is one.

@@ -1,0 +1,189 @@
+"""PostHog events, and the conversion of one decoded Kinesis record into one.
+
+Pure: no I/O. :func:`to_event` applies the PostHog "Amazon Kinesis Import" app's configuration
+(an ``eventKey`` and ``additionalPropertyMappings``) to a decoded record:
+
+* the event name is the value at ``event_key`` and must be a non-empty string;
+* each mapping copies the value at its source path — any JSON type — to a flat property
+  (a missing source is skipped; when several mappings write one target, the last present wins);
+* a ``distinct_id`` target becomes the event's ``distinct_id`` (a string, or a number written as
+  a string), and a ``timestamp`` target its timestamp (ISO 8601 text, or epoch seconds /
+  milliseconds); neither stays in ``properties``;
+* without a ``timestamp`` mapping the record's ``ApproximateArrivalTimestamp`` is the timestamp;
+* the ``uuid`` is derived from stream, shard, sequence number and position inside the record, so
+  importing the same record twice gives the same uuid and PostHog de-duplicates it.
+"""
+
+from __future__ import annotations
+
+import uuid as _uuid
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import attrs
+
+from streambridge.errors import RecordSkipped
+from streambridge.keys import PropertyMapping, extract, parse_path
+
+__all__ = ["UUID_NAMESPACE", "PostHogEvent", "event_uuid", "to_event"]
+
+#: Namespace of the deterministic event uuids (uuid5 of ``stream/shard/sequence/position``).
+UUID_NAMESPACE = _uuid.UUID("5b6c1f0e-7a43-4c8e-9a57-3f1d2b8e6c11")
+
+_MS_THRESHOLD = 100_000_000_000  # epoch numbers above this are milliseconds (after 1973 in ms)
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        msg = "timestamp must be timezone-aware"
+        raise ValueError(msg)
+    return value.astimezone(timezone.utc)
+
+
+@attrs.frozen(kw_only=True)
+class PostHogEvent:
+    """One event for PostHog's capture API.
+
+    Attributes:
+        event: The event name (non-empty).
+        distinct_id: Who did it.
+        properties: The mapped properties (flat keys).
+        timestamp: When it happened (timezone-aware, UTC).
+        uuid: A deterministic id; PostHog drops a second event with the same uuid.
+    """
+
+    event: str
+    distinct_id: str
+    properties: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+    timestamp: datetime = attrs.field(converter=_utc)
+    uuid: str
+
+    def capture_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for posthog-python's ``Posthog.capture()`` (version 6 and later).
+
+        Example: ``client.capture(**event.capture_kwargs())``.
+        """
+        return {
+            "event": self.event,
+            "distinct_id": self.distinct_id,
+            "properties": dict(self.properties),
+            "timestamp": self.timestamp,
+            "uuid": self.uuid,
+        }
+
+    def capture_json(self, api_key: str | None = None) -> dict[str, Any]:
+        """The event as a JSON object of PostHog's capture API (``POST /i/v0/e/``, ``/batch/``).
+
+        Args:
+            api_key: The project API key; included when given (single-event endpoint).
+        """
+        body: dict[str, Any] = {
+            "event": self.event,
+            "distinct_id": self.distinct_id,
+            "properties": dict(self.properties),
+            "timestamp": self.timestamp.isoformat(),
+            "uuid": self.uuid,
+        }
+        if api_key is not None:
+            body = {"api_key": api_key, **body}
+        return body
+
+
+def event_uuid(stream: str, shard_id: str, sequence_number: str, position: int = 0) -> str:
+    """The deterministic uuid of the ``position``-th event of a record."""
+    return str(_uuid.uuid5(UUID_NAMESPACE, f"{stream}/{shard_id}/{sequence_number}/{position}"))
+
+
+def to_event(
+    payload: Any,
+    *,
+    event_key: str | tuple[str, ...],
+    mappings: tuple[PropertyMapping, ...],
+    arrival: datetime,
+    uuid: str,
+    default_distinct_id: str,
+) -> PostHogEvent:
+    """Convert one decoded record into a PostHog event.
+
+    Args:
+        payload: The decoded JSON value of the record.
+        event_key: Dotted path to the event name.
+        mappings: The parsed ``additionalPropertyMappings``.
+        arrival: The record's ``ApproximateArrivalTimestamp`` (the default timestamp).
+        uuid: The event's uuid (see :func:`event_uuid`).
+        default_distinct_id: The ``distinct_id`` when no mapping provides one.
+
+    Returns:
+        The event.
+
+    Raises:
+        RecordSkipped: No non-empty string event name at ``event_key``, or a mapped
+            ``distinct_id`` / ``timestamp`` that cannot be used; the reason says which.
+    """
+    path = parse_path(event_key) if isinstance(event_key, str) else event_key
+    try:
+        name = extract(payload, path)
+    except KeyError:
+        raise RecordSkipped(f"no event name at {'.'.join(path)!r}") from None
+    if not isinstance(name, str) or not name:
+        kind = "an empty string" if name == "" else f"not a string ({_kind(name)})"
+        raise RecordSkipped(f"event name at {'.'.join(path)!r} is {kind}")
+    properties: dict[str, Any] = {}
+    for mapping in mappings:
+        try:
+            properties[mapping.target] = extract(payload, mapping.path)
+        except KeyError:
+            continue
+    distinct_id = default_distinct_id
+    if "distinct_id" in properties:
+        distinct_id = _distinct_id(properties.pop("distinct_id"))
+    timestamp = arrival
+    if "timestamp" in properties:
+        timestamp = _timestamp(properties.pop("timestamp"))
+    return PostHogEvent(
+        event=name, distinct_id=distinct_id, properties=properties, timestamp=timestamp, uuid=uuid
+    )
+
+
+def _distinct_id(value: Any) -> str:
+    if isinstance(value, str) and value.strip():
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise RecordSkipped(f"distinct_id is not a non-empty string or a number ({_kind(value)})")
+
+
+def _timestamp(value: Any) -> datetime:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = value / 1000 if abs(value) >= _MS_THRESHOLD else value
+        try:
+            return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            raise RecordSkipped(f"timestamp {value!r} is out of range") from None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise RecordSkipped(f"timestamp {value[:40]!r} is not ISO 8601") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        return parsed
+    raise RecordSkipped(f"timestamp is not ISO 8601 text or an epoch number ({_kind(value)})")
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
