@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import attrs
+from typing_extensions import Self
 
-__all__ = ["CheckpointStore", "MemoryCheckpointStore", "ShardCheckpoint", "SQLiteCheckpointStore"]
+__all__ = ["CheckpointStore", "MemoryCheckpointStore", "SQLiteCheckpointStore", "ShardCheckpoint"]
 
 
 @attrs.frozen
@@ -119,7 +120,7 @@ class SQLiteCheckpointStore:
         with self._lock:
             self._db.close()
 
-    def __enter__(self) -> SQLiteCheckpointStore:
+    def __enter__(self) -> Self:
         """Return self."""
         return self
 

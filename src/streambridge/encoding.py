@@ -33,8 +33,8 @@ __all__ = [
     "HAS_ORJSON",
     "MAX_BATCH_BYTES",
     "MAX_BATCH_RECORDS",
-    "MAX_RECORD_BYTES",
     "MAX_DECOMPRESSED_BYTES",
+    "MAX_RECORD_BYTES",
     "BatchPacker",
     "Oversize",
     "decode_record",
@@ -285,11 +285,13 @@ _KPL_MAGIC = b"\xf3\x89\x9a\xc2"
 # orjson turns integers beyond 64 bits into floats; a run of 19+ digits sends the record to the
 # standard library, which keeps them exact.
 _LONG_DIGITS = re.compile(rb"\d{19}")
-_stdlib_decoder = json.JSONDecoder(parse_constant=lambda name: _reject_constant(name))
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+_stdlib_decoder = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def _loads(data: bytes) -> Any:
@@ -362,9 +364,7 @@ def _gunzip(data: bytes) -> bytes:
     except zlib.error as exc:
         raise DecodeError(f"gzip data is corrupt: {exc}") from None
     if len(out) > MAX_DECOMPRESSED_BYTES:
-        raise DecodeError(
-            f"gzip data decompresses to more than {MAX_DECOMPRESSED_BYTES:,} bytes"
-        )
+        raise DecodeError(f"gzip data decompresses to more than {MAX_DECOMPRESSED_BYTES:,} bytes")
     if not decompressor.eof:
         raise DecodeError("gzip data is truncated")
     return out

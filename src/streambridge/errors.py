@@ -7,7 +7,7 @@ The tree::
     ├── InvalidBatchError (ValueError)        an input batch that cannot be read at all
     ├── EncodingError (ValueError)            a value that cannot be encoded as JSON
     ├── DecodeError (ValueError)              a Kinesis record that is not JSON we can read
-    ├── RecordSkipped (ValueError)            a decoded record that cannot become a PostHog event
+    ├── UnusableRecordError (ValueError)      a decoded record that cannot become a PostHog event
     └── DeliveryError                         AWS refused a call in a way retrying cannot fix
         ├── StreamNotFoundError               the delivery stream does not exist (here)
         ├── StreamNotReadyError               it exists but is not ACTIVE / not Direct PUT
@@ -36,10 +36,10 @@ __all__ = [
     "DeliveryError",
     "EncodingError",
     "InvalidBatchError",
-    "RecordSkipped",
     "StreamNotFoundError",
     "StreamNotReadyError",
     "StreambridgeError",
+    "UnusableRecordError",
 ]
 
 
@@ -89,7 +89,7 @@ class DecodeError(StreambridgeError, ValueError):
         self.reason = reason
 
 
-class RecordSkipped(StreambridgeError, ValueError):
+class UnusableRecordError(StreambridgeError, ValueError):
     """A decoded record cannot become a PostHog event (no event name, bad ``distinct_id``…).
 
     Attributes:

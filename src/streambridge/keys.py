@@ -22,9 +22,11 @@ import attrs
 from streambridge.errors import ConfigurationError
 
 __all__ = [
+    "MISSING",
     "PropertyMapping",
     "extract",
     "format_property_mappings",
+    "lookup",
     "parse_path",
     "parse_property_mappings",
 ]
@@ -33,6 +35,35 @@ __all__ = [
 def parse_path(path: str) -> tuple[str, ...]:
     """Split a dotted path into its segments (literally: no trimming, empty segments kept)."""
     return tuple(path.split("."))
+
+
+class _Missing:
+    """The type of :data:`MISSING`."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+#: Returned by :func:`lookup` when the path leads nowhere.
+MISSING: Any = _Missing()
+
+
+def lookup(obj: Any, path: tuple[str, ...], default: Any = MISSING) -> Any:
+    """Like :func:`extract` with parsed segments, returning ``default`` instead of raising."""
+    value = obj
+    for segment in path:
+        if isinstance(value, dict):
+            value = value.get(segment, MISSING)
+            if value is MISSING:
+                return default
+        elif isinstance(value, list) and segment.isdecimal() and segment.isascii():
+            index = int(segment)
+            if index >= len(value):
+                return default
+            value = value[index]
+        else:
+            return default
+    return value
 
 
 def extract(obj: Any, path: str | tuple[str, ...]) -> Any:
@@ -49,24 +80,10 @@ def extract(obj: Any, path: str | tuple[str, ...]) -> Any:
         KeyError: The path does not lead to a value; the message names the missing segment.
     """
     segments = parse_path(path) if isinstance(path, str) else path
-    value = obj
-    for depth, segment in enumerate(segments):
-        if isinstance(value, dict):
-            if segment not in value:
-                raise KeyError(_where(segments, depth))
-            value = value[segment]
-        elif isinstance(value, list) and segment.isdecimal() and segment.isascii():
-            index = int(segment)
-            if index >= len(value):
-                raise KeyError(_where(segments, depth))
-            value = value[index]
-        else:
-            raise KeyError(_where(segments, depth))
+    value = lookup(obj, segments)
+    if value is MISSING:
+        raise KeyError(".".join(segments))
     return value
-
-
-def _where(segments: tuple[str, ...], depth: int) -> str:
-    return ".".join(segments[: depth + 1])
 
 
 @attrs.frozen
@@ -80,11 +97,13 @@ class PropertyMapping:
 
     source: str
     target: str
-
-    @property
-    def path(self) -> tuple[str, ...]:
-        """The source path's segments."""
-        return parse_path(self.source)
+    #: The source path's segments, split once.
+    path: tuple[str, ...] = attrs.field(
+        init=False,
+        eq=False,
+        repr=False,
+        default=attrs.Factory(lambda self: parse_path(self.source), takes_self=True),
+    )
 
     def __str__(self) -> str:
         """The entry as it is written in the configuration."""
@@ -119,7 +138,7 @@ def parse_property_mappings(text: str | None) -> tuple[PropertyMapping, ...]:
         source, target = (part.strip() for part in parts)
         if not source or not target:
             side = "source" if not source else "target"
-            msg = f"property mapping {entry!r} has an empty {side}; write it as 'source.path:target'"
+            msg = f"property mapping {entry!r} has an empty {side}; write 'source.path:target'"
             raise ConfigurationError(msg)
         mappings.append(PropertyMapping(source, target))
     return tuple(mappings)

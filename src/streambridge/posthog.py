@@ -23,8 +23,8 @@ from typing import Any
 
 import attrs
 
-from streambridge.errors import RecordSkipped
-from streambridge.keys import PropertyMapping, extract, parse_path
+from streambridge.errors import UnusableRecordError
+from streambridge.keys import MISSING, PropertyMapping, lookup, parse_path
 
 __all__ = ["UUID_NAMESPACE", "PostHogEvent", "event_uuid", "to_event"]
 
@@ -118,23 +118,21 @@ def to_event(
         The event.
 
     Raises:
-        RecordSkipped: No non-empty string event name at ``event_key``, or a mapped
+        UnusableRecordError: No non-empty string event name at ``event_key``, or a mapped
             ``distinct_id`` / ``timestamp`` that cannot be used; the reason says which.
     """
     path = parse_path(event_key) if isinstance(event_key, str) else event_key
-    try:
-        name = extract(payload, path)
-    except KeyError:
-        raise RecordSkipped(f"no event name at {'.'.join(path)!r}") from None
+    name = lookup(payload, path)
+    if name is MISSING:
+        raise UnusableRecordError(f"no event name at {'.'.join(path)!r}")
     if not isinstance(name, str) or not name:
         kind = "an empty string" if name == "" else f"not a string ({_kind(name)})"
-        raise RecordSkipped(f"event name at {'.'.join(path)!r} is {kind}")
+        raise UnusableRecordError(f"event name at {'.'.join(path)!r} is {kind}")
     properties: dict[str, Any] = {}
     for mapping in mappings:
-        try:
-            properties[mapping.target] = extract(payload, mapping.path)
-        except KeyError:
-            continue
+        value = lookup(payload, mapping.path)
+        if value is not MISSING:
+            properties[mapping.target] = value
     distinct_id = default_distinct_id
     if "distinct_id" in properties:
         distinct_id = _distinct_id(properties.pop("distinct_id"))
@@ -151,7 +149,7 @@ def _distinct_id(value: Any) -> str:
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
-    raise RecordSkipped(f"distinct_id is not a non-empty string or a number ({_kind(value)})")
+    raise UnusableRecordError(f"distinct_id is not a non-empty string or a number ({_kind(value)})")
 
 
 def _timestamp(value: Any) -> datetime:
@@ -160,7 +158,7 @@ def _timestamp(value: Any) -> datetime:
         try:
             return datetime.fromtimestamp(seconds, tz=timezone.utc)
         except (OverflowError, OSError, ValueError):
-            raise RecordSkipped(f"timestamp {value!r} is out of range") from None
+            raise UnusableRecordError(f"timestamp {value!r} is out of range") from None
     if isinstance(value, str):
         text = value.strip()
         if text.endswith(("Z", "z")):
@@ -168,11 +166,11 @@ def _timestamp(value: Any) -> datetime:
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError:
-            raise RecordSkipped(f"timestamp {value[:40]!r} is not ISO 8601") from None
+            raise UnusableRecordError(f"timestamp {value[:40]!r} is not ISO 8601") from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=timezone.utc)
         return parsed
-    raise RecordSkipped(f"timestamp is not ISO 8601 text or an epoch number ({_kind(value)})")
+    raise UnusableRecordError(f"timestamp is not ISO 8601 text or an epoch number ({_kind(value)})")
 
 
 def _kind(value: Any) -> str:

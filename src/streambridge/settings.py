@@ -295,7 +295,7 @@ def _first_configuration_error(group: cattrs.ClassValidationError) -> Configurat
     return ConfigurationError("invalid setting: " + "; ".join(problems))
 
 
-# --------------------------------------------------------------------------- importer
+# Importer settings.
 
 StartPosition = Literal["LATEST", "TRIM_HORIZON"] | datetime
 _KINESIS_STREAM = re.compile(r"[a-zA-Z0-9_.-]{1,128}")
@@ -336,7 +336,7 @@ def _mappings(value: object) -> tuple[PropertyMapping, ...]:
     if isinstance(value, Iterable):
         items = tuple(value)
         if all(isinstance(item, PropertyMapping) for item in items):
-            return items  # type: ignore[return-value]  # checked just above
+            return items  # checked just above
     msg = f"additional_property_mappings must be text like 'a.b:c,d:e', got {value!r}"
     raise ConfigurationError(msg)
 
@@ -428,7 +428,7 @@ class ImporterSettings:
             raise ConfigurationError(f"config must be a mapping, got {type(mapping).__name__}")
         fields: dict[str, Any] = {}
         for key, value in mapping.items():
-            field = _POSTHOG_KEYS.get(key) if isinstance(key, str) else None
+            field = _POSTHOG_KEYS.get(key)
             if field is None:
                 close = difflib.get_close_matches(str(key), list(_POSTHOG_KEYS), n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -436,8 +436,11 @@ class ImporterSettings:
             if value == "" and field != "additional_property_mappings":
                 continue
             fields[field] = value
-        missing = [key for key, field in _POSTHOG_KEYS.items()
-                   if field in ("stream_name", "event_key") and field not in fields]
+        missing = [
+            key
+            for key, field in _POSTHOG_KEYS.items()
+            if field in ("stream_name", "event_key") and field not in fields
+        ]
         if missing:
             raise ConfigurationError(f"PostHog app setting {missing[0]!r} is required")
         try:
