@@ -54,10 +54,11 @@ def test_core_imports_no_boto3_and_package_no_moto() -> None:
     code = (
         "import sys\n"
         "import streambridge.filtering, streambridge.exclusion, streambridge.encoding, "
-        "streambridge.batching, streambridge.retry\n"
+        "streambridge.batching, streambridge.retry, streambridge.keys, streambridge.posthog, "
+        "streambridge.checkpoints, streambridge.settings, streambridge.results\n"
         "assert not [m for m in sys.modules if m.startswith(('boto3', 'botocore'))], 'core imported boto'\n"
         "import streambridge\n"
-        "streambridge.FirehoseForwarder\n"
+        "streambridge.FirehoseForwarder, streambridge.KinesisImporter\n"
         "assert 'moto' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)  # noqa: S603

@@ -5,13 +5,18 @@ The pure core (no boto3, no I/O):
 - :mod:`streambridge.filtering` — apply the mParticle connection settings to a batch;
 - :mod:`streambridge.exclusion` — Metadata Field Exclusion;
 - :mod:`streambridge.batching` — Send as Batch / Wait for Complete Batch framing;
-- :mod:`streambridge.encoding` — JSON records, size limits, ``PutRecordBatch`` packing;
+- :mod:`streambridge.encoding` — JSON records, size limits, ``PutRecordBatch`` packing, and
+  Kinesis record decoding (BOM, gzip, newline-delimited JSON);
+- :mod:`streambridge.keys` — nested-key extraction and ``additionalPropertyMappings``;
+- :mod:`streambridge.posthog` — PostHog events and the record-to-event conversion;
+- :mod:`streambridge.checkpoints` — where the importer keeps its place (memory, SQLite);
 - :mod:`streambridge.retry` — which errors to retry, and the backoff;
 - :mod:`streambridge.settings`, :mod:`streambridge.results`, :mod:`streambridge.errors` — values.
 
 The shell, which takes an injected boto3 client:
 
-- :class:`FirehoseForwarder` — mParticle batches to a Kinesis Data Firehose delivery stream.
+- :class:`FirehoseForwarder` — mParticle batches to a Kinesis Data Firehose delivery stream;
+- :class:`KinesisImporter` — a Kinesis Data Stream to PostHog events.
 
 Adapters: :mod:`streambridge.testing` (an embedded local AWS and fault injection for tests;
 needs the ``local`` extra) and the ``streambridge`` command.
@@ -24,22 +29,36 @@ from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 from typing import TYPE_CHECKING, Any
 
+from streambridge.checkpoints import MemoryCheckpointStore, SQLiteCheckpointStore
 from streambridge.errors import (
     AccessDeniedError,
     ConfigurationError,
+    DecodeError,
     DeliveryError,
     EncodingError,
     InvalidBatchError,
     StreambridgeError,
     StreamNotFoundError,
     StreamNotReadyError,
+    UnusableRecordError,
 )
-from streambridge.results import FailedRecord, ForwardResult, RejectedBatch, SkippedBatch
+from streambridge.posthog import PostHogEvent
+from streambridge.results import (
+    FailedRecord,
+    ForwardResult,
+    ImportResult,
+    ImportTotals,
+    RejectedBatch,
+    SinkFailure,
+    SkippedBatch,
+    SkippedRecord,
+)
 from streambridge.retry import RetryPolicy
-from streambridge.settings import ForwarderSettings
+from streambridge.settings import ForwarderSettings, ImporterSettings
 
 if TYPE_CHECKING:
     from streambridge.forwarder import DeliveryStreamInfo, FirehoseForwarder
+    from streambridge.importer import KinesisImporter
 
 try:
     __version__ = _version("streambridge")
@@ -51,6 +70,7 @@ except _PackageNotFoundError:  # pragma: no cover - running from a source tree w
 _LAZY = {
     "DeliveryStreamInfo": "streambridge.forwarder",
     "FirehoseForwarder": "streambridge.forwarder",
+    "KinesisImporter": "streambridge.importer",
 }
 
 
@@ -73,6 +93,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "AccessDeniedError",
     "ConfigurationError",
+    "DecodeError",
     "DeliveryError",
     "DeliveryStreamInfo",
     "EncodingError",
@@ -80,12 +101,22 @@ __all__ = [
     "FirehoseForwarder",
     "ForwardResult",
     "ForwarderSettings",
+    "ImportResult",
+    "ImportTotals",
+    "ImporterSettings",
     "InvalidBatchError",
+    "KinesisImporter",
+    "MemoryCheckpointStore",
+    "PostHogEvent",
     "RejectedBatch",
     "RetryPolicy",
+    "SQLiteCheckpointStore",
+    "SinkFailure",
     "SkippedBatch",
+    "SkippedRecord",
     "StreamNotFoundError",
     "StreamNotReadyError",
     "StreambridgeError",
+    "UnusableRecordError",
     "__version__",
 ]

@@ -33,10 +33,14 @@ class ShardCheckpoint:
     Attributes:
         sequence_number: The last record done with, or None when none yet.
         finished: Whether the shard was read to its end (closed and drained).
+        start: Where reading began when there was no record yet: ``"TRIM_HORIZON"`` or an
+            ISO 8601 time (for a ``LATEST`` or ``AT_TIMESTAMP`` start), so that a restart or an
+            expired iterator resumes there instead of at ``LATEST``.
     """
 
     sequence_number: str | None = None
     finished: bool = False
+    start: str | None = None
 
 
 @runtime_checkable
@@ -89,7 +93,7 @@ class SQLiteCheckpointStore:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS checkpoints ("
             " stream TEXT NOT NULL, shard TEXT NOT NULL, sequence_number TEXT,"
-            " finished INTEGER NOT NULL DEFAULT 0,"
+            " finished INTEGER NOT NULL DEFAULT 0, start TEXT,"
             " updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),"
             " PRIMARY KEY (stream, shard))"
         )
@@ -98,21 +102,30 @@ class SQLiteCheckpointStore:
         """Every shard's checkpoint for ``stream``."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT shard, sequence_number, finished FROM checkpoints WHERE stream = ?",
+                "SELECT shard, sequence_number, finished, start FROM checkpoints WHERE stream = ?",
                 (stream,),
             ).fetchall()
-        return {shard: ShardCheckpoint(sequence, bool(done)) for shard, sequence, done in rows}
+        return {
+            shard: ShardCheckpoint(sequence, bool(done), start)
+            for shard, sequence, done, start in rows
+        }
 
     def save(self, stream: str, shard_id: str, checkpoint: ShardCheckpoint) -> None:
         """Write one shard's checkpoint in its own transaction."""
         with self._lock:
             self._db.execute(
-                "INSERT INTO checkpoints (stream, shard, sequence_number, finished)"
-                " VALUES (?, ?, ?, ?)"
+                "INSERT INTO checkpoints (stream, shard, sequence_number, finished, start)"
+                " VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (stream, shard) DO UPDATE SET"
                 " sequence_number = excluded.sequence_number, finished = excluded.finished,"
-                " updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-                (stream, shard_id, checkpoint.sequence_number, int(checkpoint.finished)),
+                " start = excluded.start, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+                (
+                    stream,
+                    shard_id,
+                    checkpoint.sequence_number,
+                    int(checkpoint.finished),
+                    checkpoint.start,
+                ),
             )
 
     def close(self) -> None:

@@ -341,7 +341,7 @@ def decode_record(data: bytes) -> list[Any]:
 
 
 def _several(text: str) -> list[Any]:
-    values = []
+    values: list[Any] = []
     position = 0
     end = len(text)
     while True:

@@ -110,7 +110,7 @@ class PropertyMapping:
         return f"{self.source}:{self.target}"
 
 
-def parse_property_mappings(text: str | None) -> tuple[PropertyMapping, ...]:
+def parse_property_mappings(text: object) -> tuple[PropertyMapping, ...]:
     """Parse ``additionalPropertyMappings``: ``source.path:target,other:target2``.
 
     Whitespace around entries and around ``:`` is trimmed; empty entries (a trailing comma,

@@ -1,12 +1,25 @@
-"""What a forwarding call returns: frozen values, never exceptions, for partial failure."""
+"""What the forwarder and the importer return: frozen values; partial failure is no exception."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import attrs
 
-__all__ = ["FailedRecord", "ForwardResult", "RejectedBatch", "SkippedBatch"]
+if TYPE_CHECKING:
+    from streambridge.posthog import PostHogEvent
+
+__all__ = [
+    "FailedRecord",
+    "ForwardResult",
+    "ImportResult",
+    "ImportTotals",
+    "RejectedBatch",
+    "SinkFailure",
+    "SkippedBatch",
+    "SkippedRecord",
+]
 
 
 @attrs.frozen
@@ -112,4 +125,116 @@ class ForwardResult:
             api_calls=self.api_calls + other.api_calls,
             retries=self.retries + other.retries,
             pending_sessions=other.pending_sessions,
+        )
+
+
+@attrs.frozen
+class SkippedRecord:
+    """A Kinesis record (or one document of it) that could not become a PostHog event.
+
+    The importer's checkpoint moves past it; it is passed to ``on_skip`` and logged (once per
+    kind and poll).
+
+    Attributes:
+        shard_id: The shard it was read from.
+        sequence_number: Its sequence number.
+        position: The document's index inside the record (0 unless newline-delimited).
+        reason: Why it was skipped (``"not JSON: …"``, ``"no event name at 'a.b'"``…).
+        data: The record's data as read (after base64, before decompression).
+    """
+
+    shard_id: str
+    sequence_number: str
+    position: int
+    reason: str
+    data: bytes = attrs.field(repr=lambda data: f"<{len(data)} bytes>")
+
+    @property
+    def kind(self) -> str:
+        """The reason without its details, for counting (``"not JSON"``)."""
+        return self.reason.split(":", 1)[0].split(" (", 1)[0]
+
+
+@attrs.frozen
+class SinkFailure:
+    """The sink raised for a shard's events; they will be read and offered again.
+
+    Attributes:
+        shard_id: The shard whose events the sink refused.
+        events: How many events were offered.
+        error: ``repr`` of the exception the sink raised.
+    """
+
+    shard_id: str
+    events: int
+    error: str
+
+
+@attrs.frozen(kw_only=True)
+class ImportResult:
+    """The outcome of one :meth:`KinesisImporter.poll`.
+
+    Attributes:
+        events: Events produced (and accepted by the sink, when there is one), shard by shard.
+        skipped: Records that could not become events, with reasons.
+        lag: ``MillisBehindLatest`` of each shard read in this poll.
+        records: Kinesis records read (a newline-delimited record counts once).
+        calls: ``GetRecords`` calls made.
+        sink_failures: Shards whose events the sink refused (their checkpoints did not move).
+        finished_shards: Shards read to their end in this poll (closed after resharding).
+        expired_iterators: Iterators that had expired and were renewed from the checkpoint.
+        throttled: ``GetRecords`` calls throttled (the shard backs off).
+    """
+
+    events: tuple[PostHogEvent, ...] = ()
+    skipped: tuple[SkippedRecord, ...] = ()
+    lag: Mapping[str, int] = attrs.field(factory=dict, hash=False)
+    records: int = 0
+    calls: int = 0
+    sink_failures: tuple[SinkFailure, ...] = ()
+    finished_shards: tuple[str, ...] = ()
+    expired_iterators: int = 0
+    throttled: int = 0
+
+    @property
+    def caught_up(self) -> bool:
+        """Every shard read in this poll reported ``MillisBehindLatest`` 0 (and none failed)."""
+        return bool(self.lag) and not self.sink_failures and all(v == 0 for v in self.lag.values())
+
+
+@attrs.frozen(kw_only=True)
+class ImportTotals:
+    """What :meth:`KinesisImporter.run` did, in counts (events themselves go to the sink).
+
+    Attributes:
+        polls: Polls made.
+        events: Events produced.
+        skipped: Records skipped.
+        records: Kinesis records read.
+        calls: ``GetRecords`` calls made.
+        sink_failures: Times the sink raised.
+        lag: The latest ``MillisBehindLatest`` of each shard.
+        stopped_because: ``"stop"``, ``"max_events"``, ``"max_polls"`` or ``"caught_up"``.
+    """
+
+    polls: int = 0
+    events: int = 0
+    skipped: int = 0
+    records: int = 0
+    calls: int = 0
+    sink_failures: int = 0
+    lag: Mapping[str, int] = attrs.field(factory=dict, hash=False)
+    stopped_because: str = ""
+
+    def add(self, result: ImportResult) -> ImportTotals:
+        """These totals with one more poll counted."""
+        return attrs.evolve(
+            self,
+            polls=self.polls + 1,
+            events=self.events + len(result.events),
+            skipped=self.skipped + len(result.skipped),
+            records=self.records + result.records,
+            calls=self.calls + result.calls,
+            sink_failures=self.sink_failures + len(result.sink_failures),
+            lag={**self.lag, **result.lag},
         )

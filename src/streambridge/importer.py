@@ -1,0 +1,564 @@
+"""KinesisImporter: a Kinesis Data Stream to PostHog events, with checkpoints and no gaps.
+
+The shell around the pure core: it lists shards, reads them with ``GetRecords``, decodes and
+converts each record (:mod:`streambridge.encoding`, :mod:`streambridge.posthog`), hands the
+events to the sink, and only then moves the shard's checkpoint
+(:mod:`streambridge.checkpoints`). Delivery is at-least-once; event uuids are deterministic, so
+PostHog drops the duplicates a retry may bring.
+
+Shards: a child shard is read only after its parents were read to their end (a null
+``NextShardIterator``), so per-key order survives resharding. A shard with no checkpoint starts
+at ``TRIM_HORIZON`` when one of its parents is already known (it was born while we followed the
+stream), else at the configured start position. Where reading began is saved with the shard, so
+a restart — or an expired iterator — before the first record resumes there, never at ``LATEST``.
+
+Pacing: at most one ``GetRecords`` per shard every ``min_call_interval`` (5 per second by
+default); a shard that is caught up is polled every ``idle_poll_interval`` (1 s); a throttled shard
+backs off alone, with capped exponential backoff and jitter.
+
+Not thread-safe; one importer per stream and process (two importers on the same shards would
+both import them).
+"""
+
+from __future__ import annotations
+
+import logging
+import random as _random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, cast
+
+import attrs
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from streambridge.checkpoints import CheckpointStore, MemoryCheckpointStore, ShardCheckpoint
+from streambridge.encoding import decode_record
+from streambridge.errors import (
+    AccessDeniedError,
+    DecodeError,
+    DeliveryError,
+    StreamNotFoundError,
+    UnusableRecordError,
+)
+from streambridge.keys import parse_path
+from streambridge.posthog import PostHogEvent, event_uuid, to_event
+from streambridge.results import ImportResult, ImportTotals, SinkFailure, SkippedRecord
+from streambridge.retry import ACCESS_DENIED_CODES, RetryPolicy, is_retryable
+from streambridge.settings import ImporterSettings
+
+if TYPE_CHECKING:
+    from mypy_boto3_kinesis import KinesisClient
+
+__all__ = ["KinesisImporter", "Sink"]
+
+logger = logging.getLogger("streambridge.importer")
+
+Sink = Callable[[Sequence[PostHogEvent]], object]
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+#: A LATEST start is remembered this much earlier, so a resume at that time (AT_TIMESTAMP)
+#: cannot miss records because of clock skew between this machine and AWS.
+SKEW_MARGIN = timedelta(seconds=5)
+
+
+@attrs.define
+class _Shard:
+    """What the importer knows of one shard."""
+
+    shard_id: str
+    parents: tuple[str, ...]
+    closed: bool
+    inherits: bool  # a parent was followed before this shard was first seen: read it all
+    checkpoint: ShardCheckpoint = attrs.Factory(ShardCheckpoint)
+    iterator: str | None = None
+    next_call: float = 0.0
+    failures: int = 0
+
+
+@attrs.define
+class _Poll:
+    """The mutable accumulator behind one ImportResult."""
+
+    events: list[PostHogEvent] = attrs.Factory(list)
+    skipped: list[SkippedRecord] = attrs.Factory(list)
+    lag: dict[str, int] = attrs.Factory(dict)
+    records: int = 0
+    calls: int = 0
+    sink_failures: list[SinkFailure] = attrs.Factory(list)
+    finished: list[str] = attrs.Factory(list)
+    expired: int = 0
+    throttled: int = 0
+
+    def freeze(self) -> ImportResult:
+        return ImportResult(
+            events=tuple(self.events),
+            skipped=tuple(self.skipped),
+            lag=dict(self.lag),
+            records=self.records,
+            calls=self.calls,
+            sink_failures=tuple(self.sink_failures),
+            finished_shards=tuple(self.finished),
+            expired_iterators=self.expired,
+            throttled=self.throttled,
+        )
+
+
+class KinesisImporter:
+    """Import a Kinesis Data Stream as PostHog events, as PostHog's Kinesis app meant to.
+
+    Example::
+
+        importer = KinesisImporter(
+            boto3.client("kinesis"),
+            ImporterSettings(stream_name="events", event_key="properties.eventName",
+                             additional_property_mappings="properties.userId:distinct_id"),
+            sink=lambda events: [posthog.capture(**e.capture_kwargs()) for e in events],
+            checkpoints=SQLiteCheckpointStore("kinesis.db"),
+        )
+        importer.run(stop=stop_event)
+    """
+
+    def __init__(
+        self,
+        client: KinesisClient,
+        settings: ImporterSettings,
+        *,
+        sink: Sink | None = None,
+        checkpoints: CheckpointStore | None = None,
+        on_skip: Callable[[SkippedRecord], object] | None = None,
+        backoff: RetryPolicy = RetryPolicy(base_delay=1.0, max_delay=30.0),  # noqa: B008 - frozen
+        shard_refresh_interval: float = 30.0,
+        sleep: Callable[[float], object] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        random: Callable[[], float] = _random.random,
+    ) -> None:
+        """Create an importer.
+
+        Args:
+            client: A boto3 Kinesis client (``boto3.client("kinesis")``).
+            settings: Stream, event key, mappings, start position and pacing.
+            sink: Receives each shard's events of a poll (never an empty sequence); the
+                shard's checkpoint moves only once it returns. If it raises, the events come
+                again later. Without a sink, events are only returned by :meth:`poll`.
+            checkpoints: Where positions are kept (default: in memory, lost at exit).
+            on_skip: Called with each record that cannot become an event.
+            backoff: Waits after throttling or a transient error, per shard (its delay
+                schedule is used; the importer never gives up on a shard).
+            shard_refresh_interval: Seconds between two ``ListShards`` (sooner when a shard
+                ends).
+            sleep: Waits in :meth:`run` (inject a fake in tests).
+            clock: Monotonic seconds, for pacing.
+            now: The wall clock, for where a ``LATEST`` start began.
+            random: Floats in [0, 1) for jitter.
+        """
+        self.client = client
+        self.settings = settings
+        self.sink = sink
+        self.checkpoints: CheckpointStore = checkpoints or MemoryCheckpointStore()
+        self.on_skip = on_skip
+        self.backoff = backoff
+        self.shard_refresh_interval = shard_refresh_interval
+        self._sleep = sleep
+        self._clock = clock
+        self._now = now
+        self._random = random
+        self._event_key = parse_path(settings.event_key)
+        self._shards: dict[str, _Shard] = {}
+        self._listed: set[str] = set()
+        self._lag: dict[str, int] = {}
+        self._next_refresh = 0.0
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: ImporterSettings,
+        *,
+        session: Any = None,
+        endpoint_url: str | None = None,
+        **options: Any,
+    ) -> KinesisImporter:
+        """Build the boto3 client from the settings (region, optional keys), then the importer."""
+        import boto3  # noqa: PLC0415 - only this convenience constructor needs it
+        from botocore.config import Config  # noqa: PLC0415
+
+        session = session or boto3.Session()
+        client = session.client(
+            "kinesis",
+            region_name=settings.region,
+            endpoint_url=endpoint_url,
+            aws_access_key_id=settings.access_key_id,
+            aws_secret_access_key=settings.secret_access_key,
+            config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
+        )
+        return cls(client, settings, **options)
+
+    # ------------------------------------------------------------------ public calls
+
+    def poll(self) -> ImportResult:
+        """Make one pass over the shards that are readable and due; never sleeps.
+
+        Returns:
+            The events of this pass, what was skipped, and each shard's lag.
+
+        Raises:
+            StreamNotFoundError: The stream does not exist.
+            AccessDeniedError: A Kinesis permission is missing (the message names it).
+            DeliveryError: Another error retrying cannot fix.
+        """
+        result = _Poll()
+        if self._clock() >= self._next_refresh:
+            self._refresh_shards()
+        for shard in self._readable():
+            if self._clock() >= shard.next_call:
+                self._read(shard, result)
+        if result.finished:
+            self._next_refresh = 0.0  # look for the children now
+        self._log_skips(result.skipped)
+        return result.freeze()
+
+    def run(
+        self,
+        *,
+        stop: threading.Event | Callable[[], bool] | None = None,
+        max_events: int | None = None,
+        max_polls: int | None = None,
+        until_caught_up: bool = False,
+    ) -> ImportTotals:
+        """Poll until told to stop; sleep between polls until a shard is due.
+
+        Args:
+            stop: An event (or a function) that ends the loop when set (returns True).
+            max_events: Stop once at least this many events were produced.
+            max_polls: Stop after this many polls.
+            until_caught_up: Stop once every shard reports ``MillisBehindLatest`` 0.
+
+        Returns:
+            Counts of what was done, and why the loop stopped.
+        """
+        should_stop: Callable[[], bool]
+        if stop is None:
+            should_stop = lambda: False  # noqa: E731
+        elif isinstance(stop, threading.Event):
+            should_stop = stop.is_set
+        else:
+            should_stop = stop
+        totals = ImportTotals()
+        while True:
+            if should_stop():
+                return attrs.evolve(totals, stopped_because="stop")
+            result = self.poll()
+            totals = totals.add(result)
+            if max_events is not None and totals.events >= max_events:
+                return attrs.evolve(totals, stopped_because="max_events")
+            if max_polls is not None and totals.polls >= max_polls:
+                return attrs.evolve(totals, stopped_because="max_polls")
+            if until_caught_up and self._caught_up():
+                return attrs.evolve(totals, stopped_because="caught_up")
+            wait = self._next_due() - self._clock()
+            if wait > 0:
+                self._sleep(min(wait, 1.0))  # short naps, so that `stop` is seen quickly
+
+    @property
+    def shards(self) -> dict[str, ShardCheckpoint]:
+        """Each known shard's checkpoint."""
+        return {shard_id: shard.checkpoint for shard_id, shard in self._shards.items()}
+
+    # ------------------------------------------------------------------ shards
+
+    def _refresh_shards(self) -> None:
+        """List the stream's shards (paginated) and decide where new ones start."""
+        listed: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"StreamName": self.settings.stream_name}
+        while True:
+            try:
+                page = self.client.list_shards(**kwargs)
+            except ClientError as exc:
+                code = _code(exc)
+                if code == "ExpiredNextTokenException":
+                    listed, kwargs = [], {"StreamName": self.settings.stream_name}
+                    continue
+                if is_retryable(code, _status(exc)):
+                    logger.warning("ListShards failed (%s); keeping the last listing", code)
+                    self._next_refresh = self._clock() + self.backoff.max_delay
+                    return
+                raise self._fatal(exc, "ListShards") from exc
+            except (BotoConnectionError, HTTPClientError) as exc:
+                logger.warning("ListShards failed (%s); keeping the last listing", exc)
+                self._next_refresh = self._clock() + self.backoff.max_delay
+                return
+            listed.extend(page.get("Shards", []))  # type: ignore[arg-type]
+            token = page.get("NextToken")
+            if not token:
+                break
+            kwargs = {"NextToken": token}
+        saved = self.checkpoints.load(self.settings.stream_name)
+        known_before = set(self._shards) | set(saved)
+        self._listed = {item["ShardId"] for item in listed}
+        for item in listed:
+            shard_id = item["ShardId"]
+            closed = "EndingSequenceNumber" in item.get("SequenceNumberRange", {})
+            if shard_id in self._shards:
+                self._shards[shard_id].closed = closed
+                continue
+            parents = tuple(
+                p for p in (item.get("ParentShardId"), item.get("AdjacentParentShardId")) if p
+            )
+            inherits = any(p in known_before for p in parents)
+            shard = _Shard(
+                shard_id, parents, closed, inherits, saved.get(shard_id, ShardCheckpoint())
+            )
+            self._shards[shard_id] = shard
+            untouched = shard.checkpoint == ShardCheckpoint()
+            if untouched and closed and not inherits and self.settings.start_position == "LATEST":
+                # closed before we began at LATEST: nothing in it comes after our start
+                self._save(shard, attrs.evolve(shard.checkpoint, finished=True))
+        self._next_refresh = self._clock() + self.shard_refresh_interval
+
+    def _readable(self) -> list[_Shard]:
+        """Unfinished shards whose parents are finished (or no longer listed: trimmed)."""
+        out = []
+        for shard in self._shards.values():
+            if shard.checkpoint.finished:
+                continue
+            parents = [self._shards.get(p) for p in shard.parents]
+            if all(p is None or p.checkpoint.finished for p in parents):
+                out.append(shard)
+        return out
+
+    def _next_due(self) -> float:
+        due = [s.next_call for s in self._readable()]
+        return min([self._next_refresh, *due])
+
+    def _caught_up(self) -> bool:
+        """Every readable shard was read, without failure, and is 0 ms behind."""
+        readable = self._readable()
+        return bool(readable) and all(
+            s.failures == 0 and self._lag.get(s.shard_id) == 0 for s in readable
+        )
+
+    # ------------------------------------------------------------------ reading
+
+    def _iterator(self, shard: _Shard) -> str | None:
+        """A new iterator: after the checkpoint, else where reading began, else the start."""
+        checkpoint = shard.checkpoint
+        kwargs: dict[str, Any] = {
+            "StreamName": self.settings.stream_name,
+            "ShardId": shard.shard_id,
+        }
+        if checkpoint.sequence_number is not None:
+            kwargs["ShardIteratorType"] = "AFTER_SEQUENCE_NUMBER"
+            kwargs["StartingSequenceNumber"] = checkpoint.sequence_number
+        elif checkpoint.start == "TRIM_HORIZON":
+            kwargs["ShardIteratorType"] = "TRIM_HORIZON"
+        elif checkpoint.start is not None:
+            kwargs["ShardIteratorType"] = "AT_TIMESTAMP"
+            kwargs["Timestamp"] = datetime.fromisoformat(checkpoint.start)
+        else:  # first time: remember where we begin before we begin
+            start = self.settings.start_position
+            if shard.inherits or start == "TRIM_HORIZON":
+                kwargs["ShardIteratorType"] = begin = "TRIM_HORIZON"
+            elif isinstance(start, datetime):
+                kwargs["ShardIteratorType"] = "AT_TIMESTAMP"
+                kwargs["Timestamp"] = start
+                begin = start.isoformat()
+            else:
+                kwargs["ShardIteratorType"] = "LATEST"
+                begin = (self._now() - SKEW_MARGIN).isoformat()
+            self._save(shard, attrs.evolve(checkpoint, start=begin))
+        return self.client.get_shard_iterator(**kwargs).get("ShardIterator")
+
+    def _read(self, shard: _Shard, result: _Poll) -> None:
+        """One GetRecords on one shard, then sink and checkpoint."""
+        try:
+            if shard.iterator is None:
+                shard.iterator = self._iterator(shard)
+                if shard.iterator is None:
+                    self._finish(shard, result)
+                    return
+            result.calls += 1
+            response = self.client.get_records(
+                ShardIterator=shard.iterator, Limit=self.settings.records_per_call
+            )
+        except ClientError as exc:
+            self._read_error(shard, exc, result)
+            return
+        except (BotoConnectionError, HTTPClientError) as exc:
+            logger.debug("shard %s: %s; backing off", shard.shard_id, exc)
+            self._back_off(shard)
+            return
+        except BotoCoreError as exc:
+            raise self._fatal(exc, "GetRecords") from exc
+        records = response.get("Records", [])
+        lag = response.get("MillisBehindLatest")
+        if lag is not None:
+            result.lag[shard.shard_id] = lag
+            self._lag[shard.shard_id] = lag
+        events, skipped = self._convert(shard.shard_id, records)
+        if events and self.sink is not None:
+            try:
+                self.sink(events)
+            except Exception as exc:  # noqa: BLE001 - any sink failure: re-read later
+                logger.warning(
+                    "sink refused %d event(s) of shard %s (%r); they will be read again",
+                    len(events),
+                    shard.shard_id,
+                    exc,
+                )
+                result.sink_failures.append(SinkFailure(shard.shard_id, len(events), repr(exc)))
+                shard.iterator = None  # re-read from the checkpoint
+                self._back_off(shard)
+                return
+        result.records += len(records)
+        result.events.extend(events)
+        result.skipped.extend(skipped)
+        for skip in skipped:
+            self._notify_skip(skip)
+        if records:
+            sequence = records[-1]["SequenceNumber"]
+            self._save(shard, attrs.evolve(shard.checkpoint, sequence_number=sequence))
+        shard.failures = 0
+        # null at the end of a closed shard, whatever the type stubs say
+        shard.iterator = cast("str | None", response.get("NextShardIterator"))
+        if shard.iterator is None:
+            self._finish(shard, result)
+            return
+        idle = not records or lag == 0
+        interval = self.settings.idle_poll_interval if idle else self.settings.min_call_interval
+        shard.next_call = self._clock() + interval
+
+    def _convert(
+        self, shard_id: str, records: list[Any]
+    ) -> tuple[list[PostHogEvent], list[SkippedRecord]]:
+        events: list[PostHogEvent] = []
+        skipped: list[SkippedRecord] = []
+        stream = self.settings.stream_name
+        mappings = self.settings.additional_property_mappings
+        default_id = self.settings.default_distinct_id
+        for record in records:
+            data: bytes = record["Data"]
+            sequence: str = record["SequenceNumber"]
+            arrival: datetime = record.get("ApproximateArrivalTimestamp") or _EPOCH
+            try:
+                values = decode_record(data)
+            except DecodeError as exc:
+                skipped.append(SkippedRecord(shard_id, sequence, 0, exc.reason, data))
+                continue
+            for position, value in enumerate(values):
+                try:
+                    events.append(
+                        to_event(
+                            value,
+                            event_key=self._event_key,
+                            mappings=mappings,
+                            arrival=arrival,
+                            uuid=event_uuid(stream, shard_id, sequence, position),
+                            default_distinct_id=default_id,
+                        )
+                    )
+                except UnusableRecordError as exc:  # noqa: PERF203 - rare, and per document
+                    skipped.append(SkippedRecord(shard_id, sequence, position, exc.reason, data))
+        return events, skipped
+
+    def _read_error(self, shard: _Shard, exc: ClientError, result: _Poll) -> None:
+        code = _code(exc)
+        if code == "ExpiredIteratorException":
+            logger.info(
+                "shard %s: iterator expired; renewing it from the checkpoint", shard.shard_id
+            )
+            result.expired += 1
+            shard.iterator = None
+            return
+        if code == "ResourceNotFoundException" and self._stream_still_there(shard):
+            raise self._fatal(exc, "GetRecords") from exc
+        if code == "ResourceNotFoundException":
+            logger.warning("shard %s is gone (trimmed past retention); moving on", shard.shard_id)
+            self._finish(shard, result)
+            return
+        if is_retryable(code, _status(exc)):
+            if code in ("ProvisionedThroughputExceededException", "KMSThrottlingException"):
+                result.throttled += 1
+            self._back_off(shard)
+            return
+        raise self._fatal(exc, "GetRecords") from exc
+
+    def _stream_still_there(self, shard: _Shard) -> bool:
+        """After a ResourceNotFound: is the shard still listed (so the error is real)?"""
+        self._refresh_shards()  # raises StreamNotFoundError when the stream itself is gone
+        return shard.shard_id in self._listed
+
+    def _back_off(self, shard: _Shard) -> None:
+        shard.failures += 1
+        wait = max(
+            self.settings.min_call_interval, self.backoff.delay(shard.failures, self._random)
+        )
+        shard.next_call = self._clock() + wait
+
+    def _finish(self, shard: _Shard, result: _Poll) -> None:
+        self._save(shard, attrs.evolve(shard.checkpoint, finished=True))
+        shard.iterator = None
+        result.finished.append(shard.shard_id)
+        logger.info("shard %s read to its end", shard.shard_id)
+
+    def _save(self, shard: _Shard, checkpoint: ShardCheckpoint) -> None:
+        self.checkpoints.save(self.settings.stream_name, shard.shard_id, checkpoint)
+        shard.checkpoint = checkpoint
+
+    def _notify_skip(self, skip: SkippedRecord) -> None:
+        if self.on_skip is None:
+            return
+        try:
+            self.on_skip(skip)
+        except Exception:
+            logger.exception("on_skip raised; the record stays in the result's skipped")
+
+    def _log_skips(self, skipped: list[SkippedRecord]) -> None:
+        kinds = Counter(s.kind for s in skipped)
+        for kind, count in kinds.items():
+            first = next(s for s in skipped if s.kind == kind)
+            logger.warning(
+                "skipped %d record(s): %s (first: shard %s, sequence %s: %s)",
+                count,
+                kind,
+                first.shard_id,
+                first.sequence_number,
+                first.reason,
+            )
+
+    def _fatal(self, exc: Exception, operation: str) -> DeliveryError:
+        if isinstance(exc, ClientError):
+            code, message = _code(exc), str(exc.response.get("Error", {}).get("Message", ""))
+        else:
+            code, message = type(exc).__name__, str(exc)
+        name = self.settings.stream_name
+        region = self.client.meta.region_name
+        if code == "ResourceNotFoundException":
+            return StreamNotFoundError(
+                f"Kinesis stream {name!r} was not found in region {region} for these "
+                f"credentials: fix stream_name / region ({message})",
+                error_code=code,
+            )
+        if code in ACCESS_DENIED_CODES:
+            return AccessDeniedError(
+                f"{operation} on Kinesis stream {name!r} was denied ({code}): allow "
+                f"'kinesis:{operation}' (the importer needs kinesis:ListShards, "
+                f"kinesis:GetShardIterator and kinesis:GetRecords). AWS said: {message}",
+                error_code=code,
+            )
+        return DeliveryError(
+            f"{operation} on Kinesis stream {name!r} failed with {code}, which retrying "
+            f"cannot fix: {message}",
+            error_code=code,
+        )
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
+
+
+def _status(exc: ClientError) -> int | None:
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return int(status) if status is not None else None
