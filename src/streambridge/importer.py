@@ -76,6 +76,7 @@ class _Shard:
     iterator: str | None = None
     next_call: float = 0.0
     failures: int = 0
+    at_tip: bool = False  # last read: 0 ms behind and short of the limit
 
 
 @attrs.define
@@ -169,7 +170,6 @@ class KinesisImporter:
         self._event_key = parse_path(settings.event_key)
         self._shards: dict[str, _Shard] = {}
         self._listed: set[str] = set()
-        self._lag: dict[str, int] = {}
         self._next_refresh = 0.0
 
     @classmethod
@@ -334,11 +334,9 @@ class KinesisImporter:
         return min([self._next_refresh, *due])
 
     def _caught_up(self) -> bool:
-        """Every readable shard was read, without failure, and is 0 ms behind."""
+        """Every readable shard's last read was at the tip of the shard, without failure."""
         readable = self._readable()
-        return bool(readable) and all(
-            s.failures == 0 and self._lag.get(s.shard_id) == 0 for s in readable
-        )
+        return bool(readable) and all(s.failures == 0 and s.at_tip for s in readable)
 
     # ------------------------------------------------------------------ reading
 
@@ -396,7 +394,6 @@ class KinesisImporter:
         lag = response.get("MillisBehindLatest")
         if lag is not None:
             result.lag[shard.shard_id] = lag
-            self._lag[shard.shard_id] = lag
         events, skipped = self._convert(shard.shard_id, records)
         if events and self.sink is not None:
             try:
@@ -426,8 +423,12 @@ class KinesisImporter:
         if shard.iterator is None:
             self._finish(shard, result)
             return
-        idle = not records or lag == 0
-        interval = self.settings.idle_poll_interval if idle else self.settings.min_call_interval
+        # At the tip: nothing came, or 0 ms behind with room to spare in the call (a full call
+        # says more may be waiting, whatever MillisBehindLatest says).
+        shard.at_tip = not records or (lag == 0 and len(records) < self.settings.records_per_call)
+        interval = (
+            self.settings.idle_poll_interval if shard.at_tip else self.settings.min_call_interval
+        )
         shard.next_call = self._clock() + interval
 
     def _convert(
@@ -492,6 +493,7 @@ class KinesisImporter:
 
     def _back_off(self, shard: _Shard) -> None:
         shard.failures += 1
+        shard.at_tip = False
         wait = max(
             self.settings.min_call_interval, self.backoff.delay(shard.failures, self._random)
         )

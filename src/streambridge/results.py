@@ -196,11 +196,6 @@ class ImportResult:
     expired_iterators: int = 0
     throttled: int = 0
 
-    @property
-    def caught_up(self) -> bool:
-        """Every shard read in this poll reported ``MillisBehindLatest`` 0 (and none failed)."""
-        return bool(self.lag) and not self.sink_failures and all(v == 0 for v in self.lag.values())
-
 
 @attrs.frozen(kw_only=True)
 class ImportTotals:

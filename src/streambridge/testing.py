@@ -357,6 +357,9 @@ class FaultInjector:
     gets that fault's response instead of going to the endpoint; botocore then parses it and
     runs its retry handler as for a real response. Calls with nothing queued go through.
 
+    Every call is recorded: :attr:`calls` lists the operation names, :attr:`requests` the
+    operation and its JSON parameters (blobs still base64-encoded, as on the wire).
+
     Use as a context manager, or call :meth:`close` to unregister.
     """
 
@@ -367,6 +370,7 @@ class FaultInjector:
         self._always: dict[str, Fault] = {}
         self._local = threading.local()
         self.calls: list[str] = []
+        self.requests: list[tuple[str, dict[str, Any]]] = []
         prefix = client.meta.service_model.endpoint_prefix
         self._event = f"before-send.{prefix}"
         hook: Any = self._hook
@@ -420,6 +424,12 @@ class FaultInjector:
             return None
         operation = _operation_of(request)
         self.calls.append(operation)
+        body = request.body if isinstance(request.body, (bytes, str)) else b""
+        try:
+            params = json.loads(body) if body else {}
+        except ValueError:
+            params = {}
+        self.requests.append((operation, params if isinstance(params, dict) else {}))
         queue = self._queues.get(operation)
         fault = queue.popleft() if queue else self._always.get(operation)
         if fault is None:
