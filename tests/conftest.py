@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,3 +75,46 @@ def _aws(aws_server: LocalAWS) -> LocalAWS:
     """The session's local AWS, emptied before the test."""
     aws_server.reset()
     return aws_server
+
+
+# --------------------------------------------------------------------------- kinesalite
+
+KINESALITE = Path(
+    os.environ.get(
+        "STREAMBRIDGE_KINESALITE",
+        Path(__file__).resolve().parents[1] / ".emulators" / "node_modules" / "kinesalite",
+    )
+)
+_KINESALITE_SCRIPT = """
+const kinesalite = require(process.argv[1]);
+const server = kinesalite({createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 100});
+server.listen(0, '127.0.0.1', () => console.log(server.address().port));
+"""
+
+
+@pytest.fixture(scope="session", name="kinesalite")
+def _kinesalite() -> Iterator[str]:
+    """Kinesalite on 127.0.0.1 (a free port); its endpoint URL. Skipped without Node/kinesalite."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("emulator tests need Node.js (node is not on PATH)")
+    if not KINESALITE.is_dir():
+        pytest.skip(
+            f"emulator tests need kinesalite: npm install --prefix .emulators kinesalite@3.3.3 "
+            f"(looked in {KINESALITE})"
+        )
+    process = subprocess.Popen(  # noqa: S603 - our own script, loopback only
+        [node, "-e", _KINESALITE_SCRIPT, str(KINESALITE)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        port = int(process.stdout.readline())
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
