@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import attrs
 import boto3
 import pytest
 from botocore.config import Config
@@ -171,7 +172,7 @@ def test_children_created_while_following_start_at_trim_horizon(kinesis: Any) ->
     events: list[PostHogEvent] = []
     importer = KinesisImporter(
         kinesis,
-        SETTINGS.__class__(**{**_fields(SETTINGS), "start_position": "LATEST"}),
+        attrs.evolve(SETTINGS, start_position="LATEST"),
         sink=events.extend,
         shard_refresh_interval=0.0,
     )
@@ -205,9 +206,7 @@ def test_expired_iterator_on_the_emulator(kinesis: Any) -> None:
     events: list[PostHogEvent] = []
     importer = KinesisImporter(
         kinesis,
-        ImporterSettings(
-            **{**_fields(SETTINGS), "records_per_call": 10, "start_position": "TRIM_HORIZON"}
-        ),
+        attrs.evolve(SETTINGS, records_per_call=10),
         sink=events.extend,
     )
     with FaultInjector(kinesis) as faults:
