@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -13,9 +14,11 @@ from typing import Any
 
 import attrs
 import pytest
+from botocore.exceptions import NoCredentialsError
 
 from streambridge import (
     AccessDeniedError,
+    DeliveryError,
     ImporterSettings,
     KinesisImporter,
     PostHogEvent,
@@ -24,7 +27,15 @@ from streambridge import (
     StreamNotFoundError,
 )
 from streambridge.importer import SKEW_MARGIN
-from streambridge.testing import ErrorFault, FaultInjector, LocalAWS, ResponseFault, access_denied
+from streambridge.testing import (
+    ErrorFault,
+    Fault,
+    FaultInjector,
+    LocalAWS,
+    ResponseFault,
+    access_denied,
+    connection_error,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -367,3 +378,143 @@ def test_from_posthog_config_and_from_settings(make: Any) -> None:
     )
     importer = KinesisImporter.from_settings(settings, endpoint_url=h.aws.endpoint_url)
     assert ["user-0", "user-1", "user-2"] == sorted(e.distinct_id for e in importer.poll().events)
+
+
+# --------------------------------------------------------------------------- error paths
+
+
+def test_run_stops_on_event_and_max_events(make: Any) -> None:
+    """run() stops on a threading.Event, after max_events, or after max_polls."""
+    h = make(shards=1)
+    put(h.aws, [record(n) for n in range(5)])
+    stop = threading.Event()
+    stop.set()
+    assert "stop" == h.importer.run(stop=stop).stopped_because
+    totals = h.importer.run(max_events=3)
+    assert ("max_events", 5) == (totals.stopped_because, totals.events)
+    assert "max_polls" == h.importer.run(max_polls=2).stopped_because
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        ErrorFault(500, "InternalFailure", "oops"),
+        ErrorFault(400, "LimitExceededException", "slow down"),
+    ],
+)
+def test_list_shards_transient_errors_keep_the_last_listing(make: Any, fault: Any) -> None:
+    """A failed refresh keeps reading the shards already known, and retries the listing later."""
+    h = make(shards=1)
+    put(h.aws, [record(1)])
+    h.importer.poll()
+    h.advance(60)
+    h.faults.add("ListShards", fault)
+    put(h.aws, [record(2)])
+    if fault.code == "LimitExceededException":  # not transient: raises
+        with pytest.raises(Exception, match="LimitExceededException"):
+            h.importer.poll()
+        return
+    h.importer.poll()
+    assert [1, 2] == h.ns()
+
+
+def test_list_shards_expired_token_restarts_the_listing(make: Any) -> None:
+    """ExpiredNextTokenException starts the listing again from the first page."""
+    h = make(shards=1)
+    h.faults.add(
+        "ListShards",
+        ResponseFault(200, {"Shards": [], "NextToken": "t"}),
+        ErrorFault(400, "ExpiredNextTokenException", "expired"),
+    )
+    put(h.aws, [record(1)])
+    h.importer.poll()
+    assert [1] == h.ns()
+    assert [None, "t", None] == [
+        p.get("NextToken") for op, p in h.faults.requests if op == "ListShards"
+    ]
+
+
+def test_connection_errors_back_off(make: Any) -> None:
+    """A connection failure on ListShards or GetRecords is retried later, not raised."""
+    h = make(shards=1)
+    put(h.aws, [record(1)])
+    h.faults.add("ListShards", connection_error())
+    assert 0 == h.importer.poll().calls
+    h.advance(60)
+    h.faults.add("GetRecords", connection_error())
+    assert () == h.importer.poll().events
+    h.advance(60)
+    h.importer.poll()
+    assert [1] == h.ns()
+
+
+def test_trimmed_shard_is_skipped_and_missing_shard_is_fatal(make: Any) -> None:
+    """ResourceNotFound for a shard no longer listed finishes it; for a listed shard it raises."""
+    h = make(shards=1)
+    put(h.aws, [record(1)])
+    h.importer.poll()
+    h.advance(2)
+    h.faults.add("GetRecords", ErrorFault(400, "ResourceNotFoundException", "shard gone"))
+    h.faults.add("ListShards", ResponseFault(200, {"Shards": []}))
+    result = h.importer.poll()
+    assert ("shardId-000000000000",) == result.finished_shards
+    h2 = make(shards=None)
+    h2.faults.add("GetRecords", ErrorFault(400, "ResourceNotFoundException", "odd"))
+    with pytest.raises(StreamNotFoundError):
+        h2.importer.poll()
+
+
+def test_non_retryable_read_errors_raise(make: Any) -> None:
+    """KMS configuration errors and botocore errors without a response raise DeliveryError."""
+
+    class NoCredentials(Fault):
+        def respond(self, injector: Any, operation: str, request: Any) -> Any:
+            raise NoCredentialsError
+
+    h = make(shards=1)
+    h.faults.add("GetRecords", ErrorFault(400, "KMSAccessDeniedException", "key"))
+    with pytest.raises(DeliveryError, match="KMSAccessDeniedException"):
+        h.importer.poll()
+    h.faults.add("GetRecords", NoCredentials())
+    with pytest.raises(DeliveryError, match="NoCredentialsError"):
+        h.importer.poll()
+
+
+def test_latest_marks_shards_closed_before_the_start_finished(make: Any) -> None:
+    """Under LATEST, a shard already closed at first sight has nothing for us: finished unread."""
+    h = make(attrs.evolve(SETTINGS, start_position="LATEST"), shards=1)
+    h.faults.add(
+        "ListShards",
+        ResponseFault(
+            200,
+            {
+                "Shards": [
+                    {
+                        "ShardId": "shardId-000000000000",
+                        "HashKeyRange": {"StartingHashKey": "0", "EndingHashKey": "1"},
+                        "SequenceNumberRange": {
+                            "StartingSequenceNumber": "1",
+                            "EndingSequenceNumber": "9",
+                        },
+                    }
+                ]
+            },
+        ),
+    )
+    result = h.importer.poll()
+    assert 0 == result.calls
+    assert h.importer.shards["shardId-000000000000"].finished
+
+
+def test_on_skip_that_raises_is_logged(make: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """A broken on_skip does not stop the import."""
+
+    def boom(_: SkippedRecord) -> None:
+        raise RuntimeError("callback bug")
+
+    h = make(shards=1, on_skip=boom)
+    put(h.aws, [b"junk", record(1)])
+    with caplog.at_level(logging.ERROR, logger="streambridge"):
+        h.importer.poll()
+    assert [1] == h.ns()
+    assert any("on_skip raised" in r.getMessage() for r in caplog.records)

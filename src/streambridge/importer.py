@@ -539,8 +539,8 @@ class KinesisImporter:
         region = self.client.meta.region_name
         if code == "ResourceNotFoundException":
             return StreamNotFoundError(
-                f"Kinesis stream {name!r} was not found in region {region} for these "
-                f"credentials: fix stream_name / region ({message})",
+                f"Kinesis stream {name!r} (or one of its shards) was not found in region "
+                f"{region} for these credentials: fix stream_name / region ({message})",
                 error_code=code,
             )
         if code in ACCESS_DENIED_CODES:
