@@ -249,3 +249,15 @@ def test_decode_refuses_compression_bombs() -> None:
     bomb = gzip.compress(b" " * (MAX_DECOMPRESSED_BYTES + 10))
     with pytest.raises(DecodeError, match="decompresses to more than"):
         decode_record(bomb)
+
+
+@pytest.mark.parametrize(
+    ("stream", "shard", "sequence", "position"),
+    [("s", "shardId-000000000000", "4959", 0), ("ünï", "x", "1" * 56, 7)],
+)
+def test_event_uuid_equals_uuid5(stream: str, shard: str, sequence: str, position: int) -> None:
+    """The fast uuid is exactly RFC 4122 uuid5 of stream/shard/sequence/position."""
+    from streambridge.posthog import UUID_NAMESPACE  # noqa: PLC0415
+
+    expected = uuid_module.uuid5(UUID_NAMESPACE, f"{stream}/{shard}/{sequence}/{position}")
+    assert str(expected) == event_uuid(stream, shard, sequence, position)

@@ -14,7 +14,6 @@ size is counted, against a conservative 4,000,000 bytes by default.
 from __future__ import annotations
 
 import json
-import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -283,8 +282,10 @@ _BOM = b"\xef\xbb\xbf"
 _GZIP_MAGIC = b"\x1f\x8b"
 _KPL_MAGIC = b"\xf3\x89\x9a\xc2"
 # orjson turns integers beyond 64 bits into floats; a run of 19+ digits sends the record to the
-# standard library, which keeps them exact.
-_LONG_DIGITS = re.compile(rb"\d{19}")
+# standard library, which keeps them exact. (Mapping digits to "0" and the rest to " ", then
+# looking for 19 zeros, finds such a run several times faster than a regular expression.)
+_DIGITS_TO_ZERO = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))  # noqa: PLR2004
+_NINETEEN_DIGITS = b"0" * 19
 
 
 def _reject_constant(name: str) -> Any:
@@ -295,7 +296,7 @@ _stdlib_decoder = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def _loads(data: bytes) -> Any:
-    if _orjson is not None and not _LONG_DIGITS.search(data):
+    if _orjson is not None and _NINETEEN_DIGITS not in data.translate(_DIGITS_TO_ZERO):
         return _orjson.loads(data)
     return _stdlib_decoder.decode(data.decode("utf-8"))
 

@@ -1,0 +1,211 @@
+"""Importer benchmarks: ratios and rates measured in one run.
+
+Run:  python bench/importer.py            (needs the `local` extra; `fast` for orjson)
+      python bench/importer.py --quick    (smaller sizes, 10 s pacing window)
+
+1. Decode + convert throughput on realistic records (nested event key, three mappings) against a
+   bare ``json.loads`` of the same bytes.
+2. ``GetRecords`` calls per second per shard over 30 s on a caught-up 2-shard stream (real time,
+   real pacing, the local moto server).
+3. End to end against the local moto server: records per second imported from a 4-shard stream
+   with 100,000 records, with SQLite checkpoints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from streambridge import ImporterSettings, KinesisImporter, SQLiteCheckpointStore, encoding
+from streambridge.encoding import HAS_ORJSON, decode_record
+from streambridge.keys import parse_path, parse_property_mappings
+from streambridge.posthog import event_uuid, to_event
+from streambridge.testing import FaultInjector, LocalAWS, local_aws
+
+EVENT_KEY = "properties.eventName"
+MAPPINGS = "properties.userId:distinct_id,properties.plan:plan,context.page.path:path"
+
+
+def realistic_records(count: int) -> list[bytes]:
+    """PostHog-app-style records of about 450 bytes, varied."""
+    rng = random.Random(7)
+    names = ["Signed Up", "Viewed Page", "Added To Cart", "Checked Out", "Opened App"]
+    out = []
+    for n in range(count):
+        record = {
+            "properties": {
+                "eventName": rng.choice(names),
+                "userId": f"user-{rng.randrange(10_000)}",
+                "plan": rng.choice(["free", "pro", "team"]),
+                "amount": round(rng.random() * 100, 2),
+                "items": [{"sku": f"SKU-{rng.randrange(999)}", "qty": rng.randrange(1, 4)}],
+                "flags": {"beta": rng.random() < 0.5, "ab": rng.choice("ABC")},
+            },
+            "context": {
+                "page": {"path": f"/p/{rng.randrange(500)}", "referrer": "https://example.com/"},
+                "userAgent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36",
+                "ip": "203.0.113.7",
+            },
+            "sentAt": "2024-05-01T12:00:00.000Z",
+            "messageId": f"msg-{n:08d}",
+        }
+        out.append(json.dumps(record).encode())
+    return out
+
+
+def best_rate(work: Callable[[], int], seconds: float) -> float:
+    """Items per second of the fastest of several runs lasting about `seconds`."""
+    best = 0.0
+    deadline = time.perf_counter() + seconds
+    while True:
+        start = time.perf_counter()
+        items = work()
+        best = max(best, items / (time.perf_counter() - start))
+        if time.perf_counter() > deadline:
+            return best
+
+
+def bench_convert(seconds: float) -> None:
+    """decode_record + to_event vs json.loads, interleaved."""
+    records = realistic_records(2_000)
+    key = parse_path(EVENT_KEY)
+    mappings = parse_property_mappings(MAPPINGS)
+    arrival = datetime(2024, 5, 1, tzinfo=timezone.utc)
+
+    def baseline() -> int:
+        for data in records:
+            json.loads(data)
+        return len(records)
+
+    def ours() -> int:
+        for n, data in enumerate(records):
+            for position, value in enumerate(decode_record(data)):
+                to_event(
+                    value,
+                    event_key=key,
+                    mappings=mappings,
+                    arrival=arrival,
+                    uuid=event_uuid("stream", "shardId-000000000000", str(n), position),
+                    default_distinct_id="AWS Kinesis",
+                )
+        return len(records)
+
+    base: list[float] = []
+    mine: list[float] = []
+    stdlib: list[float] = []
+    for _ in range(5):
+        base.append(best_rate(baseline, seconds / 15))
+        mine.append(best_rate(ours, seconds / 15))
+        saved, encoding._orjson = encoding._orjson, None  # the path without the `fast` extra
+        try:
+            stdlib.append(best_rate(ours, seconds / 15))
+        finally:
+            encoding._orjson = saved
+    size = sum(map(len, records)) / len(records)
+    print(f"1. decode + convert / bare json.loads, {len(records)} records of ~{size:.0f} bytes")
+    print(f"   json.loads      {max(base):>10,.0f} records/s")
+    if HAS_ORJSON:
+        print(
+            f"   ours, orjson    {max(mine):>10,.0f} records/s   ratio "
+            f"{max(mine) / max(base):.2f} (target >= 0.5)"
+        )
+    print(
+        f"   ours, stdlib    {max(stdlib):>10,.0f} records/s   ratio {max(stdlib) / max(base):.2f}"
+    )
+
+
+def create_stream(aws: LocalAWS, name: str, shards: int) -> Any:
+    """A stream on the local AWS and a client for it."""
+    kinesis = aws.client("kinesis")
+    kinesis.create_stream(StreamName=name, ShardCount=shards)
+    return kinesis
+
+
+def bench_pacing(seconds: float) -> None:
+    """GetRecords per second per shard on a caught-up stream, in real time."""
+    with local_aws() as aws:
+        kinesis = create_stream(aws, "pacing", 2)
+        kinesis.put_records(
+            StreamName="pacing",
+            Records=[
+                {"Data": data, "PartitionKey": str(i)}
+                for i, data in enumerate(realistic_records(10))
+            ],
+        )
+        settings = ImporterSettings(
+            stream_name="pacing",
+            event_key=EVENT_KEY,
+            additional_property_mappings=MAPPINGS,
+            start_position="TRIM_HORIZON",
+        )
+        importer = KinesisImporter(kinesis, settings, sink=lambda _events: None)
+        importer.run(until_caught_up=True)
+        with FaultInjector(kinesis) as spy:
+            deadline = time.monotonic() + seconds
+            importer.run(stop=lambda: time.monotonic() >= deadline)
+        rate = Counter(spy.calls)["GetRecords"] / 2 / seconds
+        print(
+            f"2. GetRecords per second per shard, caught up, over {seconds:.0f} s: {rate:.2f} "
+            f"(target between 0.5 and 5)"
+        )
+
+
+def bench_end_to_end(count: int) -> None:
+    """Import `count` records from 4 shards with SQLite checkpoints."""
+    records = realistic_records(count)
+    with local_aws() as aws, tempfile.TemporaryDirectory() as folder:
+        kinesis = create_stream(aws, "e2e", 4)
+        start = time.perf_counter()
+        for offset in range(0, count, 500):
+            kinesis.put_records(
+                StreamName="e2e",
+                Records=[
+                    {"Data": data, "PartitionKey": f"pk-{offset + i}"}
+                    for i, data in enumerate(records[offset : offset + 500])
+                ],
+            )
+        put_seconds = time.perf_counter() - start
+        settings = ImporterSettings(
+            stream_name="e2e",
+            event_key=EVENT_KEY,
+            additional_property_mappings=MAPPINGS,
+            start_position="TRIM_HORIZON",
+        )
+        accepted = [0]
+
+        def sink(events: Any) -> None:
+            accepted[0] += len(events)
+
+        with SQLiteCheckpointStore(Path(folder) / "state.db") as store:
+            importer = KinesisImporter(kinesis, settings, sink=sink, checkpoints=store)
+            start = time.perf_counter()
+            totals = importer.run(until_caught_up=True)
+            seconds = time.perf_counter() - start
+        assert accepted[0] == count == totals.events, (accepted, totals)
+        print(
+            f"3. end to end, 4 shards, {count:,} records, SQLite checkpoints: "
+            f"{count / seconds:,.0f} records/s imported ({seconds:.1f} s, {totals.calls} "
+            f"GetRecords calls; putting them took {put_seconds:.1f} s)"
+        )
+
+
+def main() -> None:
+    """Run the benchmarks."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    bench_convert(seconds=2.0 if args.quick else 10.0)
+    bench_pacing(10.0 if args.quick else 30.0)
+    bench_end_to_end(10_000 if args.quick else 100_000)
+
+
+if __name__ == "__main__":
+    main()
