@@ -24,17 +24,33 @@ def blocks(path: Path) -> list[str]:
 def test_docs_have_examples() -> None:
     """The README and the forwarder and testing pages carry runnable examples."""
     with_code = {p.name for p in DOCS if blocks(p)}
-    assert {"README.md", "forwarder.md", "testing.md"} <= with_code
+    assert {
+        "README.md",
+        "forwarder.md",
+        "testing.md",
+        "importer.md",
+        "migrating-from-posthog.md",
+    } <= with_code
 
 
 @pytest.mark.parametrize("path", [p for p in DOCS if blocks(p)], ids=lambda p: p.name)
-def test_python_blocks_run(path: Path, aws: LocalAWS, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_python_blocks_run(
+    path: Path, aws: LocalAWS, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """A page's blocks run in order in one namespace; AWS calls go to the local AWS."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", aws.endpoint_url)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", aws.region)
     aws.create_delivery_stream("mparticle-events")
+    kinesis = aws.client("kinesis")
+    kinesis.create_stream(StreamName="app-clicks", ShardCount=1)
+    kinesis.put_record(
+        StreamName="app-clicks",
+        PartitionKey="u",
+        Data=b'{"properties": {"eventName": "Signed Up", "userId": "u-1", "foo": 1}}',
+    )
+    monkeypatch.chdir(tmp_path)  # the README writes kinesis-state.db
     namespace: dict[str, Any] = {
         "batches": [load_sample(n) for n in SAMPLE_NAMES],
         "__name__": "docs",
@@ -44,3 +60,5 @@ def test_python_blocks_run(path: Path, aws: LocalAWS, monkeypatch: pytest.Monkey
     if path.name == "README.md":
         assert namespace["result"].sent > 0
         assert aws.delivered("mparticle-events")
+        assert "caught_up" == namespace["totals"].stopped_because
+        assert 1 == namespace["totals"].events
