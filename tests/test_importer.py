@@ -518,3 +518,25 @@ def test_on_skip_that_raises_is_logged(make: Any, caplog: pytest.LogCaptureFixtu
         h.importer.poll()
     assert [1] == h.ns()
     assert any("on_skip raised" in r.getMessage() for r in caplog.records)
+
+
+def test_an_empty_custom_store_is_used(make: Any) -> None:
+    """A store that is falsy (empty, with __len__) is still the one used."""
+    from streambridge import MemoryCheckpointStore  # noqa: PLC0415
+
+    class Counting(MemoryCheckpointStore):
+        saves = 0
+
+        def __len__(self) -> int:
+            return 0
+
+        def save(self, stream: str, shard_id: str, checkpoint: Any) -> None:
+            Counting.saves += 1
+            super().save(stream, shard_id, checkpoint)
+
+    store = Counting()
+    h = make(shards=1, checkpoints=store)
+    put(h.aws, [record(1)])
+    h.importer.poll()
+    assert h.importer.checkpoints is store
+    assert Counting.saves >= 2

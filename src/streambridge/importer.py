@@ -159,7 +159,9 @@ class KinesisImporter:
         self.client = client
         self.settings = settings
         self.sink = sink
-        self.checkpoints: CheckpointStore = checkpoints or MemoryCheckpointStore()
+        self.checkpoints: CheckpointStore = (
+            MemoryCheckpointStore() if checkpoints is None else checkpoints
+        )
         self.on_skip = on_skip
         self.backoff = backoff
         self.shard_refresh_interval = shard_refresh_interval
