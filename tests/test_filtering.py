@@ -242,7 +242,7 @@ def test_absent_events_key_is_an_eventless_batch(s2s: dict[str, Any]) -> None:
         (True, "batch is not a JSON object (got a boolean)"),
         ({"events": "nope"}, "events is not a list (got a string)"),
         ({"events": None}, "events is not a list (got null)"),
-        ({"events": {"a": 1}}, "events is not a list (got a dict)"),
+        ({"events": {"a": 1}}, "events is not a list (got an object)"),
     ],
 )
 def test_unreadable_batches_raise_a_typed_error(batch: object, reason: str) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 
 import attrs
 
+from streambridge._util import json_kind
 from streambridge.errors import InvalidBatchError
 from streambridge.exclusion import Path, exclude_paths, parse_selectors
 from streambridge.settings import ForwarderSettings
@@ -150,7 +151,7 @@ def evaluate(batch: object, settings: ForwarderSettings) -> FilterOutcome:
         InvalidBatchError: ``batch`` is not a JSON object, or its ``events`` is not a list.
     """
     if not isinstance(batch, Mapping):
-        raise InvalidBatchError(f"batch is not a JSON object (got {_kind(batch)})")
+        raise InvalidBatchError(f"batch is not a JSON object (got {json_kind(batch)})")
     plan = _plan(settings)
     out: dict[str, Any] = dict(batch)
     filtered = 0
@@ -159,7 +160,7 @@ def evaluate(batch: object, settings: ForwarderSettings) -> FilterOutcome:
     events = batch.get("events")
     if had_events:
         if not isinstance(events, list):
-            raise InvalidBatchError(f"events is not a list (got {_kind(events)})")
+            raise InvalidBatchError(f"events is not a list (got {json_kind(events)})")
         kept, filtered = _filter_events(events, plan, dropped)
         out["events"] = kept
         has_events = bool(kept)
@@ -225,18 +226,3 @@ def _filter_events(
             event["data"] = {k: v for k, v in data.items() if k != "location"}
         kept.append(event)
     return kept, filtered
-
-
-def _kind(value: object) -> str:
-    """Name a JSON value's kind for messages, without echoing (possibly huge) content."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "an array"
-    return f"a {type(value).__name__}"

@@ -23,6 +23,7 @@ import attrs
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from streambridge._aws import build_client, error_details
 from streambridge.batching import SessionBuffer, record_payloads
 from streambridge.encoding import (
     MAX_BATCH_BYTES,
@@ -226,17 +227,13 @@ class FirehoseForwarder:
             endpoint_url: Another endpoint, e.g. a local AWS stand-in.
             **options: Passed on to :class:`FirehoseForwarder`.
         """
-        import boto3  # noqa: PLC0415 - only this convenience constructor needs it
-        from botocore.config import Config  # noqa: PLC0415
-
-        session = session or boto3.Session()
-        client = session.client(
+        client = build_client(
             "firehose",
-            region_name=settings.region,
+            region=settings.region,
+            access_key_id=settings.access_key_id,
+            secret_access_key=settings.secret_access_key,
+            session=session,
             endpoint_url=endpoint_url,
-            aws_access_key_id=settings.access_key_id,
-            aws_secret_access_key=settings.secret_access_key,
-            config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
         )
         return cls(client, settings, **options)
 
@@ -495,7 +492,7 @@ class FirehoseForwarder:
                 Records=[{"Data": record} for record in records],
             )
         except ClientError as exc:
-            code, message, status = _error_details(exc)
+            code, message, status = error_details(exc)
             if not is_retryable(code, status):
                 raise _Fatal(exc, []) from exc
             return [(code, message, True)] * len(records)
@@ -524,7 +521,7 @@ class FirehoseForwarder:
                 DeliveryStreamName=self.settings.delivery_stream_name, Record={"Data": record}
             )
         except ClientError as exc:
-            code, message, status = _error_details(exc)
+            code, message, status = error_details(exc)
             if not is_retryable(code, status):
                 raise
             return (code, message, True)
@@ -545,7 +542,7 @@ class FirehoseForwarder:
     def _fatal(self, exc: Exception, operation: str) -> DeliveryError:
         """Turn a non-retryable error into a DeliveryError that says what to do."""
         if isinstance(exc, ClientError):
-            code, message, _ = _error_details(exc)
+            code, message, _ = error_details(exc)
         else:
             code, message = type(exc).__name__, str(exc)
         name = self.settings.delivery_stream_name
@@ -575,9 +572,3 @@ class FirehoseForwarder:
             f"cannot fix: {message}",
             error_code=code,
         )
-
-
-def _error_details(exc: ClientError) -> tuple[str, str, int | None]:
-    error = exc.response.get("Error", {})
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return str(error.get("Code", "Unknown")), str(error.get("Message", "")), status

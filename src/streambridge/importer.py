@@ -35,6 +35,7 @@ import attrs
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from streambridge._aws import build_client, error_details
 from streambridge.checkpoints import CheckpointStore, MemoryCheckpointStore, ShardCheckpoint
 from streambridge.encoding import decode_record
 from streambridge.errors import (
@@ -184,17 +185,13 @@ class KinesisImporter:
         **options: Any,
     ) -> KinesisImporter:
         """Build the boto3 client from the settings (region, optional keys), then the importer."""
-        import boto3  # noqa: PLC0415 - only this convenience constructor needs it
-        from botocore.config import Config  # noqa: PLC0415
-
-        session = session or boto3.Session()
-        client = session.client(
+        client = build_client(
             "kinesis",
-            region_name=settings.region,
+            region=settings.region,
+            access_key_id=settings.access_key_id,
+            secret_access_key=settings.secret_access_key,
+            session=session,
             endpoint_url=endpoint_url,
-            aws_access_key_id=settings.access_key_id,
-            aws_secret_access_key=settings.secret_access_key,
-            config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
         )
         return cls(client, settings, **options)
 
@@ -279,11 +276,11 @@ class KinesisImporter:
             try:
                 page = self.client.list_shards(**kwargs)
             except ClientError as exc:
-                code = _code(exc)
+                code, _, status = error_details(exc)
                 if code == "ExpiredNextTokenException":
                     listed, kwargs = [], {"StreamName": self.settings.stream_name}
                     continue
-                if is_retryable(code, _status(exc)):
+                if is_retryable(code, status):
                     logger.warning("ListShards failed (%s); keeping the last listing", code)
                     self._next_refresh = self._clock() + self.backoff.max_delay
                     return
@@ -467,7 +464,7 @@ class KinesisImporter:
         return events, skipped
 
     def _read_error(self, shard: _Shard, exc: ClientError, result: _Poll) -> None:
-        code = _code(exc)
+        code, _, status = error_details(exc)
         if code == "ExpiredIteratorException":
             logger.info(
                 "shard %s: iterator expired; renewing it from the checkpoint", shard.shard_id
@@ -481,7 +478,7 @@ class KinesisImporter:
             logger.warning("shard %s is gone (trimmed past retention); moving on", shard.shard_id)
             self._finish(shard, result)
             return
-        if is_retryable(code, _status(exc)):
+        if is_retryable(code, status):
             if code in ("ProvisionedThroughputExceededException", "KMSThrottlingException"):
                 result.throttled += 1
             self._back_off(shard)
@@ -534,7 +531,7 @@ class KinesisImporter:
 
     def _fatal(self, exc: Exception, operation: str) -> DeliveryError:
         if isinstance(exc, ClientError):
-            code, message = _code(exc), str(exc.response.get("Error", {}).get("Message", ""))
+            code, message, _ = error_details(exc)
         else:
             code, message = type(exc).__name__, str(exc)
         name = self.settings.stream_name
@@ -557,12 +554,3 @@ class KinesisImporter:
             f"cannot fix: {message}",
             error_code=code,
         )
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
-
-
-def _status(exc: ClientError) -> int | None:
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return int(status) if status is not None else None

@@ -24,6 +24,7 @@ from typing import Any
 
 import attrs
 
+from streambridge._util import json_kind, parse_iso_datetime
 from streambridge.errors import UnusableRecordError
 from streambridge.keys import MISSING, PropertyMapping, lookup, parse_path
 
@@ -141,7 +142,7 @@ def to_event(
     if name is MISSING:
         raise UnusableRecordError(f"no event name at {'.'.join(path)!r}")
     if not isinstance(name, str) or not name:
-        kind = "an empty string" if name == "" else f"not a string ({_kind(name)})"
+        kind = "an empty string" if name == "" else f"not a string ({json_kind(name)})"
         raise UnusableRecordError(f"event name at {'.'.join(path)!r} is {kind}")
     properties: dict[str, Any] = {}
     for mapping in mappings:
@@ -164,7 +165,9 @@ def _distinct_id(value: Any) -> str:
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
-    raise UnusableRecordError(f"distinct_id is not a non-empty string or a number ({_kind(value)})")
+    raise UnusableRecordError(
+        f"distinct_id is not a non-empty string or a number ({json_kind(value)})"
+    )
 
 
 def _timestamp(value: Any) -> datetime:
@@ -175,28 +178,10 @@ def _timestamp(value: Any) -> datetime:
         except (OverflowError, OSError, ValueError):
             raise UnusableRecordError(f"timestamp {value!r} is out of range") from None
     if isinstance(value, str):
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            raise UnusableRecordError(f"timestamp {value[:40]!r} is not ISO 8601") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parse_iso_datetime(value)
+        if parsed is None:
+            raise UnusableRecordError(f"timestamp {value[:40]!r} is not ISO 8601")
         return parsed
-    raise UnusableRecordError(f"timestamp is not ISO 8601 text or an epoch number ({_kind(value)})")
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
+    raise UnusableRecordError(
+        f"timestamp is not ISO 8601 text or an epoch number ({json_kind(value)})"
+    )

@@ -21,6 +21,7 @@ import attrs
 import cattrs
 from typing_extensions import Self
 
+from streambridge._util import parse_iso_datetime
 from streambridge.errors import ConfigurationError
 from streambridge.exclusion import parse_selectors
 from streambridge.keys import PropertyMapping, format_property_mappings, parse_property_mappings
@@ -314,15 +315,9 @@ def _start_position(value: object) -> StartPosition:
             return "LATEST"
         if upper == "TRIM_HORIZON":
             return "TRIM_HORIZON"
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            pass
-        else:
-            return _start_position(parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc))
+        parsed = parse_iso_datetime(value)
+        if parsed is not None:
+            return _start_position(parsed)
     msg = (
         f"start_position must be 'LATEST', 'TRIM_HORIZON' or a timestamp (datetime or ISO 8601), "
         f"got {value!r}"
