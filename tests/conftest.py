@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
-from streambridge.testing import LocalAWS, local_aws
+from streambridge.testing import LocalAWS
 
 settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("fast", max_examples=20, deadline=None)
@@ -64,17 +64,10 @@ def frozen_copy(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
-@pytest.fixture(scope="session", name="aws_server")
-def _aws_server() -> Iterator[LocalAWS]:
-    with local_aws() as aws:
-        yield aws
-
-
 @pytest.fixture(name="aws")
-def _aws(aws_server: LocalAWS) -> LocalAWS:
-    """The session's local AWS, emptied before the test."""
-    aws_server.reset()
-    return aws_server
+def _aws(streambridge_aws: LocalAWS) -> LocalAWS:
+    """The session's local AWS, emptied before the test (the shipped pytest plugin's fixture)."""
+    return streambridge_aws
 
 
 # --------------------------------------------------------------------------- kinesalite

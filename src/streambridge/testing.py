@@ -22,7 +22,7 @@ import random
 import threading
 import urllib.request
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +50,7 @@ __all__ = [
     "ResponseFault",
     "access_denied",
     "connection_error",
+    "expired_iterator",
     "local_aws",
     "not_found",
     "service_unavailable",
@@ -110,6 +111,46 @@ class LocalAWS:
             },
         )
         return bucket
+
+    def create_stream(self, name: str, shards: int = 1) -> None:
+        """Create a Kinesis Data Stream with ``shards`` shards."""
+        self.client("kinesis").create_stream(StreamName=name, ShardCount=shards)
+
+    def put_records(
+        self, name: str, records: Iterable[bytes | str | dict[str, Any]], *, key: str | None = None
+    ) -> int:
+        """Put records on a Kinesis stream (dicts as JSON); spread over shards unless ``key``.
+
+        Returns:
+            How many records were put.
+        """
+        kinesis = self.client("kinesis")
+        entries = [
+            {
+                "Data": json.dumps(item).encode() if isinstance(item, dict) else item,
+                "PartitionKey": key or f"pk-{n}",
+            }
+            for n, item in enumerate(records)
+        ]
+        for start in range(0, len(entries), 500):
+            kinesis.put_records(StreamName=name, Records=entries[start : start + 500])
+        return len(entries)
+
+    def read_stream(self, name: str) -> list[bytes]:
+        """Every record's data on a Kinesis stream, shard by shard, from the start."""
+        kinesis = self.client("kinesis")
+        out: list[bytes] = []
+        for shard in kinesis.list_shards(StreamName=name)["Shards"]:
+            iterator = kinesis.get_shard_iterator(
+                StreamName=name, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            while iterator:
+                page = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
+                out.extend(record["Data"] for record in page["Records"])
+                if not page["Records"] or page.get("MillisBehindLatest") == 0:
+                    break
+                iterator = page.get("NextShardIterator")
+        return out
 
     def delivered_objects(self, name: str, *, bucket: str | None = None) -> list[bytes]:
         """The S3 objects the delivery stream wrote (moto: one per call, in no set order)."""
@@ -219,11 +260,12 @@ class ConnectionFault(Fault):
 
 @attrs.frozen
 class PartialFailure(Fault):
-    """Fail a fraction of the entries of a ``PutRecordBatch`` call; deliver the others for real.
+    """Fail a fraction of a ``PutRecordBatch`` / ``PutRecords`` call's entries; deliver the rest.
 
     The entries that succeed are sent to the endpoint through the same client (so they are
     really stored, and the successful response entries are the endpoint's own); the failed
-    ones get ``error_code`` in a ``200`` response, as Firehose does.
+    ones get ``error_code`` in a ``200`` response, as Firehose and Kinesis do. For Kinesis,
+    pass ``error_code="ProvisionedThroughputExceededException"``.
 
     Attributes:
         fraction: Share of entries to fail, drawn independently per entry.
@@ -245,8 +287,8 @@ class PartialFailure(Fault):
         self, injector: FaultInjector, operation: str, request: AWSPreparedRequest
     ) -> AWSResponse:
         """Deliver the lucky entries for real and answer with a mixed response."""
-        if operation != "PutRecordBatch":
-            msg = f"PartialFailure applies to PutRecordBatch, not {operation}"
+        if operation not in ("PutRecordBatch", "PutRecords"):
+            msg = f"PartialFailure applies to PutRecordBatch and PutRecords, not {operation}"
             raise ValueError(msg)
         if not isinstance(request.body, (bytes, str)):
             msg = "PartialFailure needs a JSON request body"
@@ -255,28 +297,34 @@ class PartialFailure(Fault):
         entries = body["Records"]
         failing = [self._rng.random() < self.fraction for _ in entries]
         passed = [
-            {"Data": base64.b64decode(entry["Data"])}
+            {**entry, "Data": base64.b64decode(entry["Data"])}
             for entry, fail in zip(entries, failing, strict=True)
             if not fail
         ]
         answers: deque[dict[str, Any]] = deque()
         if passed:
             with injector.passthrough():
-                real = injector.client.put_record_batch(
-                    DeliveryStreamName=body["DeliveryStreamName"], Records=passed
-                )
-            answers.extend(real["RequestResponses"])
-        responses = [
-            {"ErrorCode": self.error_code, "ErrorMessage": self.error_message}
-            if fail
-            else answers.popleft()
-            for fail in failing
-        ]
-        return _json_response(
-            request,
-            200,
-            {"FailedPutCount": sum(failing), "Encrypted": False, "RequestResponses": responses},
-        )
+                if operation == "PutRecordBatch":
+                    real = injector.client.put_record_batch(
+                        DeliveryStreamName=body["DeliveryStreamName"], Records=passed
+                    )
+                    answers.extend(real["RequestResponses"])
+                else:
+                    real = injector.client.put_records(
+                        StreamName=body["StreamName"], Records=passed
+                    )
+                    answers.extend(real["Records"])
+        failure = {"ErrorCode": self.error_code, "ErrorMessage": self.error_message}
+        responses = [failure if fail else answers.popleft() for fail in failing]
+        if operation == "PutRecordBatch":
+            document = {
+                "FailedPutCount": sum(failing),
+                "Encrypted": False,
+                "RequestResponses": responses,
+            }
+        else:
+            document = {"FailedRecordCount": sum(failing), "Records": responses}
+        return _json_response(request, 200, document)
 
 
 @attrs.frozen
@@ -345,6 +393,11 @@ def not_found() -> ErrorFault:
     return ErrorFault(400, "ResourceNotFoundException", "Stream not found")
 
 
+def expired_iterator() -> ErrorFault:
+    """Kinesis ``ExpiredIteratorException`` (HTTP 400), as for an iterator older than 5 minutes."""
+    return ErrorFault(400, "ExpiredIteratorException", "Iterator expired")
+
+
 def connection_error() -> ConnectionFault:
     """A failed connection."""
     return ConnectionFault()
@@ -392,6 +445,23 @@ class FaultInjector:
         else:
             self._always[operation] = fault
         return self
+
+    def sent_records(self) -> list[bytes]:
+        """The data of every record put through this client, in the order sent.
+
+        Covers ``PutRecord``, ``PutRecordBatch`` and ``PutRecords``; data is decoded from
+        base64; a record sent twice (a retry) appears twice.
+        """
+        out: list[bytes] = []
+        for operation, params in self.requests:
+            if operation == "PutRecord":
+                entries = [params.get("Record") or params]
+            elif operation in ("PutRecordBatch", "PutRecords"):
+                entries = params.get("Records", [])
+            else:
+                continue
+            out.extend(base64.b64decode(entry["Data"]) for entry in entries)
+        return out
 
     def pending(self, operation: str) -> int:
         """Faults still queued for ``operation``."""
