@@ -24,6 +24,7 @@ needs the ``local`` extra) and the ``streambridge`` command.
 
 from __future__ import annotations
 
+import logging as _logging
 from importlib import import_module as _import_module
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
@@ -59,6 +60,9 @@ from streambridge.settings import ForwarderSettings, ImporterSettings
 if TYPE_CHECKING:
     from streambridge.forwarder import DeliveryStreamInfo, FirehoseForwarder
     from streambridge.importer import KinesisImporter
+
+# A library does not decide where its logs go: without configuration, they go nowhere.
+_logging.getLogger("streambridge").addHandler(_logging.NullHandler())
 
 try:
     __version__ = _version("streambridge")

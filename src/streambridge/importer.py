@@ -226,6 +226,7 @@ class KinesisImporter:
         max_events: int | None = None,
         max_polls: int | None = None,
         until_caught_up: bool = False,
+        on_poll: Callable[[ImportResult, ImportTotals], object] | None = None,
     ) -> ImportTotals:
         """Poll until told to stop; sleep between polls until a shard is due.
 
@@ -233,7 +234,9 @@ class KinesisImporter:
             stop: An event (or a function) that ends the loop when set (returns True).
             max_events: Stop once at least this many events were produced.
             max_polls: Stop after this many polls.
-            until_caught_up: Stop once every shard reports ``MillisBehindLatest`` 0.
+            until_caught_up: Stop once every shard is at its tip (0 ms behind, short read).
+            on_poll: Called after each poll with its result and the totals so far (progress
+                reports, metrics).
 
         Returns:
             Counts of what was done, and why the loop stopped.
@@ -251,6 +254,8 @@ class KinesisImporter:
                 return attrs.evolve(totals, stopped_because="stop")
             result = self.poll()
             totals = totals.add(result)
+            if on_poll is not None:
+                on_poll(result, totals)
             if max_events is not None and totals.events >= max_events:
                 return attrs.evolve(totals, stopped_because="max_events")
             if max_polls is not None and totals.polls >= max_polls:

@@ -1,0 +1,517 @@
+"""The ``streambridge`` command: forward, import, check, demo.
+
+Every command honours the standard AWS environment (profiles, ``AWS_REGION``,
+``AWS_ENDPOINT_URL_FIREHOSE`` / ``_KINESIS``…) plus ``--profile``, ``--region`` and
+``--endpoint-url``. Bad arguments and bad input get one line on stderr and a non-zero exit,
+never a traceback. Exit codes: 0 all good, 1 something failed or was rejected, 2 bad usage or
+input, 3 AWS refused (missing stream, access denied…).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from streambridge.errors import ConfigurationError, DeliveryError, StreambridgeError
+from streambridge.results import FailedRecord, ForwardResult, ImportResult, ImportTotals
+from streambridge.settings import ForwarderSettings, ImporterSettings
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AWS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class _UsageError(Exception):
+    """Bad arguments or input: one line, exit 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = _parser().parse_args(argv)
+    if args.command != "demo":
+        _log_to_stderr()
+    try:
+        return int(args.run(args))
+    except (_UsageError, ConfigurationError) as exc:
+        message, code = str(exc), EXIT_USAGE
+    except DeliveryError as exc:
+        undelivered = f" ({len(exc.undelivered)} records not delivered)" if exc.undelivered else ""
+        message, code = f"{exc}{undelivered}", EXIT_AWS
+    except StreambridgeError as exc:
+        message, code = str(exc), EXIT_FAILED
+    except (BotoCoreError, ClientError) as exc:
+        message, code = f"AWS: {exc}", EXIT_AWS
+    except KeyboardInterrupt:
+        message, code = "interrupted", EXIT_INTERRUPTED
+    print(f"streambridge: error: {message}", file=sys.stderr)
+    return code
+
+
+def _log_to_stderr() -> None:
+    """streambridge's warnings (retries exhausted, skipped records…) as lines on stderr."""
+    logger = logging.getLogger("streambridge")
+    if not any(getattr(h, "_streambridge_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("streambridge: %(message)s"))
+        handler._streambridge_cli = True  # type: ignore[attr-defined]  # noqa: SLF001
+        logger.addHandler(handler)
+        logger.setLevel(logging.WARNING)
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streambridge",
+        description="Move analytics events between apps and AWS Kinesis.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    forward = commands.add_parser(
+        "forward", help="send mParticle batches (JSON lines or a JSON array) to Firehose"
+    )
+    forward.add_argument("input", nargs="?", default="-", help="a file, or - for stdin (default)")
+    forward.add_argument("--stream", help="the Firehose delivery stream (Delivery Stream Name)")
+    forward.add_argument(
+        "--settings", type=Path, help="a JSON file of mParticle connection settings (display names)"
+    )
+    forward.add_argument(
+        "--put-mode",
+        choices=["batch", "single"],
+        default="batch",
+        help="PutRecordBatch (default) or one PutRecord per record",
+    )
+    forward.add_argument(
+        "--newline", action="store_true", help="end every record with a newline (NDJSON in S3)"
+    )
+    forward.add_argument("--failed-out", type=Path, help="write failed records here, as JSON lines")
+    _aws_options(forward)
+    forward.set_defaults(run=_forward)
+
+    imp = commands.add_parser("import", help="import a Kinesis stream as PostHog events")
+    imp.add_argument("--stream", required=True, help="the Kinesis Data Stream")
+    imp.add_argument("--event-key", required=True, help="dotted path to the event name")
+    imp.add_argument("--mappings", default="", help="additionalPropertyMappings: 'a.b:c,d:e'")
+    imp.add_argument("--checkpoints", type=Path, help="a SQLite file keeping the positions")
+    imp.add_argument(
+        "--start", default="LATEST", help="TRIM_HORIZON, LATEST (default) or an ISO 8601 time"
+    )
+    imp.add_argument("--output", default="-", help="write events as JSON lines here (- = stdout)")
+    imp.add_argument("--posthog-host", help="send the events to this PostHog host instead")
+    imp.add_argument("--posthog-key", help="the PostHog project API key (with --posthog-host)")
+    imp.add_argument("--max-records", type=int, help="stop after at least this many events")
+    imp.add_argument(
+        "--until-caught-up", action="store_true", help="stop once every shard is at its tip"
+    )
+    _aws_options(imp)
+    imp.set_defaults(run=_import)
+
+    check = commands.add_parser(
+        "check", help="verify streams and credentials; print the IAM policy the options need"
+    )
+    check.add_argument("--firehose-stream", help="a Firehose delivery stream to check")
+    check.add_argument("--kinesis-stream", help="a Kinesis Data Stream to check (for import)")
+    check.add_argument("--put-mode", choices=["batch", "single"], default="batch")
+    _aws_options(check)
+    check.set_defaults(run=_check)
+
+    demo = commands.add_parser(
+        "demo", help="both halves on an embedded local AWS, with the sample batches (no account)"
+    )
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _aws_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("AWS")
+    group.add_argument("--region", help="AWS region (default: the AWS environment's)")
+    group.add_argument("--profile", help="a named profile from the AWS config files")
+    group.add_argument("--endpoint-url", help="another endpoint (LocalStack, a local AWS…)")
+    group.add_argument(
+        "--quiet", action="store_true", help="no progress on stderr, even on a terminal"
+    )
+
+
+def _client(args: argparse.Namespace, service: str) -> Any:
+    """A client from the AWS environment, with botocore's own retries off."""
+    import boto3  # noqa: PLC0415
+    from botocore.config import Config  # noqa: PLC0415
+
+    session: Any = boto3.Session(profile_name=args.profile, region_name=args.region)
+    if session.region_name is None:
+        raise _UsageError("no AWS region: pass --region or set AWS_REGION / AWS_DEFAULT_REGION")
+    return session.client(
+        service,
+        endpoint_url=args.endpoint_url,
+        config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
+    )
+
+
+# --------------------------------------------------------------------------- forward
+
+
+def _forward(args: argparse.Namespace) -> int:
+    from streambridge.forwarder import FirehoseForwarder  # noqa: PLC0415
+
+    settings = _forwarder_settings(args)
+    unreadable: list[str] = []
+    failed_out = _open_output(args.failed_out) if args.failed_out else None
+    client = _client(args, "firehose")
+
+    def on_failure(failure: FailedRecord) -> None:
+        if failed_out is not None:
+            failed_out.write(_failed_line(failure))
+
+    forwarder = FirehoseForwarder(
+        client,
+        settings,
+        put_mode=args.put_mode,
+        record_delimiter=b"\n" if args.newline else b"",
+        on_failure=on_failure,
+    )
+    progress = _Progress(enabled=not args.quiet)
+    batches = _read_batches(args.input, unreadable, progress)
+    try:
+        result = forwarder.forward_many(batches) + forwarder.flush()
+    finally:
+        progress.done()
+        if failed_out is not None and failed_out is not sys.stdout:
+            failed_out.close()
+    print(_forward_summary(result, unreadable))
+    for line in unreadable[:5]:
+        print(f"  unreadable input: {line}", file=sys.stderr)
+    for rejected in result.rejected[:5]:
+        print(f"  rejected batch {rejected.index}: {rejected.reason}", file=sys.stderr)
+    return EXIT_FAILED if (result.failed or result.rejected or unreadable) else EXIT_OK
+
+
+def _forwarder_settings(args: argparse.Namespace) -> ForwarderSettings:
+    mapping: dict[str, object] = {}
+    if args.settings is not None:
+        try:
+            loaded = json.loads(args.settings.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise _UsageError(
+                f"cannot read settings file {str(args.settings)!r}: {exc.strerror}"
+            ) from None
+        except ValueError as exc:
+            raise _UsageError(f"settings file {str(args.settings)!r} is not JSON: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise _UsageError(f"settings file {str(args.settings)!r} must hold a JSON object")
+        mapping.update(loaded)
+    if args.stream:
+        mapping = {k: v for k, v in mapping.items() if _norm(k) not in _STREAM_KEYS}
+        mapping["Delivery Stream Name"] = args.stream
+    if not any(_norm(k) in _STREAM_KEYS for k in mapping):
+        raise _UsageError(
+            "no delivery stream: pass --stream or 'Delivery Stream Name' in --settings"
+        )
+    if args.region is None:
+        for key, value in mapping.items():
+            if _norm(key) in _REGION_KEYS and isinstance(value, str) and value:
+                args.region = value
+    return ForwarderSettings.from_mparticle(mapping)
+
+
+def _norm(name: object) -> str:
+    return " ".join(str(name).replace("_", " ").split()).casefold()
+
+
+_STREAM_KEYS = {"delivery stream name"}
+_REGION_KEYS = {"aws region endpoint", "region"}
+
+
+def _read_batches(name: str, unreadable: list[str], progress: _Progress) -> Iterator[object]:
+    """Batches from a JSON array or JSON lines, streamed; unparsable lines are noted."""
+    stream: IO[str]
+    if name == "-":
+        stream = sys.stdin
+    else:
+        try:
+            stream = Path(name).open(encoding="utf-8")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise _UsageError(f"cannot read {name!r}: {exc.strerror}") from None
+    try:
+        first = _peek(stream)
+        if first == "[":
+            try:
+                items = json.load(stream)
+            except ValueError as exc:
+                raise _UsageError(
+                    f"{name!r} starts with '[' but is not a JSON array: {exc}"
+                ) from None
+            for item in items:
+                progress.tick()
+                yield item
+            return
+        for number, line in enumerate(stream, start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except ValueError as exc:
+                unreadable.append(f"line {number}: not JSON ({exc})")
+                continue
+            progress.tick()
+            yield item
+    except UnicodeDecodeError:
+        raise _UsageError(f"{name!r} is not UTF-8 text") from None
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+
+
+def _peek(stream: IO[str]) -> str:
+    """The first non-space character, leaving the stream able to read it again."""
+    buffered = getattr(stream, "buffer", None)
+    if buffered is not None and hasattr(buffered, "peek"):
+        head = buffered.peek(64)[:64].decode("utf-8", "ignore").lstrip()
+        if head:
+            return str(head[0])
+    if stream.seekable():
+        position = stream.tell()
+        head = stream.read(64).lstrip()
+        stream.seek(position)
+        return head[:1]
+    return ""
+
+
+def _failed_line(failure: FailedRecord) -> str:
+    try:
+        data: Any = json.loads(failure.data)
+    except ValueError:
+        data = failure.data.decode("utf-8", "replace")
+    return (
+        json.dumps(
+            {
+                "error_code": failure.error_code,
+                "error_message": failure.error_message,
+                "attempts": failure.attempts,
+                "record": data,
+            },
+            ensure_ascii=False,
+        )
+        + "\n"
+    )
+
+
+def _forward_summary(result: ForwardResult, unreadable: list[str]) -> str:
+    parts = [
+        f"sent {result.sent} record(s) in {result.api_calls} call(s) ({result.retries} retries)",
+        f"failed {len(result.failed)}",
+        f"skipped {len(result.skipped)}",
+        f"rejected {len(result.rejected)}",
+        f"unreadable {len(unreadable)}",
+        f"events filtered {result.filtered_events}",
+        f"malformed events dropped {result.dropped_events}",
+    ]
+    return "; ".join(parts)
+
+
+# --------------------------------------------------------------------------- import
+
+
+def _import(args: argparse.Namespace) -> int:
+    from streambridge.checkpoints import SQLiteCheckpointStore  # noqa: PLC0415
+    from streambridge.importer import KinesisImporter  # noqa: PLC0415
+
+    settings = ImporterSettings(
+        stream_name=args.stream,
+        event_key=args.event_key,
+        additional_property_mappings=args.mappings,
+        start_position=args.start,
+    )
+    if args.max_records is not None and args.max_records < 1:
+        raise _UsageError("--max-records must be at least 1")
+    sink, close = _event_sink(args)
+    store = SQLiteCheckpointStore(args.checkpoints) if args.checkpoints else None
+    importer = KinesisImporter(_client(args, "kinesis"), settings, sink=sink, checkpoints=store)
+    stop = threading.Event()
+    previous = _on_interrupt(stop.set)
+    progress = _Progress(enabled=not args.quiet)
+
+    def report(result: ImportResult, totals: ImportTotals) -> None:
+        lag = max(totals.lag.values(), default=0)
+        progress.show(f"{totals.events} events, {totals.skipped} skipped, lag {lag} ms")
+
+    try:
+        totals = importer.run(
+            stop=stop,
+            max_events=args.max_records,
+            until_caught_up=args.until_caught_up,
+            on_poll=report,
+        )
+    finally:
+        progress.done()
+        close()
+        if store is not None:
+            store.close()
+        _restore_interrupt(previous)
+    where = f"; checkpoints in {args.checkpoints}" if args.checkpoints else ""
+    print(
+        f"imported {totals.events} event(s) from {totals.records} record(s) in {totals.polls} "
+        f"poll(s); skipped {totals.skipped}; sink failures {totals.sink_failures}; "
+        f"stopped: {totals.stopped_because}{where}",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def _event_sink(args: argparse.Namespace) -> tuple[Callable[[Any], None], Callable[[], None]]:
+    """Where imported events go: PostHog, or JSON lines to a file or stdout."""
+    if args.posthog_key or args.posthog_host:
+        if not (args.posthog_key and args.posthog_host):
+            raise _UsageError("--posthog-host and --posthog-key go together")
+        try:
+            from posthog import Posthog  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
+        except ImportError:
+            raise _UsageError(
+                "sending to PostHog needs the posthog extra: pip install 'streambridge[posthog]'"
+            ) from None
+        client = Posthog(args.posthog_key, host=args.posthog_host)
+
+        def to_posthog(events: Any) -> None:
+            for event in events:
+                client.capture(**event.capture_kwargs())
+            client.flush()
+
+        return to_posthog, client.shutdown
+    output = _open_output(Path(args.output)) if args.output != "-" else sys.stdout
+
+    def to_lines(events: Any) -> None:
+        output.write(
+            "".join(json.dumps(e.capture_json(), ensure_ascii=False) + "\n" for e in events)
+        )
+        output.flush()
+
+    def close() -> None:
+        if output is not sys.stdout:
+            output.close()
+
+    return to_lines, close
+
+
+def _on_interrupt(handler: Callable[[], None]) -> Any:
+    """On Ctrl-C, ask the loop to stop after the poll in progress (checkpoints stay saved)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGINT, lambda *_: handler())
+
+
+def _restore_interrupt(previous: Any) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous)
+
+
+# --------------------------------------------------------------------------- check
+
+
+def _check(args: argparse.Namespace) -> int:
+    if not args.firehose_stream and not args.kinesis_stream:
+        raise _UsageError("name something to check: --firehose-stream and/or --kinesis-stream")
+    from streambridge.iam import forwarder_policy, importer_policy  # noqa: PLC0415
+
+    if args.firehose_stream:
+        from streambridge.forwarder import FirehoseForwarder  # noqa: PLC0415
+
+        client = _client(args, "firehose")
+        settings = ForwarderSettings(delivery_stream_name=args.firehose_stream)
+        info = FirehoseForwarder(client, settings, put_mode=args.put_mode).check()
+        print(
+            f"firehose: delivery stream {info.name!r} is {info.status}, source {info.stream_type}"
+        )
+        print(json.dumps(forwarder_policy(info.arn, put_mode=args.put_mode), indent=2))
+    if args.kinesis_stream:
+        client = _client(args, "kinesis")
+        arn = _check_kinesis(client, args.kinesis_stream)
+        print(json.dumps(importer_policy(arn), indent=2))
+    return EXIT_OK
+
+
+def _check_kinesis(client: Any, stream: str) -> str:
+    """ListShards, GetShardIterator and GetRecords on one shard; return the stream's ARN."""
+    try:
+        shards = client.list_shards(StreamName=stream)["Shards"]
+        if not shards:
+            raise _UsageError(f"Kinesis stream {stream!r} has no shards")
+        iterator = client.get_shard_iterator(
+            StreamName=stream, ShardId=shards[0]["ShardId"], ShardIteratorType="LATEST"
+        )["ShardIterator"]
+        client.get_records(ShardIterator=iterator, Limit=1)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        operation = exc.operation_name
+        if code == "ResourceNotFoundException":
+            raise _UsageError(f"Kinesis stream {stream!r} was not found ({exc})") from None
+        raise _UsageError(
+            f"{operation} on Kinesis stream {stream!r} failed ({code}): the importer needs "
+            f"kinesis:ListShards, kinesis:GetShardIterator and kinesis:GetRecords"
+        ) from None
+    region = client.meta.region_name
+    print(f"kinesis: stream {stream!r} readable: {len(shards)} shard(s) listed, records readable")
+    return f"arn:aws:kinesis:{region}:{{account-id}}:stream/{stream}"
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def _demo(args: argparse.Namespace) -> int:
+    try:
+        from streambridge._demo import run_demo  # noqa: PLC0415
+    except ModuleNotFoundError as exc:  # pragma: no cover - the `local` extra is missing
+        raise _UsageError(
+            f"the demo needs the 'local' extra ({exc.name} is missing): "
+            "pip install 'streambridge[local]'"
+        ) from None
+    return run_demo()
+
+
+# --------------------------------------------------------------------------- output helpers
+
+
+def _open_output(path: Path) -> IO[str]:
+    try:
+        return path.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise _UsageError(f"cannot write {str(path)!r}: {exc.strerror}") from None
+
+
+class _Progress:
+    """Progress on stderr, only when it is a terminal; at most every half second."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.count = 0
+        self.started = time.monotonic()
+        self._last = 0.0
+        self._shown = False
+
+    def tick(self) -> None:
+        self.count += 1
+        if self.enabled:
+            rate = self.count / max(time.monotonic() - self.started, 1e-9)
+            self.show(f"{self.count} batches read, {rate:,.0f}/s")
+
+    def show(self, text: str) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self._last < 0.5:  # noqa: PLR2004
+            return
+        self._last = now
+        self._shown = True
+        sys.stderr.write(f"\r{text}\x1b[K")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if self._shown:
+            sys.stderr.write("\n")
