@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -57,13 +58,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of each record."""
+
+    @property
+    def stream(self) -> IO[str]:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
 def _log_to_stderr() -> None:
-    """streambridge's warnings (retries exhausted, skipped records…) as lines on stderr."""
+    """Send the library's warnings (retries exhausted, skipped records…) to stderr."""
     logger = logging.getLogger("streambridge")
-    if not any(getattr(h, "_streambridge_cli", False) for h in logger.handlers):
-        handler = logging.StreamHandler()
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("streambridge: %(message)s"))
-        handler._streambridge_cli = True  # type: ignore[attr-defined]  # noqa: SLF001
         logger.addHandler(handler)
         logger.setLevel(logging.WARNING)
 
@@ -148,7 +160,9 @@ def _client(args: argparse.Namespace, service: str) -> Any:
     import boto3  # noqa: PLC0415
     from botocore.config import Config  # noqa: PLC0415
 
-    session: Any = boto3.Session(profile_name=args.profile, region_name=args.region)
+    # boto3 reads AWS_DEFAULT_REGION; AWS_REGION is what the other AWS SDKs and tools use
+    region = args.region or os.environ.get("AWS_REGION") or None
+    session: Any = boto3.Session(profile_name=args.profile, region_name=region)
     if session.region_name is None:
         raise _UsageError("no AWS region: pass --region or set AWS_REGION / AWS_DEFAULT_REGION")
     return session.client(
