@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
+from streambridge.pytest_plugin import streambridge_aws, streambridge_aws_server  # noqa: F401
 from streambridge.testing import LocalAWS
 
 settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -65,7 +66,7 @@ def frozen_copy(value: Any) -> Any:
 
 
 @pytest.fixture(name="aws")
-def _aws(streambridge_aws: LocalAWS) -> LocalAWS:
+def _aws(streambridge_aws: LocalAWS) -> LocalAWS:  # noqa: F811 - pytest wires fixtures by name
     """The session's local AWS, emptied before the test (the shipped pytest plugin's fixture)."""
     return streambridge_aws
 

@@ -62,3 +62,12 @@ def test_core_imports_no_boto3_and_package_no_moto() -> None:
         "assert 'moto' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)  # noqa: S603
+
+
+def test_pytest_plugin_is_registered() -> None:
+    """Installing streambridge registers its fixtures as the `streambridge` pytest plugin."""
+    from importlib.metadata import entry_points  # noqa: PLC0415
+
+    (plugin,) = [e for e in entry_points(group="pytest11") if e.name == "streambridge"]
+    module = plugin.load()
+    assert {"streambridge_aws", "streambridge_aws_server"} <= set(vars(module))
