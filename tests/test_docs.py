@@ -62,3 +62,15 @@ def test_python_blocks_run(
         assert aws.delivered("mparticle-events")
         assert "caught_up" == namespace["totals"].stopped_because
         assert 1 == namespace["totals"].events
+
+
+def test_ci_runs_the_readme_commands_verbatim() -> None:
+    """The README's two commands (demo, tests) are run as they are, in a fresh venv, by .ci/run."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = re.findall(r"^```sh\n(python3 -m venv .*?)\n```", readme, re.MULTILINE)
+    assert 2 == len(commands)
+    assert "streambridge demo" in commands[0]
+    assert commands[1].endswith("python -m pytest")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    for command in commands:
+        assert command in ci

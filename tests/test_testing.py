@@ -81,3 +81,14 @@ def test_split_records() -> None:
         json.loads('{"big": 18446744073709551617}')
         == split_records(b'{"big": 18446744073709551617}')[0]
     )
+
+
+def test_fake_clock() -> None:
+    """FakeClock moves on sleep (recorded) and advance (not recorded), never backwards."""
+    from streambridge.testing import FakeClock  # noqa: PLC0415
+
+    clock = FakeClock(10.0)
+    clock.sleep(1.5)
+    clock.sleep(-3)
+    clock.advance(2)
+    assert (13.5, [1.5, -3]) == (clock(), clock.slept)

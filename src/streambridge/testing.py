@@ -43,6 +43,7 @@ __all__ = [
     "AcceptAll",
     "ConnectionFault",
     "ErrorFault",
+    "FakeClock",
     "Fault",
     "FaultInjector",
     "LocalAWS",
@@ -203,6 +204,35 @@ def local_aws(*, region: str = "us-east-1") -> Iterator[LocalAWS]:
         yield LocalAWS(endpoint_url=f"http://{host}:{port}", region=region)
     finally:
         server.stop()
+
+
+# --------------------------------------------------------------------------- time
+
+
+class FakeClock:
+    """A monotonic clock that moves only when :meth:`sleep` (or :meth:`advance`) is called.
+
+    Pass it as ``clock=clock, sleep=clock.sleep`` to a forwarder or an importer: backoff and
+    pacing then run in no real time, in the same order as with real time.
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        """Start at ``start`` seconds."""
+        self.now = start
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        """The current time."""
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        """Move time forward by ``seconds`` (recorded in :attr:`slept`)."""
+        self.slept.append(seconds)
+        self.now += max(seconds, 0.0)
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward without recording a sleep."""
+        self.now += seconds
 
 
 # --------------------------------------------------------------------------- faults
