@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import gzip
+import http.server
 import io
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -169,21 +172,6 @@ def test_forward_failed_records_file(
             2,
         ),
         (["import", "--stream", "s", "--event-key", "e", "--posthog-key", "k"], "go together", 2),
-        (
-            [
-                "import",
-                "--stream",
-                "s",
-                "--event-key",
-                "e",
-                "--posthog-key",
-                "k",
-                "--posthog-host",
-                "http://127.0.0.1:9",
-            ],
-            "posthog extra",
-            2,
-        ),
         (["import", "--stream", "s", "--event-key", "e", "--max-records", "0"], "--max-records", 2),
         (
             ["import", "--stream", "missing", "--event-key", "e", "--until-caught-up"],
@@ -372,3 +360,88 @@ def test_check_prints_the_policies(
     assert "firehose:PutRecordBatch" not in out
     assert "kinesis:GetShardIterator" in out
     assert "arn:aws:firehose:us-east-1:123456789012:deliverystream/events" in out
+
+
+def test_import_without_the_posthog_extra(
+    env: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sending to PostHog without posthog-python installed says which extra to install."""
+    monkeypatch.setitem(sys.modules, "posthog", None)  # as if not installed
+    code, _, err = run(
+        capsys,
+        "import",
+        "--stream",
+        "s",
+        "--event-key",
+        "e",
+        "--posthog-key",
+        "k",
+        "--posthog-host",
+        "http://127.0.0.1:9",
+        *env,
+    )
+    assert 2 == code
+    assert "pip install 'streambridge[posthog]'" in err
+
+
+class _Capture(http.server.BaseHTTPRequestHandler):
+    """A stand-in PostHog capture endpoint on 127.0.0.1: records every JSON body posted."""
+
+    bodies: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", 0))
+        raw = self.rfile.read(length)
+        if self.headers.get("Content-Encoding") == "gzip":
+            raw = gzip.decompress(raw)
+        self.bodies.append({"path": self.path, **json.loads(raw)})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b'{"status": 1}')
+
+    def log_message(self, *args: Any) -> None:
+        """Quiet."""
+
+
+def test_import_to_posthog(
+    aws: LocalAWS, env: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--posthog-host/--posthog-key send the events through posthog-python, uuids and all."""
+    aws.create_stream("clicks", shards=1)
+    aws.put_records("clicks", [{"name": f"e{n}", "user": f"u{n}"} for n in range(3)])
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Capture)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Capture.bodies.clear()
+    try:
+        host = f"http://127.0.0.1:{server.server_address[1]}"
+        code, out, err = run(
+            capsys,
+            "import",
+            "--stream",
+            "clicks",
+            "--event-key",
+            "name",
+            "--mappings",
+            "user:distinct_id",
+            "--start",
+            "TRIM_HORIZON",
+            "--until-caught-up",
+            "--posthog-host",
+            host,
+            "--posthog-key",
+            "phc_test",
+            *env,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert 0 == code, err
+    assert "" == out  # events went to PostHog, not to stdout
+    sent = [event for body in _Capture.bodies for event in body.get("batch", [])]
+    assert {"phc_test"} == {body["api_key"] for body in _Capture.bodies}
+    assert [("e0", "u0"), ("e1", "u1"), ("e2", "u2")] == sorted(
+        (e["event"], e["distinct_id"]) for e in sent
+    )
+    assert 3 == len({e["uuid"] for e in sent})
