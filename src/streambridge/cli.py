@@ -23,6 +23,7 @@ from typing import IO, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from streambridge._aws import build_client
 from streambridge.errors import ConfigurationError, DeliveryError, StreambridgeError
 from streambridge.results import FailedRecord, ForwardResult, ImportResult, ImportTotals
 from streambridge.settings import ForwarderSettings, ImporterSettings
@@ -158,17 +159,19 @@ def _aws_options(parser: argparse.ArgumentParser) -> None:
 def _client(args: argparse.Namespace, service: str) -> Any:
     """A client from the AWS environment, with botocore's own retries off."""
     import boto3  # noqa: PLC0415
-    from botocore.config import Config  # noqa: PLC0415
 
     # boto3 reads AWS_DEFAULT_REGION; AWS_REGION is what the other AWS SDKs and tools use
     region = args.region or os.environ.get("AWS_REGION") or None
     session: Any = boto3.Session(profile_name=args.profile, region_name=region)
     if session.region_name is None:
         raise _UsageError("no AWS region: pass --region or set AWS_REGION / AWS_DEFAULT_REGION")
-    return session.client(
+    return build_client(
         service,
+        region=session.region_name,
+        access_key_id=None,  # the session's credentials: environment, profile, role…
+        secret_access_key=None,
+        session=session,
         endpoint_url=args.endpoint_url,
-        config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
     )
 
 
