@@ -445,3 +445,39 @@ def test_import_to_posthog(
         (e["event"], e["distinct_id"]) for e in sent
     )
     assert 3 == len({e["uuid"] for e in sent})
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_only_on_a_terminal(
+    aws: LocalAWS, env: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Progress (records/s, lag) is drawn on a terminal stderr, and not with --quiet."""
+    aws.create_stream("clicks", shards=1)
+    aws.put_records("clicks", [{"name": f"e{n}"} for n in range(3)])
+    args = [
+        "import",
+        "--stream",
+        "clicks",
+        "--event-key",
+        "name",
+        "--start",
+        "TRIM_HORIZON",
+        "--until-caught-up",
+        "--output",
+        os.devnull,
+        *env,
+    ]
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert 0 == main(args)
+    assert "records/s, lag 0 ms\x1b[K\n" in terminal.getvalue()
+    quiet = _Terminal()
+    monkeypatch.setattr(sys, "stderr", quiet)
+    assert 0 == main([*args, "--quiet"])
+    assert "records/s" not in quiet.getvalue()

@@ -360,7 +360,10 @@ def _import(args: argparse.Namespace) -> int:
 
     def report(result: ImportResult, totals: ImportTotals) -> None:
         lag = max(totals.lag.values(), default=0)
-        progress.show(f"{totals.events} events, {totals.skipped} skipped, lag {lag} ms")
+        rate = totals.records / max(time.monotonic() - progress.started, 1e-9)
+        progress.show(
+            f"{totals.events} events, {totals.skipped} skipped, {rate:,.0f} records/s, lag {lag} ms"
+        )
 
     try:
         totals = importer.run(
