@@ -6,7 +6,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-__all__ = ["build_client", "error_details"]
+from streambridge.errors import AccessDeniedError, DeliveryError, StreamNotFoundError
+from streambridge.retry import ACCESS_DENIED_CODES
+
+__all__ = ["build_client", "error_details", "fatal_error"]
 
 
 def error_details(exc: ClientError) -> tuple[str, str, int | None]:
@@ -41,4 +44,47 @@ def build_client(
         aws_access_key_id=access_key_id,
         aws_secret_access_key=secret_access_key,
         config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
+    )
+
+
+def fatal_error(
+    exc: Exception,
+    *,
+    operation: str,
+    resource: str,
+    region: str | None,
+    not_found_hint: str,
+    permission: str,
+    permission_hint: str = "",
+) -> DeliveryError:
+    """Turn an error retrying cannot fix into the DeliveryError that says what to do.
+
+    Args:
+        exc: A ClientError, or a botocore error without a response (no credentials…).
+        operation: The API operation that failed (``"PutRecordBatch"``…).
+        resource: What it was called on, for messages (``"delivery stream 'events'"``).
+        region: The client's region.
+        not_found_hint: What to do when the resource does not exist.
+        permission: The IAM action to allow when access is denied.
+        permission_hint: More advice for the access-denied message.
+    """
+    if isinstance(exc, ClientError):
+        code, message, _ = error_details(exc)
+    else:
+        code, message = type(exc).__name__, str(exc)
+    if code == "ResourceNotFoundException":
+        return StreamNotFoundError(
+            f"{resource} was not found in region {region} for these credentials: "
+            f"{not_found_hint} ({message})",
+            error_code=code,
+        )
+    if code in ACCESS_DENIED_CODES:
+        return AccessDeniedError(
+            f"{operation} on {resource} was denied ({code}): allow {permission!r}"
+            f"{permission_hint}. AWS said: {message}",
+            error_code=code,
+        )
+    return DeliveryError(
+        f"{operation} on {resource} failed with {code}, which retrying cannot fix: {message}",
+        error_code=code,
     )

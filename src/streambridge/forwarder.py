@@ -23,7 +23,7 @@ import attrs
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from streambridge._aws import build_client, error_details
+from streambridge._aws import build_client, error_details, fatal_error
 from streambridge.batching import SessionBuffer, record_payloads
 from streambridge.encoding import (
     MAX_BATCH_BYTES,
@@ -36,16 +36,14 @@ from streambridge.encoding import (
     fit_record,
 )
 from streambridge.errors import (
-    AccessDeniedError,
     DeliveryError,
     EncodingError,
     InvalidBatchError,
-    StreamNotFoundError,
     StreamNotReadyError,
 )
 from streambridge.filtering import evaluate
 from streambridge.results import FailedRecord, ForwardResult, RejectedBatch, SkippedBatch
-from streambridge.retry import ACCESS_DENIED_CODES, RetryPolicy, is_retryable
+from streambridge.retry import RetryPolicy, is_retryable
 from streambridge.settings import ForwarderSettings
 
 if TYPE_CHECKING:
@@ -541,34 +539,18 @@ class FirehoseForwarder:
 
     def _fatal(self, exc: Exception, operation: str) -> DeliveryError:
         """Turn a non-retryable error into a DeliveryError that says what to do."""
-        if isinstance(exc, ClientError):
-            code, message, _ = error_details(exc)
-        else:
-            code, message = type(exc).__name__, str(exc)
-        name = self.settings.delivery_stream_name
-        region = self.client.meta.region_name
-        if code == "ResourceNotFoundException":
-            return StreamNotFoundError(
-                f"delivery stream {name!r} was not found in region {region} for these "
-                f"credentials: create it (source 'Direct PUT') or fix delivery_stream_name / "
-                f"region ({message})",
-                error_code=code,
-            )
-        if code in ACCESS_DENIED_CODES:
-            action = _PERMISSION.get(operation, f"firehose:{operation}")
-            hint = (
+        hint = " on the stream's ARN in the IAM policy"
+        if operation == "PutRecordBatch":
+            hint += (
                 " — or create the forwarder with put_mode='single', which needs only "
                 "firehose:PutRecord (mParticle's template policy)"
-                if operation == "PutRecordBatch"
-                else ""
             )
-            return AccessDeniedError(
-                f"{operation} on delivery stream {name!r} was denied ({code}): allow "
-                f"{action!r} on the stream's ARN in the IAM policy{hint}. AWS said: {message}",
-                error_code=code,
-            )
-        return DeliveryError(
-            f"{operation} on delivery stream {name!r} failed with {code}, which retrying "
-            f"cannot fix: {message}",
-            error_code=code,
+        return fatal_error(
+            exc,
+            operation=operation,
+            resource=f"delivery stream {self.settings.delivery_stream_name!r}",
+            region=self.client.meta.region_name,
+            not_found_hint="create it (source 'Direct PUT') or fix delivery_stream_name / region",
+            permission=_PERMISSION.get(operation, f"firehose:{operation}"),
+            permission_hint=hint,
         )

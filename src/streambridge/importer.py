@@ -35,20 +35,18 @@ import attrs
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from streambridge._aws import build_client, error_details
+from streambridge._aws import build_client, error_details, fatal_error
 from streambridge.checkpoints import CheckpointStore, MemoryCheckpointStore, ShardCheckpoint
 from streambridge.encoding import decode_record
 from streambridge.errors import (
-    AccessDeniedError,
     DecodeError,
     DeliveryError,
-    StreamNotFoundError,
     UnusableRecordError,
 )
 from streambridge.keys import parse_path
 from streambridge.posthog import PostHogEvent, event_uuid, to_event
 from streambridge.results import ImportResult, ImportTotals, SinkFailure, SkippedRecord
-from streambridge.retry import ACCESS_DENIED_CODES, RetryPolicy, is_retryable
+from streambridge.retry import RetryPolicy, is_retryable
 from streambridge.settings import ImporterSettings
 
 if TYPE_CHECKING:
@@ -535,27 +533,16 @@ class KinesisImporter:
             )
 
     def _fatal(self, exc: Exception, operation: str) -> DeliveryError:
-        if isinstance(exc, ClientError):
-            code, message, _ = error_details(exc)
-        else:
-            code, message = type(exc).__name__, str(exc)
-        name = self.settings.stream_name
-        region = self.client.meta.region_name
-        if code == "ResourceNotFoundException":
-            return StreamNotFoundError(
-                f"Kinesis stream {name!r} (or one of its shards) was not found in region "
-                f"{region} for these credentials: fix stream_name / region ({message})",
-                error_code=code,
-            )
-        if code in ACCESS_DENIED_CODES:
-            return AccessDeniedError(
-                f"{operation} on Kinesis stream {name!r} was denied ({code}): allow "
-                f"'kinesis:{operation}' (the importer needs kinesis:ListShards, "
-                f"kinesis:GetShardIterator and kinesis:GetRecords). AWS said: {message}",
-                error_code=code,
-            )
-        return DeliveryError(
-            f"{operation} on Kinesis stream {name!r} failed with {code}, which retrying "
-            f"cannot fix: {message}",
-            error_code=code,
+        """Turn a non-retryable error into a DeliveryError that says what to do."""
+        return fatal_error(
+            exc,
+            operation=operation,
+            resource=f"Kinesis stream {self.settings.stream_name!r}",
+            region=self.client.meta.region_name,
+            not_found_hint="fix stream_name / region (or the shard was trimmed)",
+            permission=f"kinesis:{operation}",
+            permission_hint=(
+                " (the importer needs kinesis:ListShards, kinesis:GetShardIterator and "
+                "kinesis:GetRecords)"
+            ),
         )
