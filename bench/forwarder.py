@@ -28,6 +28,7 @@ from typing import Any
 
 import attrs
 import boto3
+from _timing import best_rate
 
 from streambridge import FirehoseForwarder, ForwarderSettings
 from streambridge._demo import sample_batches
@@ -38,19 +39,6 @@ from streambridge.testing import AcceptAll, FaultInjector, local_aws
 SETTINGS = ForwarderSettings(delivery_stream_name="bench")
 SAMPLES = [batch for _, batch in sample_batches()]
 SAMPLE_TEXTS = [json.dumps(batch) for batch in SAMPLES]
-
-
-def best_rate(work: Callable[[], int], seconds: float) -> float:
-    """Items per second of the fastest of several runs lasting about `seconds` in total."""
-    best = 0.0
-    deadline = time.perf_counter() + seconds
-    while True:
-        start = time.perf_counter()
-        items = work()
-        elapsed = time.perf_counter() - start
-        best = max(best, items / elapsed)
-        if time.perf_counter() > deadline:
-            return best
 
 
 def bench_core(seconds: float) -> None:

@@ -19,10 +19,11 @@ import random
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from _timing import best_rate
 
 from streambridge import ImporterSettings, KinesisImporter, SQLiteCheckpointStore, encoding
 from streambridge.encoding import HAS_ORJSON, decode_record
@@ -59,18 +60,6 @@ def realistic_records(count: int) -> list[bytes]:
         }
         out.append(json.dumps(record).encode())
     return out
-
-
-def best_rate(work: Callable[[], int], seconds: float) -> float:
-    """Items per second of the fastest of several runs lasting about `seconds`."""
-    best = 0.0
-    deadline = time.perf_counter() + seconds
-    while True:
-        start = time.perf_counter()
-        items = work()
-        best = max(best, items / (time.perf_counter() - start))
-        if time.perf_counter() > deadline:
-            return best
 
 
 def bench_convert(seconds: float) -> None:

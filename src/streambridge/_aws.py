@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
 from streambridge.errors import AccessDeniedError, DeliveryError, StreamNotFoundError
 from streambridge.retry import ACCESS_DENIED_CODES
 
-__all__ = ["build_client", "error_details", "fatal_error"]
+__all__ = ["build_client", "client_for", "error_details", "fatal_error"]
+
+
+class _ClientSettings(Protocol):
+    """What ForwarderSettings and ImporterSettings both carry for building a client."""
+
+    @property
+    def region(self) -> str | None: ...
+    @property
+    def access_key_id(self) -> str | None: ...
+    @property
+    def secret_access_key(self) -> str | None: ...
+
+
+def client_for(
+    service: str, settings: _ClientSettings, *, session: Any = None, endpoint_url: str | None = None
+) -> Any:
+    """A client built from settings' region and optional keys (for ``from_settings``)."""
+    return build_client(
+        service,
+        region=settings.region,
+        access_key_id=settings.access_key_id,
+        secret_access_key=settings.secret_access_key,
+        session=session,
+        endpoint_url=endpoint_url,
+    )
 
 
 def error_details(exc: ClientError) -> tuple[str, str, int | None]:

@@ -23,7 +23,7 @@ import attrs
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from streambridge._aws import build_client, error_details, fatal_error
+from streambridge._aws import client_for, error_details, fatal_error
 from streambridge.batching import SessionBuffer, record_payloads
 from streambridge.encoding import (
     MAX_BATCH_BYTES,
@@ -225,14 +225,7 @@ class FirehoseForwarder:
             endpoint_url: Another endpoint, e.g. a local AWS stand-in.
             **options: Passed on to :class:`FirehoseForwarder`.
         """
-        client = build_client(
-            "firehose",
-            region=settings.region,
-            access_key_id=settings.access_key_id,
-            secret_access_key=settings.secret_access_key,
-            session=session,
-            endpoint_url=endpoint_url,
-        )
+        client = client_for("firehose", settings, session=session, endpoint_url=endpoint_url)
         return cls(client, settings, **options)
 
     # ------------------------------------------------------------------ public calls

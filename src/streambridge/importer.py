@@ -35,7 +35,7 @@ import attrs
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from streambridge._aws import build_client, error_details, fatal_error
+from streambridge._aws import client_for, error_details, fatal_error
 from streambridge.checkpoints import CheckpointStore, MemoryCheckpointStore, ShardCheckpoint
 from streambridge.encoding import decode_record
 from streambridge.errors import (
@@ -183,14 +183,7 @@ class KinesisImporter:
         **options: Any,
     ) -> KinesisImporter:
         """Build the boto3 client from the settings (region, optional keys), then the importer."""
-        client = build_client(
-            "kinesis",
-            region=settings.region,
-            access_key_id=settings.access_key_id,
-            secret_access_key=settings.secret_access_key,
-            session=session,
-            endpoint_url=endpoint_url,
-        )
+        client = client_for("kinesis", settings, session=session, endpoint_url=endpoint_url)
         return cls(client, settings, **options)
 
     # ------------------------------------------------------------------ public calls
