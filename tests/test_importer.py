@@ -326,10 +326,30 @@ def test_list_shards_is_paginated(make: Any) -> None:
     assert [None, "next-page"] == tokens
 
 
+def closed_listing(shard_id: str = "shardId-000000000000") -> ResponseFault:
+    """A ListShards answer in which the shard is closed (it has an EndingSequenceNumber)."""
+    return ResponseFault(
+        200,
+        {
+            "Shards": [
+                {
+                    "ShardId": shard_id,
+                    "HashKeyRange": {"StartingHashKey": "0", "EndingHashKey": "1"},
+                    "SequenceNumberRange": {
+                        "StartingSequenceNumber": "1",
+                        "EndingSequenceNumber": "2",
+                    },
+                }
+            ]
+        },
+    )
+
+
 def test_closed_shard_is_finished(make: Any) -> None:
-    """A null NextShardIterator marks the shard finished: saved, and never read again."""
+    """A null NextShardIterator on a shard listed as closed: finished, and never read again."""
     h = make(shards=1)
     put(h.aws, [record(1)])
+    h.faults.always("ListShards", closed_listing())
     h.faults.add("GetRecords", ResponseFault(200, {"Records": [], "MillisBehindLatest": 0}))
     result = h.importer.poll()
     assert ("shardId-000000000000",) == result.finished_shards

@@ -20,7 +20,8 @@ from typing import Any
 
 import attrs
 
-from streambridge.errors import DecodeError, EncodingError
+from streambridge.answers import batch_failures
+from streambridge.errors import DecodeError, EncodingError, MalformedAnswerError
 
 _orjson: Any
 try:  # the `fast` extra
@@ -30,6 +31,7 @@ except ImportError:  # pragma: no cover - exercised in environments without the 
 
 __all__ = [
     "HAS_ORJSON",
+    "check_encodable",
     "MAX_BATCH_BYTES",
     "MAX_BATCH_RECORDS",
     "MAX_DECOMPRESSED_BYTES",
@@ -71,7 +73,9 @@ def encode_record_stdlib(obj: Any) -> bytes:
     """
     try:
         return _stdlib_dumps(obj).encode("utf-8")
-    except (TypeError, ValueError, RecursionError) as exc:
+    except RecursionError:
+        raise EncodingError("value is nested too deeply to encode as JSON") from None
+    except (TypeError, ValueError) as exc:
         raise EncodingError(f"value cannot be encoded as JSON: {exc}") from None
 
 
@@ -96,6 +100,34 @@ if _orjson is not None:
 
 else:  # pragma: no cover - exercised in environments without the extra
     encode_record = encode_record_stdlib
+
+
+def check_encodable(obj: Any) -> None:
+    """Check that ``obj`` encodes as JSON that a strict UTF-8 reader can read.
+
+    The importer checks every event with it, so that no sink is ever handed an event it
+    cannot write: a lone surrogate (``"\\ud800"`` is valid JSON text, but no UTF-8 encoder
+    takes the character), nesting deeper than the encoder's stack, an integer too long to
+    write.
+
+    Raises:
+        EncodingError: It does not; the message says why.
+    """
+    if _orjson is not None:
+        try:
+            _orjson_dumps(obj)
+        except _OrjsonError:
+            pass  # big integers, deep nesting, surrogates: the stdlib decides
+        else:
+            return
+    try:
+        _stdlib_dumps(obj).encode("utf-8")
+    except UnicodeEncodeError:
+        raise EncodingError("holds a lone surrogate, which UTF-8 cannot encode") from None
+    except RecursionError:
+        raise EncodingError("nested too deeply to encode") from None
+    except (TypeError, ValueError) as exc:
+        raise EncodingError(f"value cannot be encoded as JSON: {exc}") from None
 
 
 def record_fits(data: bytes, limit: int = MAX_RECORD_BYTES) -> bool:
@@ -250,27 +282,22 @@ def pack_records(
 
 
 def failed_entries(response: Mapping[str, Any], sent: int) -> list[tuple[int, str, str]] | None:
-    """Read a ``PutRecordBatch`` response: which entries failed, and why.
+    """Read a ``PutRecordBatch`` answer: which entries failed, and why.
 
     Args:
-        response: The parsed response (``FailedPutCount``, ``RequestResponses``).
+        response: The parsed answer (``FailedPutCount``, ``RequestResponses``).
         sent: How many entries the request had.
 
     Returns:
         ``(index, error_code, error_message)`` for each failed entry, in request order; an
-        empty list when every entry succeeded; None when the response cannot be matched to
-        the request (``RequestResponses`` of the wrong length while ``FailedPutCount`` > 0).
+        empty list when every entry was delivered; None when the answer is not well formed
+        (see :func:`streambridge.answers.batch_failures`): then nothing is known to be
+        delivered.
     """
-    if not response.get("FailedPutCount"):
-        return []
-    entries = response.get("RequestResponses")
-    if not isinstance(entries, list) or len(entries) != sent:
+    try:
+        return batch_failures(response, sent)
+    except MalformedAnswerError:
         return None
-    return [
-        (index, str(entry["ErrorCode"]), str(entry.get("ErrorMessage", "")))
-        for index, entry in enumerate(entries)
-        if entry.get("ErrorCode")
-    ]
 
 
 # --------------------------------------------------------------------------- decoding
@@ -286,6 +313,7 @@ _KPL_MAGIC = b"\xf3\x89\x9a\xc2"
 # looking for 19 zeros, finds such a run several times faster than a regular expression.)
 _DIGITS_TO_ZERO = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))  # noqa: PLR2004
 _NINETEEN_DIGITS = b"0" * 19
+_TOO_DEEP = "nested too deeply to decode"
 
 
 def _reject_constant(name: str) -> Any:
@@ -332,6 +360,8 @@ def decode_record(data: bytes) -> list[Any]:
         return [_loads(data)]
     except UnicodeDecodeError:
         raise DecodeError("not valid UTF-8") from None
+    except RecursionError:
+        raise DecodeError(_TOO_DEEP) from None
     except ValueError:
         pass  # maybe several documents, maybe not JSON at all: look closer
     try:
@@ -352,6 +382,8 @@ def _several(text: str) -> list[Any]:
             return values
         try:
             value, position = _stdlib_decoder.raw_decode(text, position)
+        except RecursionError:
+            raise DecodeError(_TOO_DEEP) from None
         except ValueError as exc:
             where = f" (document {len(values) + 1})" if values else ""
             raise DecodeError(f"not JSON{where}: {exc}") from None

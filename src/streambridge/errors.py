@@ -8,6 +8,7 @@ The tree::
     ├── EncodingError (ValueError)            a value that cannot be encoded as JSON
     ├── DecodeError (ValueError)              a Kinesis record that is not JSON we can read
     ├── UnusableRecordError (ValueError)      a decoded record that cannot become a PostHog event
+    ├── MalformedAnswerError                  a 200 answer that is not well formed (cut short…)
     └── DeliveryError                         AWS refused a call in a way retrying cannot fix
         ├── StreamNotFoundError               the delivery stream does not exist (here)
         ├── StreamNotReadyError               it exists but is not ACTIVE / not Direct PUT
@@ -36,6 +37,7 @@ __all__ = [
     "DeliveryError",
     "EncodingError",
     "InvalidBatchError",
+    "MalformedAnswerError",
     "StreamNotFoundError",
     "StreamNotReadyError",
     "StreambridgeError",
@@ -100,6 +102,26 @@ class UnusableRecordError(StreambridgeError, ValueError):
         """Create the error from a short reason."""
         super().__init__(reason)
         self.reason = reason
+
+
+class MalformedAnswerError(StreambridgeError):
+    """An AWS answer with HTTP 200 that is not well formed: cut short, garbled, of another shape.
+
+    The outcome of such a call is unknown, so it is treated as not done: the forwarder sends
+    the call's records again, the importer asks again. Neither shell lets it escape; it shows
+    as the ``"MalformedAnswer"`` error code of records that still failed when the retry budget
+    ran out. :mod:`streambridge.answers` decides what "well formed" means for each operation.
+
+    Attributes:
+        operation: The API operation (``"PutRecordBatch"``, ``"GetRecords"``…).
+    """
+
+    code = "MalformedAnswer"
+
+    def __init__(self, message: str, *, operation: str) -> None:
+        """Create the error for ``operation``."""
+        super().__init__(message)
+        self.operation = operation
 
 
 class DeliveryError(StreambridgeError):

@@ -24,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from streambridge._aws import client_for, error_details, fatal_error
+from streambridge.answers import batch_failures, record_id
 from streambridge.batching import SessionBuffer, record_payloads
 from streambridge.encoding import (
     MAX_BATCH_BYTES,
@@ -32,13 +33,13 @@ from streambridge.encoding import (
     BatchPacker,
     Encoder,
     encode_record,
-    failed_entries,
     fit_record,
 )
 from streambridge.errors import (
     DeliveryError,
     EncodingError,
     InvalidBatchError,
+    MalformedAnswerError,
     StreamNotReadyError,
 )
 from streambridge.filtering import evaluate
@@ -491,14 +492,11 @@ class FirehoseForwarder:
             return [("ConnectionError", str(exc), True)] * len(records)
         except BotoCoreError as exc:  # no credentials, invalid parameters…: nothing to retry
             raise _Fatal(exc, []) from exc
-        failed = failed_entries(response, len(records))
-        if failed is None:
-            logger.warning(
-                "PutRecordBatch answered %d entries for %d records; re-sending all of them",
-                len(response.get("RequestResponses") or ()),
-                len(records),
-            )
-            return [("InternalFailure", "response did not match the request", True)] * len(records)
+        try:
+            failed = batch_failures(response, len(records))
+        except MalformedAnswerError as exc:
+            logger.warning("%s; re-sending all %d record(s) of the call", exc, len(records))
+            return [(exc.code, str(exc), True)] * len(records)
         results: list[_Outcome] = [None] * len(records)
         for index, code, message in failed:
             results[index] = (code, message, is_retryable(code))
@@ -508,9 +506,10 @@ class FirehoseForwarder:
         """Send one record with PutRecord; a non-retryable error propagates."""
         tally.api_calls += 1
         try:
-            self.client.put_record(
+            response = self.client.put_record(
                 DeliveryStreamName=self.settings.delivery_stream_name, Record={"Data": record}
             )
+            record_id(response)  # type: ignore[arg-type]
         except ClientError as exc:
             code, message, status = error_details(exc)
             if not is_retryable(code, status):
@@ -518,6 +517,9 @@ class FirehoseForwarder:
             return (code, message, True)
         except (BotoConnectionError, HTTPClientError) as exc:
             return ("ConnectionError", str(exc), True)
+        except MalformedAnswerError as exc:
+            logger.warning("%s; re-sending the record", exc)
+            return (exc.code, str(exc), True)
         return None
 
     def _record_failures(self, failures: list[FailedRecord], tally: _Tally) -> None:

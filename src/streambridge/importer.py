@@ -29,18 +29,20 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from streambridge._aws import client_for, error_details, fatal_error
+from streambridge.answers import records_page, shard_iterator, shards_page
 from streambridge.checkpoints import CheckpointStore, MemoryCheckpointStore, ShardCheckpoint
 from streambridge.encoding import decode_record
 from streambridge.errors import (
     DecodeError,
     DeliveryError,
+    MalformedAnswerError,
     UnusableRecordError,
 )
 from streambridge.keys import parse_path
@@ -61,6 +63,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 #: A LATEST start is remembered this much earlier, so a resume at that time (AT_TIMESTAMP)
 #: cannot miss records because of clock skew between this machine and AWS.
 SKEW_MARGIN = timedelta(seconds=5)
+
+
+def _unexpected(exc: Exception) -> str:
+    """The skip reason for an error no rule foresaw (a bug of ours: please report it)."""
+    return f"cannot be converted ({type(exc).__name__}: {str(exc)[:200]})"
 
 
 @attrs.define
@@ -91,6 +98,7 @@ class _Poll:
     finished: list[str] = attrs.Factory(list)
     expired: int = 0
     throttled: int = 0
+    malformed: int = 0
 
     def freeze(self) -> ImportResult:
         return ImportResult(
@@ -103,6 +111,7 @@ class _Poll:
             finished_shards=tuple(self.finished),
             expired_iterators=self.expired,
             throttled=self.throttled,
+            malformed_answers=self.malformed,
         )
 
 
@@ -264,8 +273,12 @@ class KinesisImporter:
 
     # ------------------------------------------------------------------ shards
 
-    def _refresh_shards(self) -> None:
-        """List the stream's shards (paginated) and decide where new ones start."""
+    def _refresh_shards(self) -> bool:
+        """List the stream's shards (paginated) and decide where new ones start.
+
+        Returns:
+            Whether the listing was read (False: a transient failure; the last one stays).
+        """
         listed: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {"StreamName": self.settings.stream_name}
         while True:
@@ -279,14 +292,19 @@ class KinesisImporter:
                 if is_retryable(code, status):
                     logger.warning("ListShards failed (%s); keeping the last listing", code)
                     self._next_refresh = self._clock() + self.backoff.max_delay
-                    return
+                    return False
                 raise self._fatal(exc, "ListShards") from exc
             except (BotoConnectionError, HTTPClientError) as exc:
                 logger.warning("ListShards failed (%s); keeping the last listing", exc)
                 self._next_refresh = self._clock() + self.backoff.max_delay
-                return
-            listed.extend(page.get("Shards", []))  # type: ignore[arg-type]
-            token = page.get("NextToken")
+                return False
+            try:
+                shards, token = shards_page(page)  # type: ignore[arg-type]
+            except MalformedAnswerError as exc:
+                logger.warning("%s; keeping the last listing", exc)
+                self._next_refresh = self._clock() + self.backoff.max_delay
+                return False
+            listed.extend(shards)
             if not token:
                 break
             kwargs = {"NextToken": token}
@@ -312,6 +330,7 @@ class KinesisImporter:
                 # closed before we began at LATEST: nothing in it comes after our start
                 self._save(shard, attrs.evolve(shard.checkpoint, finished=True))
         self._next_refresh = self._clock() + self.shard_refresh_interval
+        return True
 
     def _readable(self) -> list[_Shard]:
         """Unfinished shards whose parents are finished (or no longer listed: trimmed)."""
@@ -335,7 +354,7 @@ class KinesisImporter:
 
     # ------------------------------------------------------------------ reading
 
-    def _iterator(self, shard: _Shard) -> str | None:
+    def _iterator(self, shard: _Shard) -> str:
         """A new iterator: after the checkpoint, else where reading began, else the start."""
         checkpoint = shard.checkpoint
         kwargs: dict[str, Any] = {
@@ -362,20 +381,25 @@ class KinesisImporter:
                 kwargs["ShardIteratorType"] = "LATEST"
                 begin = (self._now() - SKEW_MARGIN).isoformat()
             self._save(shard, attrs.evolve(checkpoint, start=begin))
-        return self.client.get_shard_iterator(**kwargs).get("ShardIterator")
+        return shard_iterator(self.client.get_shard_iterator(**kwargs))  # type: ignore[arg-type]
 
     def _read(self, shard: _Shard, result: _Poll) -> None:
         """One GetRecords on one shard, then sink and checkpoint."""
         try:
             if shard.iterator is None:
                 shard.iterator = self._iterator(shard)
-                if shard.iterator is None:
-                    self._finish(shard, result)
-                    return
             result.calls += 1
             response = self.client.get_records(
                 ShardIterator=shard.iterator, Limit=self.settings.records_per_call
             )
+            page = records_page(response)  # type: ignore[arg-type]
+            if page.next_iterator is None and not self._confirmed_closed(shard):
+                raise MalformedAnswerError(
+                    f"GetRecords answered 200 with no NextShardIterator for shard "
+                    f"{shard.shard_id}, which the shard listing says is open: the answer is "
+                    f"not believed",
+                    operation="GetRecords",
+                )
         except ClientError as exc:
             self._read_error(shard, exc, result)
             return
@@ -383,12 +407,17 @@ class KinesisImporter:
             logger.debug("shard %s: %s; backing off", shard.shard_id, exc)
             self._back_off(shard)
             return
+        except MalformedAnswerError as exc:
+            logger.warning("shard %s: %s; asking again from the checkpoint", shard.shard_id, exc)
+            result.malformed += 1
+            shard.iterator = None  # the iterator's position is unknown too
+            self._back_off(shard)
+            return
         except BotoCoreError as exc:
             raise self._fatal(exc, "GetRecords") from exc
-        records = response.get("Records", [])
-        lag = response.get("MillisBehindLatest")
-        if lag is not None:
-            result.lag[shard.shard_id] = lag
+        records = page.records
+        lag = page.millis_behind
+        result.lag[shard.shard_id] = lag
         events, skipped = self._convert(shard.shard_id, records)
         if events and self.sink is not None:
             try:
@@ -413,8 +442,7 @@ class KinesisImporter:
             sequence = records[-1]["SequenceNumber"]
             self._save(shard, attrs.evolve(shard.checkpoint, sequence_number=sequence))
         shard.failures = 0
-        # null at the end of a closed shard, whatever the type stubs say
-        shard.iterator = cast("str | None", response.get("NextShardIterator"))
+        shard.iterator = page.next_iterator
         if shard.iterator is None:
             self._finish(shard, result)
             return
@@ -425,6 +453,12 @@ class KinesisImporter:
             self.settings.idle_poll_interval if shard.at_tip else self.settings.min_call_interval
         )
         shard.next_call = self._clock() + interval
+
+    def _confirmed_closed(self, shard: _Shard) -> bool:
+        """Whether the shard listing says the shard is closed (listing again if need be)."""
+        if not shard.closed:
+            self._refresh_shards()
+        return shard.closed
 
     def _convert(
         self, shard_id: str, records: list[Any]
@@ -443,6 +477,9 @@ class KinesisImporter:
             except DecodeError as exc:
                 skipped.append(SkippedRecord(shard_id, sequence, 0, exc.reason, data))
                 continue
+            except Exception as exc:  # noqa: BLE001 - the last line: one record never stops a shard
+                skipped.append(SkippedRecord(shard_id, sequence, 0, _unexpected(exc), data))
+                continue
             for position, value in enumerate(values):
                 try:
                     events.append(
@@ -457,6 +494,10 @@ class KinesisImporter:
                     )
                 except UnusableRecordError as exc:  # noqa: PERF203 - rare, and per document
                     skipped.append(SkippedRecord(shard_id, sequence, position, exc.reason, data))
+                except Exception as exc:  # noqa: BLE001 - the last line, as above
+                    skipped.append(
+                        SkippedRecord(shard_id, sequence, position, _unexpected(exc), data)
+                    )
         return events, skipped
 
     def _read_error(self, shard: _Shard, exc: ClientError, result: _Poll) -> None:

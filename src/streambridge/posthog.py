@@ -25,7 +25,8 @@ from typing import Any
 import attrs
 
 from streambridge._util import json_kind, parse_iso_datetime
-from streambridge.errors import UnusableRecordError
+from streambridge.encoding import check_encodable
+from streambridge.errors import EncodingError, UnusableRecordError
 from streambridge.keys import MISSING, PropertyMapping, lookup, parse_path
 
 __all__ = ["UUID_NAMESPACE", "PostHogEvent", "event_uuid", "to_event"]
@@ -155,6 +156,10 @@ def to_event(
     timestamp = arrival
     if "timestamp" in properties:
         timestamp = _timestamp(properties.pop("timestamp"))
+    try:
+        check_encodable((name, distinct_id, properties))
+    except EncodingError as exc:
+        raise UnusableRecordError(f"the event cannot be sent: {exc}") from None
     return PostHogEvent(
         event=name, distinct_id=distinct_id, properties=properties, timestamp=timestamp, uuid=uuid
     )
@@ -164,19 +169,30 @@ def _distinct_id(value: Any) -> str:
     if isinstance(value, str) and value.strip():
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
+        try:
+            return str(value)
+        except ValueError:  # an integer beyond Python's digit limit for str()
+            raise UnusableRecordError(
+                f"distinct_id is a number of {_digits(value)} digits, too long to use"
+            ) from None
     raise UnusableRecordError(
         f"distinct_id is not a non-empty string or a number ({json_kind(value)})"
     )
 
 
+def _digits(value: float) -> str:
+    """How many digits an integer has, without converting it to text (which may refuse)."""
+    return f"about {int(abs(value)).bit_length() * 0.30103:.0f}"
+
+
 def _timestamp(value: Any) -> datetime:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = value / 1000 if abs(value) >= _MS_THRESHOLD else value
-        try:
+        try:  # the division too: a 400-digit integer overflows a float
+            seconds = value / 1000 if abs(value) >= _MS_THRESHOLD else value
             return datetime.fromtimestamp(seconds, tz=timezone.utc)
         except (OverflowError, OSError, ValueError):
-            raise UnusableRecordError(f"timestamp {value!r} is out of range") from None
+            shown = repr(value) if isinstance(value, float) else f"of {_digits(value)} digits"
+            raise UnusableRecordError(f"timestamp {shown} is out of range") from None
     if isinstance(value, str):
         parsed = parse_iso_datetime(value)
         if parsed is None:

@@ -184,6 +184,8 @@ class ImportResult:
         finished_shards: Shards read to their end in this poll (closed after resharding).
         expired_iterators: Iterators that had expired and were renewed from the checkpoint.
         throttled: ``GetRecords`` calls throttled (the shard backs off).
+        malformed_answers: ``GetRecords`` / ``GetShardIterator`` answers that were not well
+            formed (cut short, garbled…); the shard backs off and asks again.
     """
 
     events: tuple[PostHogEvent, ...] = ()
@@ -195,6 +197,7 @@ class ImportResult:
     finished_shards: tuple[str, ...] = ()
     expired_iterators: int = 0
     throttled: int = 0
+    malformed_answers: int = 0
 
 
 @attrs.frozen(kw_only=True)

@@ -32,6 +32,7 @@ from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.compat import HTTPHeaders
 from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError
+from botocore.httpsession import URLLib3Session
 from typing_extensions import Self
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ __all__ = [
     "Fault",
     "FaultInjector",
     "LocalAWS",
+    "MalformedAnswer",
     "PartialFailure",
     "ResponseFault",
     "access_denied",
@@ -275,6 +277,63 @@ class ResponseFault(Fault):
     ) -> AWSResponse:
         """Answer with ``body``."""
         return _json_response(request, self.status, self.body)
+
+
+#: How :class:`MalformedAnswer` spoils a body.
+MANGLES = ("truncate", "not_json", "empty", "other_shape")
+
+
+@attrs.frozen
+class MalformedAnswer(Fault):
+    """An HTTP 200 whose body is not a well-formed answer, as a broken proxy or network gives.
+
+    With ``deliver=True`` (the default) the request really goes to the endpoint first, over
+    HTTP, so its effect happens (records are stored, an iterator is advanced…) and only the
+    answer is spoilt on its way back: the caller cannot know what happened. With
+    ``deliver=False`` the endpoint never sees the request.
+
+    Attributes:
+        mangle: ``"truncate"`` (the body cut at ``keep``, a fraction of its length),
+            ``"not_json"`` (an HTML page), ``"empty"`` (no body), or ``"other_shape"`` (JSON
+            that is not this operation's answer).
+        keep: For ``"truncate"``: the share of the body kept.
+        deliver: Whether the endpoint gets the request.
+    """
+
+    mangle: str = "truncate"
+    keep: float = 0.5
+    deliver: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        """Check the mangle."""
+        if self.mangle not in MANGLES:
+            msg = f"mangle must be one of {MANGLES}, got {self.mangle!r}"
+            raise ValueError(msg)
+
+    def respond(
+        self, injector: FaultInjector, operation: str, request: AWSPreparedRequest
+    ) -> AWSResponse:
+        """Send the request for real (when ``deliver``), then answer 200 with a spoilt body."""
+        body = b'{"ResponseMetadata": {}}'
+        if self.deliver:
+            real = URLLib3Session().send(request)
+            body = real.content
+        if self.mangle == "truncate":
+            body = body[: int(len(body) * self.keep)]
+        elif self.mangle == "not_json":
+            body = b"<html><body>502 Bad Gateway</body></html>"
+        elif self.mangle == "empty":
+            body = b""
+        else:
+            body = b'{"Unexpected": true}'
+        return AWSResponse(
+            request.url,
+            200,
+            HTTPHeaders.from_dict(
+                {"Content-Type": "application/x-amz-json-1.1", "Content-Length": "999999"}
+            ),
+            _Body(body),
+        )
 
 
 @attrs.frozen
