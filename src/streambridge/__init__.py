@@ -11,6 +11,7 @@ The pure core (no boto3, no I/O):
 - :mod:`streambridge.posthog` — PostHog events and the record-to-event conversion;
 - :mod:`streambridge.checkpoints` — where the importer keeps its place (memory, SQLite);
 - :mod:`streambridge.retry` — which errors to retry, and the backoff;
+- :mod:`streambridge.answers` — what an AWS answer must hold before it is believed;
 - :mod:`streambridge.settings`, :mod:`streambridge.results`, :mod:`streambridge.errors` — values.
 
 The shell, which takes an injected boto3 client:
@@ -18,8 +19,10 @@ The shell, which takes an injected boto3 client:
 - :class:`FirehoseForwarder` — mParticle batches to a Kinesis Data Firehose delivery stream;
 - :class:`KinesisImporter` — a Kinesis Data Stream to PostHog events.
 
-Adapters: :mod:`streambridge.testing` (an embedded local AWS and fault injection for tests;
-needs the ``local`` extra) and the ``streambridge`` command.
+Adapters: :mod:`streambridge.sinks` (:class:`PostHogSink`, which returns only once PostHog
+accepted the events; :class:`JsonLinesSink`), :mod:`streambridge.deadletter` (what could not
+be delivered, with the reason, as JSON lines), :mod:`streambridge.testing` (an embedded local
+AWS and fault injection for tests; needs the ``local`` extra) and the ``streambridge`` command.
 """
 
 from __future__ import annotations
@@ -31,13 +34,21 @@ from importlib.metadata import version as _version
 from typing import TYPE_CHECKING, Any
 
 from streambridge.checkpoints import MemoryCheckpointStore, SQLiteCheckpointStore
+from streambridge.deadletter import DeadLetter, DeadLetterFile, read_dead_letters
 from streambridge.errors import (
     AccessDeniedError,
     ConfigurationError,
     DecodeError,
     DeliveryError,
     EncodingError,
+    FatalSinkError,
+    ForwardAbortedError,
     InvalidBatchError,
+    MalformedAnswerError,
+    PostHogAuthError,
+    PostHogRefusedError,
+    PostHogUnavailableError,
+    SinkError,
     StreambridgeError,
     StreamNotFoundError,
     StreamNotReadyError,
@@ -51,11 +62,13 @@ from streambridge.results import (
     ImportTotals,
     RejectedBatch,
     SinkFailure,
+    SinkRefusal,
     SkippedBatch,
     SkippedRecord,
 )
 from streambridge.retry import RetryPolicy
 from streambridge.settings import ForwarderSettings, ImporterSettings
+from streambridge.sinks import JsonLinesSink, PostHogSink
 
 if TYPE_CHECKING:
     from streambridge.forwarder import DeliveryStreamInfo, FirehoseForwarder
@@ -97,25 +110,37 @@ def __dir__() -> list[str]:
 __all__ = [
     "AccessDeniedError",
     "ConfigurationError",
+    "DeadLetter",
+    "DeadLetterFile",
     "DecodeError",
     "DeliveryError",
     "DeliveryStreamInfo",
     "EncodingError",
     "FailedRecord",
+    "FatalSinkError",
     "FirehoseForwarder",
+    "ForwardAbortedError",
     "ForwardResult",
     "ForwarderSettings",
     "ImportResult",
     "ImportTotals",
     "ImporterSettings",
     "InvalidBatchError",
+    "JsonLinesSink",
     "KinesisImporter",
+    "MalformedAnswerError",
     "MemoryCheckpointStore",
+    "PostHogAuthError",
     "PostHogEvent",
+    "PostHogRefusedError",
+    "PostHogSink",
+    "PostHogUnavailableError",
     "RejectedBatch",
     "RetryPolicy",
     "SQLiteCheckpointStore",
+    "SinkError",
     "SinkFailure",
+    "SinkRefusal",
     "SkippedBatch",
     "SkippedRecord",
     "StreamNotFoundError",
@@ -123,4 +148,5 @@ __all__ = [
     "StreambridgeError",
     "UnusableRecordError",
     "__version__",
+    "read_dead_letters",
 ]

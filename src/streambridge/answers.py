@@ -36,8 +36,8 @@ from streambridge.errors import MalformedAnswerError
 __all__ = [
     "RecordsPage",
     "batch_failures",
-    "records_page",
     "record_id",
+    "records_page",
     "shard_iterator",
     "shards_page",
 ]

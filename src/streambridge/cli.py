@@ -3,8 +3,13 @@
 Every command honours the standard AWS environment (profiles, ``AWS_REGION``,
 ``AWS_ENDPOINT_URL_FIREHOSE`` / ``_KINESIS``…) plus ``--profile``, ``--region`` and
 ``--endpoint-url``. Bad arguments and bad input get one line on stderr and a non-zero exit,
-never a traceback. Exit codes: 0 all good, 1 something failed or was rejected, 2 bad usage or
-input, 3 AWS refused (missing stream, access denied…).
+never a traceback. Exit codes: 0 all good, 1 something failed, was rejected or was not
+delivered, 2 bad usage or input, 3 AWS refused (missing stream, access denied…), 4 the
+destination refused (PostHog: a bad API key), 130 / 143 stopped by SIGINT / SIGTERM before
+the input was read to its end (``forward``; a tailing ``import`` stops on either with 0 when
+everything read was delivered).
+SIGTERM stops as cleanly as Ctrl-C: what was read is delivered (or counted as not delivered),
+checkpoints move only past what the destination accepted.
 """
 
 from __future__ import annotations
@@ -24,17 +29,33 @@ from typing import IO, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from streambridge._aws import build_client
-from streambridge.errors import ConfigurationError, DeliveryError, StreambridgeError
-from streambridge.results import FailedRecord, ForwardResult, ImportResult, ImportTotals
+from streambridge.deadletter import DeadLetterFile, read_dead_letters
+from streambridge.errors import (
+    ConfigurationError,
+    DeliveryError,
+    FatalSinkError,
+    ForwardAbortedError,
+    StreambridgeError,
+)
+from streambridge.results import ForwardResult, ImportResult, ImportTotals
 from streambridge.settings import ForwarderSettings, ImporterSettings
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AWS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AWS, EXIT_DESTINATION = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130  # 128 + SIGINT; SIGTERM gives 143
 
 
 class _UsageError(Exception):
     """Bad arguments or input: one line, exit 2."""
+
+
+class _FailedError(Exception):
+    """A failure already put into words, with its exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,6 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args))
     except (_UsageError, ConfigurationError) as exc:
         message, code = str(exc), EXIT_USAGE
+    except _FailedError as exc:
+        message, code = str(exc), exc.code
+    except FatalSinkError as exc:
+        message, code = str(exc), EXIT_DESTINATION
     except DeliveryError as exc:
         undelivered = f" ({len(exc.undelivered)} records not delivered)" if exc.undelivered else ""
         message, code = f"{exc}{undelivered}", EXIT_AWS
@@ -108,7 +133,18 @@ def _parser() -> argparse.ArgumentParser:
     forward.add_argument(
         "--newline", action="store_true", help="end every record with a newline (NDJSON in S3)"
     )
-    forward.add_argument("--failed-out", type=Path, help="write failed records here, as JSON lines")
+    forward.add_argument(
+        "--dead-letter",
+        type=Path,
+        help="append every record not delivered here, with the reason, as JSON lines",
+    )
+    forward.add_argument("--failed-out", type=Path, help=argparse.SUPPRESS)  # the old name
+    forward.add_argument(
+        "--replay",
+        type=Path,
+        metavar="FILE",
+        help="re-send the records of a dead-letter FILE (instead of reading batches)",
+    )
     _aws_options(forward)
     forward.set_defaults(run=_forward)
 
@@ -123,6 +159,11 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--output", default="-", help="write events as JSON lines here (- = stdout)")
     imp.add_argument("--posthog-host", help="send the events to this PostHog host instead")
     imp.add_argument("--posthog-key", help="the PostHog project API key (with --posthog-host)")
+    imp.add_argument(
+        "--dead-letter",
+        type=Path,
+        help="append every record skipped here, with the reason, as JSON lines",
+    )
     imp.add_argument("--max-records", type=int, help="stop after at least this many events")
     imp.add_argument(
         "--until-caught-up", action="store_true", help="stop once every shard is at its tip"
@@ -183,34 +224,98 @@ def _forward(args: argparse.Namespace) -> int:
 
     settings = _forwarder_settings(args)
     unreadable: list[str] = []
-    failed_out = _open_output(args.failed_out) if args.failed_out else None
+    dead_path: Path | None = args.dead_letter or args.failed_out
+    if args.replay is not None and args.input != "-":
+        raise _UsageError("--replay reads a dead-letter file: give no input file with it")
+    source = None if args.replay is not None else _open_input(args.input)
     client = _client(args, "firehose")
-
-    def on_failure(failure: FailedRecord) -> None:
-        if failed_out is not None:
-            failed_out.write(_failed_line(failure))
-
+    letters = _open_dead_letters(dead_path)
     forwarder = FirehoseForwarder(
         client,
         settings,
         put_mode=args.put_mode,
         record_delimiter=b"\n" if args.newline else b"",
-        on_failure=on_failure,
+        on_failure=letters,
     )
     progress = _Progress(enabled=not args.quiet)
-    batches = _read_batches(args.input, unreadable, progress)
+    stopped = _Stop()
+    previous = _on_signals(stopped.set)
     try:
-        result = forwarder.forward_many(batches) + forwarder.flush()
+        if args.replay is not None:
+            result = forwarder.send(_replayed(args.replay, stopped))
+        else:
+            assert source is not None  # noqa: S101 - opened above
+            batches = _read_batches(source, args.input, unreadable, progress, stopped)
+            result = forwarder.forward_many(batches) + forwarder.flush()
+    except DeliveryError as exc:
+        raise _undelivered_failure(exc, letters, dead_path) from exc
     finally:
         progress.done()
-        if failed_out is not None and failed_out is not sys.stdout:
-            failed_out.close()
+        _restore_signals(previous)
+        if letters is not None:
+            letters.close()
     print(_forward_summary(result, unreadable))
     for line in unreadable[:5]:
         print(f"  unreadable input: {line}", file=sys.stderr)
     for rejected in result.rejected[:5]:
         print(f"  rejected batch {rejected.index}: {rejected.reason}", file=sys.stderr)
+    if result.failed:
+        where = f"; written to {str(dead_path)!r}" if dead_path else " (keep them: --dead-letter)"
+        print(f"  {len(result.failed)} record(s) not delivered{where}", file=sys.stderr)
+    if stopped.signal is not None:
+        print(
+            f"streambridge: stopped by {stopped.name} before the end of the input; what was "
+            f"read was delivered or is counted above",
+            file=sys.stderr,
+        )
+        return 128 + stopped.signal
     return EXIT_FAILED if (result.failed or result.rejected or unreadable) else EXIT_OK
+
+
+def _undelivered_failure(
+    exc: DeliveryError, letters: DeadLetterFile | None, dead_path: Path | None
+) -> BaseException:
+    """The one-line failure for an error that carries undelivered records (dead-lettered)."""
+    count = len(exc.undelivered)
+    cause = exc.__cause__
+    message = str(cause) if isinstance(cause, _UsageError) else str(exc)
+    if count and letters is not None:
+        letters.write_undelivered(exc.undelivered, exc.error_code or "NotDelivered", str(exc))
+        message += f" ({count} record(s) not delivered, written to {str(dead_path)!r})"
+    elif count:
+        message += f" ({count} record(s) not delivered; --dead-letter FILE keeps them)"
+    if isinstance(exc, ForwardAbortedError) and isinstance(cause, _UsageError):
+        return _FailedError(message, EXIT_USAGE)
+    if isinstance(exc, ForwardAbortedError):
+        return _FailedError(message, EXIT_FAILED)
+    return _FailedError(message, EXIT_AWS)
+
+
+def _open_dead_letters(path: Path | None) -> DeadLetterFile | None:
+    if path is None:
+        return None
+    try:
+        return DeadLetterFile(path)
+    except OSError as exc:
+        raise _UsageError(f"cannot write {str(path)!r}: {exc.strerror}") from None
+
+
+def _replayed(path: Path, stopped: _Stop) -> Iterator[bytes]:
+    """The records of a forwarder dead-letter file (importer lines are refused)."""
+    try:
+        for number, letter in enumerate(read_dead_letters(path), start=1):
+            if stopped.signal is not None:
+                return
+            if letter.kind != "failed":
+                raise _UsageError(
+                    f"{str(path)!r} entry {number} is an importer dead letter ({letter.kind}); "
+                    f"only the forwarder's can be replayed"
+                )
+            yield letter.data
+    except OSError as exc:
+        raise _UsageError(f"cannot read {str(path)!r}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
 
 
 def _forwarder_settings(args: argparse.Namespace) -> ForwarderSettings:
@@ -249,16 +354,19 @@ _STREAM_KEYS = {"delivery stream name"}
 _REGION_KEYS = {"aws region endpoint", "region"}
 
 
-def _read_batches(name: str, unreadable: list[str], progress: _Progress) -> Iterator[object]:
-    """Batches from a JSON array or JSON lines, streamed; unparsable lines are noted."""
-    stream: IO[str]
+def _open_input(name: str) -> IO[str]:
     if name == "-":
-        stream = sys.stdin
-    else:
-        try:
-            stream = Path(name).open(encoding="utf-8")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            raise _UsageError(f"cannot read {name!r}: {exc.strerror}") from None
+        return sys.stdin
+    try:
+        return Path(name).open(encoding="utf-8")
+    except OSError as exc:
+        raise _UsageError(f"cannot read {name!r}: {exc.strerror}") from None
+
+
+def _read_batches(
+    stream: IO[str], name: str, unreadable: list[str], progress: _Progress, stopped: _Stop
+) -> Iterator[object]:
+    """Batches from a JSON array or JSON lines, streamed; unparsable lines are noted."""
     try:
         first = _peek(stream)
         if first == "[":
@@ -269,10 +377,14 @@ def _read_batches(name: str, unreadable: list[str], progress: _Progress) -> Iter
                     f"{name!r} starts with '[' but is not a JSON array: {exc}"
                 ) from None
             for item in items:
+                if stopped.signal is not None:
+                    return
                 progress.tick()
                 yield item
             return
         for number, line in enumerate(stream, start=1):
+            if stopped.signal is not None:
+                return
             if not line.strip():
                 continue
             try:
@@ -304,25 +416,6 @@ def _peek(stream: IO[str]) -> str:
     return ""
 
 
-def _failed_line(failure: FailedRecord) -> str:
-    try:
-        data: Any = json.loads(failure.data)
-    except ValueError:
-        data = failure.data.decode("utf-8", "replace")
-    return (
-        json.dumps(
-            {
-                "error_code": failure.error_code,
-                "error_message": failure.error_message,
-                "attempts": failure.attempts,
-                "record": data,
-            },
-            ensure_ascii=False,
-        )
-        + "\n"
-    )
-
-
 def _forward_summary(result: ForwardResult, unreadable: list[str]) -> str:
     parts = [
         f"sent {result.sent} record(s) in {result.api_calls} call(s) ({result.retries} retries)",
@@ -351,11 +444,19 @@ def _import(args: argparse.Namespace) -> int:
     )
     if args.max_records is not None and args.max_records < 1:
         raise _UsageError("--max-records must be at least 1")
-    sink, close = _event_sink(args)
+    sink, close, abandon = _event_sink(args)
+    letters = _open_dead_letters(args.dead_letter)
     store = SQLiteCheckpointStore(args.checkpoints) if args.checkpoints else None
-    importer = KinesisImporter(_client(args, "kinesis"), settings, sink=sink, checkpoints=store)
-    stop = threading.Event()
-    previous = _on_interrupt(stop.set)
+    importer = KinesisImporter(
+        _client(args, "kinesis"), settings, sink=sink, checkpoints=store, on_skip=letters
+    )
+    stopped = _Stop()
+
+    def on_signal(signum: int) -> None:
+        stopped.set(signum)
+        abandon()  # a sink call waiting out an outage gives up now: nothing is checkpointed
+
+    previous = _on_signals(on_signal)
     progress = _Progress(enabled=not args.quiet)
 
     def report(result: ImportResult, totals: ImportTotals) -> None:
@@ -367,71 +468,91 @@ def _import(args: argparse.Namespace) -> int:
 
     try:
         totals = importer.run(
-            stop=stop,
+            stop=lambda: stopped.signal is not None,
             max_events=args.max_records,
             until_caught_up=args.until_caught_up,
             on_poll=report,
         )
+    except FatalSinkError as exc:
+        raise _FailedError(
+            f"{exc} ({importer.undelivered} event(s) not delivered; the checkpoints did not "
+            f"move past them)",
+            EXIT_DESTINATION,
+        ) from exc
     finally:
         progress.done()
         close()
         if store is not None:
             store.close()
-        _restore_interrupt(previous)
+        if letters is not None:
+            letters.close()
+        _restore_signals(previous)
     where = f"; checkpoints in {args.checkpoints}" if args.checkpoints else ""
+    by = f" ({stopped.name})" if stopped.signal is not None else ""
     print(
         f"imported {totals.events} event(s) from {totals.records} record(s) in {totals.polls} "
         f"poll(s); skipped {totals.skipped}; sink failures {totals.sink_failures}; "
-        f"stopped: {totals.stopped_because}{where}",
+        f"not delivered {totals.undelivered}; stopped: {totals.stopped_because}{by}{where}",
         file=sys.stderr,
     )
+    if totals.undelivered:
+        print(
+            f"streambridge: error: {totals.undelivered} event(s) read were not delivered; the "
+            f"checkpoints did not move past them, so the next run reads them again",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     return EXIT_OK
 
 
-def _event_sink(args: argparse.Namespace) -> tuple[Callable[[Any], None], Callable[[], None]]:
-    """Where imported events go: PostHog, or JSON lines to a file or stdout."""
+def _event_sink(
+    args: argparse.Namespace,
+) -> tuple[Callable[[Any], object], Callable[[], None], Callable[[], None]]:
+    """Where imported events go (PostHog, or JSON lines); how to close it; how to abandon it."""
+    from streambridge.sinks import JsonLinesSink, PostHogSink  # noqa: PLC0415
+
     if args.posthog_key or args.posthog_host:
         if not (args.posthog_key and args.posthog_host):
             raise _UsageError("--posthog-host and --posthog-key go together")
-        try:
-            from posthog import Posthog  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
-        except ImportError:
-            raise _UsageError(
-                "sending to PostHog needs the posthog extra: pip install 'streambridge[posthog]'"
-            ) from None
-        client = Posthog(args.posthog_key, host=args.posthog_host)
-
-        def to_posthog(events: Any) -> None:
-            for event in events:
-                client.capture(**event.capture_kwargs())
-            client.flush()
-
-        return to_posthog, client.shutdown
+        sink = PostHogSink(api_key=args.posthog_key, host=args.posthog_host)
+        return sink, lambda: None, sink.abandon
     output = _open_output(Path(args.output)) if args.output != "-" else sys.stdout
-
-    def to_lines(events: Any) -> None:
-        output.write(
-            "".join(json.dumps(e.capture_json(), ensure_ascii=False) + "\n" for e in events)
-        )
-        output.flush()
 
     def close() -> None:
         if output is not sys.stdout:
             output.close()
 
-    return to_lines, close
+    return JsonLinesSink(output), close, lambda: None
 
 
-def _on_interrupt(handler: Callable[[], None]) -> Any:
-    """On Ctrl-C, ask the loop to stop after the poll in progress (checkpoints stay saved)."""
+class _Stop:
+    """Which signal asked the command to stop (None: none yet)."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def set(self, signum: int = signal.SIGINT) -> None:
+        if self.signal is None:
+            self.signal = signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signal).name if self.signal is not None else ""
+
+
+def _on_signals(handler: Callable[[int], None]) -> Any:
+    """On SIGINT or SIGTERM, ask the command to stop cleanly (what was read is delivered)."""
     if threading.current_thread() is not threading.main_thread():
         return None
-    return signal.signal(signal.SIGINT, lambda *_: handler())
+    return {
+        signum: signal.signal(signum, lambda number, _frame: handler(number))
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
 
 
-def _restore_interrupt(previous: Any) -> None:
-    if previous is not None:
-        signal.signal(signal.SIGINT, previous)
+def _restore_signals(previous: Any) -> None:
+    for signum, handler in (previous or {}).items():
+        signal.signal(signum, handler)
 
 
 # --------------------------------------------------------------------------- check

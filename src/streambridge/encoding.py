@@ -31,13 +31,13 @@ except ImportError:  # pragma: no cover - exercised in environments without the 
 
 __all__ = [
     "HAS_ORJSON",
-    "check_encodable",
     "MAX_BATCH_BYTES",
     "MAX_BATCH_RECORDS",
     "MAX_DECOMPRESSED_BYTES",
     "MAX_RECORD_BYTES",
     "BatchPacker",
     "Oversize",
+    "check_encodable",
     "decode_record",
     "encode_record",
     "encode_record_stdlib",
@@ -103,7 +103,7 @@ else:  # pragma: no cover - exercised in environments without the extra
 
 
 def check_encodable(obj: Any) -> None:
-    """Check that ``obj`` encodes as JSON that a strict UTF-8 reader can read.
+    r"""Check that ``obj`` encodes as JSON that a strict UTF-8 reader can read.
 
     The importer checks every event with it, so that no sink is ever handed an event it
     cannot write: a lone surrogate (``"\\ud800"`` is valid JSON text, but no UTF-8 encoder

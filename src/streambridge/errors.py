@@ -9,9 +9,15 @@ The tree::
     ├── DecodeError (ValueError)              a Kinesis record that is not JSON we can read
     ├── UnusableRecordError (ValueError)      a decoded record that cannot become a PostHog event
     ├── MalformedAnswerError                  a 200 answer that is not well formed (cut short…)
+    ├── SinkError                             an importer sink could not deliver events
+    │   ├── PostHogUnavailableError           PostHog unreachable or failing for the whole budget
+    │   └── FatalSinkError                    retrying cannot help: the importer stops
+    │       ├── PostHogAuthError (PermissionError)  PostHog refused the API key
+    │       └── PostHogRefusedError           another answer retrying cannot fix (a wrong host)
     └── DeliveryError                         AWS refused a call in a way retrying cannot fix
         ├── StreamNotFoundError               the delivery stream does not exist (here)
         ├── StreamNotReadyError               it exists but is not ACTIVE / not Direct PUT
+        ├── ForwardAbortedError               forwarding stopped on an unexpected error
         └── AccessDeniedError (PermissionError)  the credentials lack a permission
 
 Partial failure is *not* an exception: records that fail after retries come back in
@@ -36,8 +42,14 @@ __all__ = [
     "DecodeError",
     "DeliveryError",
     "EncodingError",
+    "FatalSinkError",
+    "ForwardAbortedError",
     "InvalidBatchError",
     "MalformedAnswerError",
+    "PostHogAuthError",
+    "PostHogRefusedError",
+    "PostHogUnavailableError",
+    "SinkError",
     "StreamNotFoundError",
     "StreamNotReadyError",
     "StreambridgeError",
@@ -124,6 +136,34 @@ class MalformedAnswerError(StreambridgeError):
         self.operation = operation
 
 
+class SinkError(StreambridgeError):
+    """An importer sink could not deliver events; the importer reads them again later.
+
+    Any exception from a sink has that effect; this class (and its subclasses) is what
+    streambridge's own sinks raise, so that callers can tell a sink failure from a bug.
+    """
+
+
+class PostHogUnavailableError(SinkError):
+    """PostHog could not be reached, or kept answering 5xx / 429, for the whole retry budget."""
+
+
+class FatalSinkError(SinkError):
+    """A sink failure that retrying cannot fix: the importer stops and raises it.
+
+    A sink of your own may raise it (or a subclass) too. The checkpoint does not move past
+    the events of the failing call.
+    """
+
+
+class PostHogAuthError(FatalSinkError, PermissionError):
+    """PostHog refused the project API key (HTTP 401 or 403)."""
+
+
+class PostHogRefusedError(FatalSinkError):
+    """PostHog answered in a way retrying cannot fix (a 4xx other than 400, 401, 403, 413)."""
+
+
 class DeliveryError(StreambridgeError):
     """AWS refused a call for a reason retrying cannot fix.
 
@@ -156,6 +196,16 @@ class StreamNotFoundError(DeliveryError):
 
 class StreamNotReadyError(DeliveryError):
     """The delivery stream exists but cannot take Direct PUT records (status or source type)."""
+
+
+class ForwardAbortedError(DeliveryError):
+    """Forwarding stopped on an error no rule foresaw: the input iterable raised, or a bug.
+
+    Like every :class:`DeliveryError` raised by the forwarder, it carries every record built
+    and not delivered (:attr:`~DeliveryError.undelivered`) and the result so far; the
+    original exception is its ``__cause__``. A bad batch never causes it: a batch that
+    cannot be processed is rejected with a reason, and the others go on.
+    """
 
 
 class AccessDeniedError(DeliveryError, PermissionError):

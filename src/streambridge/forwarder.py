@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import random as _random
+import reprlib
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -32,12 +33,14 @@ from streambridge.encoding import (
     MAX_RECORD_BYTES,
     BatchPacker,
     Encoder,
+    Oversize,
     encode_record,
     fit_record,
 )
 from streambridge.errors import (
     DeliveryError,
     EncodingError,
+    ForwardAbortedError,
     InvalidBatchError,
     MalformedAnswerError,
     StreamNotReadyError,
@@ -124,6 +127,34 @@ class _Undelivered(Exception):  # noqa: N818 - internal signal, never escapes
         self.error = error
         self.cause = cause
         self.records = records
+
+
+def _aborted(exc: Exception) -> _Undelivered:
+    """An unexpected error, as a ForwardAbortedError carrying nothing yet."""
+    error = ForwardAbortedError(
+        f"forwarding stopped on an unexpected {type(exc).__name__}: {exc}; the records built "
+        f"and not delivered are in .undelivered, what happened before in .result"
+    )
+    return _Undelivered(error, exc, ())
+
+
+_READABLE = reprlib.Repr()
+_READABLE.maxlevel = 100
+_READABLE.maxstring = _READABLE.maxother = _READABLE.maxlong = 1_000_000
+_READABLE.maxdict = _READABLE.maxlist = _READABLE.maxtuple = 1_000_000
+_READABLE.maxset = _READABLE.maxfrozenset = _READABLE.maxdeque = _READABLE.maxarray = 1_000_000
+
+
+def _readable(payload: object) -> bytes:
+    """A payload JSON cannot hold, as text a person can read (deeper than 100 levels: ``...``).
+
+    Never raises: no recursion error, and lone surrogates are written as escapes.
+    """
+    try:
+        text = _READABLE.repr(payload)
+    except Exception:  # noqa: BLE001 - e.g. an integer beyond Python's digit limit for str()
+        text = f"<a {type(payload).__name__} that cannot be shown>"
+    return text.encode("utf-8", "backslashreplace")
 
 
 class FirehoseForwarder:
@@ -303,6 +334,39 @@ class FirehoseForwarder:
             self._deliver(packer.drain(), tally)
         except _Undelivered as stop:
             raise self._carry(stop, packer, queue, tally) from stop.cause
+        except Exception as exc:  # the input iterable, a callback, a bug: nothing is lost
+            raise self._carry(_aborted(exc), packer, queue, tally) from exc
+        return tally.freeze(self.pending_sessions)
+
+    def send(self, records: Iterable[bytes]) -> ForwardResult:
+        """Deliver records that are already encoded, e.g. read back from a dead-letter file.
+
+        No filtering or framing: each item is sent as it is, with the same packing, retries
+        and guarantees as :meth:`forward_many`. A record over ``max_record_bytes`` is returned
+        as failed (``RecordTooLarge``).
+
+        Raises:
+            DeliveryError: As :meth:`forward_many`; ``undelivered`` holds every record given
+                and not delivered.
+        """
+        tally = _Tally()
+        packer = BatchPacker(max_records=self.max_batch_records, max_bytes=self.max_batch_bytes)
+        queue: deque[bytes] = deque()
+        try:
+            for record in records:
+                if len(record) > self.max_record_bytes:
+                    big = Oversize(record, len(record), self.max_record_bytes)
+                    self._record_failures(
+                        [FailedRecord(record, RECORD_TOO_LARGE, big.message, 0)], tally
+                    )
+                    continue
+                queue.append(record)
+                self._pack(queue, packer, tally)
+            self._deliver(packer.drain(), tally)
+        except _Undelivered as stop:
+            raise self._carry(stop, packer, queue, tally) from stop.cause
+        except Exception as exc:
+            raise self._carry(_aborted(exc), packer, queue, tally) from exc
         return tally.freeze(self.pending_sessions)
 
     def flush(self) -> ForwardResult:
@@ -317,6 +381,8 @@ class FirehoseForwarder:
             self._deliver(packer.drain(), tally)
         except _Undelivered as stop:
             raise self._carry(stop, packer, records, tally) from stop.cause
+        except Exception as exc:
+            raise self._carry(_aborted(exc), packer, records, tally) from exc
         return tally.freeze(0)
 
     def _carry(
@@ -336,11 +402,20 @@ class FirehoseForwarder:
     # ------------------------------------------------------------------ building records
 
     def _records_for(self, index: int, batch: object, tally: _Tally) -> list[bytes]:
+        """The records one batch becomes; a batch that cannot be read is rejected."""
         try:
-            outcome = evaluate(batch, self.settings)
+            return self._build(index, batch, tally)
         except InvalidBatchError as exc:
             tally.rejected.append(RejectedBatch(index, exc.reason))
-            return []
+        except Exception as exc:  # noqa: BLE001 - the last line: one batch never stops the rest
+            logger.warning("batch %d rejected: %s: %s", index, type(exc).__name__, exc)
+            tally.rejected.append(
+                RejectedBatch(index, f"cannot be processed ({type(exc).__name__}: {exc})"[:300])
+            )
+        return []
+
+    def _build(self, index: int, batch: object, tally: _Tally) -> list[bytes]:
+        outcome = evaluate(batch, self.settings)
         tally.filtered += outcome.filtered_events
         for reason, count in outcome.dropped.items():
             tally.dropped[reason] = tally.dropped.get(reason, 0) + count
@@ -374,7 +449,7 @@ class FirehoseForwarder:
                     delimiter=self.record_delimiter,
                 )
             except EncodingError as exc:  # not representable as JSON: return it, readable
-                failures.append(FailedRecord(repr(payload).encode(), "EncodingError", str(exc), 0))
+                failures.append(FailedRecord(_readable(payload), "EncodingError", str(exc), 0))
                 continue
             records.extend(fitted)
             failures.extend(
@@ -509,7 +584,7 @@ class FirehoseForwarder:
             response = self.client.put_record(
                 DeliveryStreamName=self.settings.delivery_stream_name, Record={"Data": record}
             )
-            record_id(response)  # type: ignore[arg-type]
+            record_id(response)
         except ClientError as exc:
             code, message, status = error_details(exc)
             if not is_retryable(code, status):

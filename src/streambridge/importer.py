@@ -36,18 +36,25 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from streambridge._aws import client_for, error_details, fatal_error
-from streambridge.answers import records_page, shard_iterator, shards_page
+from streambridge.answers import RecordsPage, records_page, shard_iterator, shards_page
 from streambridge.checkpoints import CheckpointStore, MemoryCheckpointStore, ShardCheckpoint
 from streambridge.encoding import decode_record
 from streambridge.errors import (
     DecodeError,
     DeliveryError,
+    FatalSinkError,
     MalformedAnswerError,
     UnusableRecordError,
 )
 from streambridge.keys import parse_path
 from streambridge.posthog import PostHogEvent, event_uuid, to_event
-from streambridge.results import ImportResult, ImportTotals, SinkFailure, SkippedRecord
+from streambridge.results import (
+    ImportResult,
+    ImportTotals,
+    SinkFailure,
+    SinkRefusal,
+    SkippedRecord,
+)
 from streambridge.retry import RetryPolicy, is_retryable
 from streambridge.settings import ImporterSettings
 
@@ -83,6 +90,7 @@ class _Shard:
     next_call: float = 0.0
     failures: int = 0
     at_tip: bool = False  # last read: 0 ms behind and short of the limit
+    undelivered: int = 0  # events of the last read that the sink did not take
 
 
 @attrs.define
@@ -151,8 +159,13 @@ class KinesisImporter:
             client: A boto3 Kinesis client (``boto3.client("kinesis")``).
             settings: Stream, event key, mappings, start position and pacing.
             sink: Receives each shard's events of a poll (never an empty sequence); the
-                shard's checkpoint moves only once it returns. If it raises, the events come
-                again later. Without a sink, events are only returned by :meth:`poll`.
+                shard's checkpoint moves only once it returns, so it must return only once
+                the destination has the events (:class:`~streambridge.PostHogSink` does).
+                If it raises, the events come again later; a
+                :class:`~streambridge.errors.FatalSinkError` stops the importer instead. It
+                may return a list of :class:`~streambridge.SinkRefusal`: events it can never
+                deliver, counted as skipped records. Without a sink, events are only
+                returned by :meth:`poll`.
             checkpoints: Where positions are kept (default: in memory, lost at exit).
             on_skip: Called with each record that cannot become an event.
             backoff: Waits after throttling or a transient error, per shard (its delay
@@ -251,20 +264,32 @@ class KinesisImporter:
         totals = ImportTotals()
         while True:
             if should_stop():
-                return attrs.evolve(totals, stopped_because="stop")
+                return self._ended(totals, "stop")
             result = self.poll()
             totals = totals.add(result)
             if on_poll is not None:
                 on_poll(result, totals)
             if max_events is not None and totals.events >= max_events:
-                return attrs.evolve(totals, stopped_because="max_events")
+                return self._ended(totals, "max_events")
             if max_polls is not None and totals.polls >= max_polls:
-                return attrs.evolve(totals, stopped_because="max_polls")
+                return self._ended(totals, "max_polls")
             if until_caught_up and self._caught_up():
-                return attrs.evolve(totals, stopped_because="caught_up")
+                return self._ended(totals, "caught_up")
             wait = self._next_due() - self._clock()
             if wait > 0:
                 self._sleep(min(wait, 1.0))  # short naps, so that `stop` is seen quickly
+
+    def _ended(self, totals: ImportTotals, because: str) -> ImportTotals:
+        return attrs.evolve(totals, stopped_because=because, undelivered=self.undelivered)
+
+    @property
+    def undelivered(self) -> int:
+        """Events read whose sink call failed and that were not delivered since.
+
+        Their checkpoints did not move past them: the importer (or the next run) reads them
+        again. Non-zero when a run stops during a destination outage.
+        """
+        return sum(shard.undelivered for shard in self._shards.values())
 
     @property
     def shards(self) -> dict[str, ShardCheckpoint]:
@@ -299,7 +324,7 @@ class KinesisImporter:
                 self._next_refresh = self._clock() + self.backoff.max_delay
                 return False
             try:
-                shards, token = shards_page(page)  # type: ignore[arg-type]
+                shards, token = shards_page(page)
             except MalformedAnswerError as exc:
                 logger.warning("%s; keeping the last listing", exc)
                 self._next_refresh = self._clock() + self.backoff.max_delay
@@ -381,58 +406,23 @@ class KinesisImporter:
                 kwargs["ShardIteratorType"] = "LATEST"
                 begin = (self._now() - SKEW_MARGIN).isoformat()
             self._save(shard, attrs.evolve(checkpoint, start=begin))
-        return shard_iterator(self.client.get_shard_iterator(**kwargs))  # type: ignore[arg-type]
+        return shard_iterator(self.client.get_shard_iterator(**kwargs))
 
     def _read(self, shard: _Shard, result: _Poll) -> None:
         """One GetRecords on one shard, then sink and checkpoint."""
-        try:
-            if shard.iterator is None:
-                shard.iterator = self._iterator(shard)
-            result.calls += 1
-            response = self.client.get_records(
-                ShardIterator=shard.iterator, Limit=self.settings.records_per_call
-            )
-            page = records_page(response)  # type: ignore[arg-type]
-            if page.next_iterator is None and not self._confirmed_closed(shard):
-                raise MalformedAnswerError(
-                    f"GetRecords answered 200 with no NextShardIterator for shard "
-                    f"{shard.shard_id}, which the shard listing says is open: the answer is "
-                    f"not believed",
-                    operation="GetRecords",
-                )
-        except ClientError as exc:
-            self._read_error(shard, exc, result)
+        page = self._fetch(shard, result)
+        if page is None:
             return
-        except (BotoConnectionError, HTTPClientError) as exc:
-            logger.debug("shard %s: %s; backing off", shard.shard_id, exc)
-            self._back_off(shard)
-            return
-        except MalformedAnswerError as exc:
-            logger.warning("shard %s: %s; asking again from the checkpoint", shard.shard_id, exc)
-            result.malformed += 1
-            shard.iterator = None  # the iterator's position is unknown too
-            self._back_off(shard)
-            return
-        except BotoCoreError as exc:
-            raise self._fatal(exc, "GetRecords") from exc
         records = page.records
         lag = page.millis_behind
         result.lag[shard.shard_id] = lag
         events, skipped = self._convert(shard.shard_id, records)
         if events and self.sink is not None:
-            try:
-                self.sink(events)
-            except Exception as exc:  # noqa: BLE001 - any sink failure: re-read later
-                logger.warning(
-                    "sink refused %d event(s) of shard %s (%r); they will be read again",
-                    len(events),
-                    shard.shard_id,
-                    exc,
-                )
-                result.sink_failures.append(SinkFailure(shard.shard_id, len(events), repr(exc)))
-                shard.iterator = None  # re-read from the checkpoint
-                self._back_off(shard)
+            accepted = self._hand_over(shard, records, events, skipped, result)
+            if accepted is None:
                 return
+            events = accepted
+        shard.undelivered = 0
         result.records += len(records)
         result.events.extend(events)
         result.skipped.extend(skipped)
@@ -453,6 +443,76 @@ class KinesisImporter:
             self.settings.idle_poll_interval if shard.at_tip else self.settings.min_call_interval
         )
         shard.next_call = self._clock() + interval
+
+    def _fetch(self, shard: _Shard, result: _Poll) -> RecordsPage | None:
+        """One well-formed GetRecords answer, or None (the shard backs off or renews)."""
+        try:
+            if shard.iterator is None:
+                shard.iterator = self._iterator(shard)
+            result.calls += 1
+            response = self.client.get_records(
+                ShardIterator=shard.iterator, Limit=self.settings.records_per_call
+            )
+            page = records_page(response)
+        except ClientError as exc:
+            self._read_error(shard, exc, result)
+            return None
+        except (BotoConnectionError, HTTPClientError) as exc:
+            logger.debug("shard %s: %s; backing off", shard.shard_id, exc)
+            self._back_off(shard)
+            return None
+        except MalformedAnswerError as exc:
+            self._malformed(shard, exc, result)
+            return None
+        except BotoCoreError as exc:
+            raise self._fatal(exc, "GetRecords") from exc
+        if page.next_iterator is None and not self._confirmed_closed(shard):
+            unbelieved = MalformedAnswerError(
+                f"GetRecords answered 200 with no NextShardIterator for shard "
+                f"{shard.shard_id}, which the shard listing says is open: the answer is "
+                f"not believed",
+                operation="GetRecords",
+            )
+            self._malformed(shard, unbelieved, result)
+            return None
+        return page
+
+    def _malformed(self, shard: _Shard, exc: MalformedAnswerError, result: _Poll) -> None:
+        logger.warning("shard %s: %s; asking again from the checkpoint", shard.shard_id, exc)
+        result.malformed += 1
+        shard.iterator = None  # the iterator's position is unknown too
+        self._back_off(shard)
+
+    def _hand_over(
+        self,
+        shard: _Shard,
+        records: list[Any],
+        events: list[PostHogEvent],
+        skipped: list[SkippedRecord],
+        result: _Poll,
+    ) -> list[PostHogEvent] | None:
+        """Give the events to the sink: those it accepted, or None when it failed."""
+        assert self.sink is not None  # noqa: S101 - the caller checked
+        try:
+            answer = self.sink(events)
+        except FatalSinkError:
+            shard.undelivered = len(events)
+            raise
+        except Exception as exc:  # noqa: BLE001 - any sink failure: re-read later
+            logger.warning(
+                "sink did not take %d event(s) of shard %s (%r); they will be read again",
+                len(events),
+                shard.shard_id,
+                exc,
+            )
+            result.sink_failures.append(SinkFailure(shard.shard_id, len(events), repr(exc)))
+            shard.undelivered = len(events)
+            shard.iterator = None  # re-read from the checkpoint
+            self._back_off(shard)
+            return None
+        if isinstance(answer, list) and answer:
+            return self._refused(shard.shard_id, records, events, answer, skipped)
+        return events
 
     def _confirmed_closed(self, shard: _Shard) -> bool:
         """Whether the shard listing says the shard is closed (listing again if need be)."""
@@ -499,6 +559,37 @@ class KinesisImporter:
                         SkippedRecord(shard_id, sequence, position, _unexpected(exc), data)
                     )
         return events, skipped
+
+    def _refused(
+        self,
+        shard_id: str,
+        records: list[Any],
+        events: list[PostHogEvent],
+        refusals: list[Any],
+        skipped: list[SkippedRecord],
+    ) -> list[PostHogEvent]:
+        """Turn the sink's refusals into skipped records; return the events it accepted."""
+        reasons = {r.event.uuid: r.reason for r in refusals if isinstance(r, SinkRefusal)}
+        stream = self.settings.stream_name
+        for record in records:  # rare: find each refused event's record again
+            sequence = record["SequenceNumber"]
+            try:
+                count = len(decode_record(record["Data"]))
+            except Exception:  # noqa: BLE001, S112 - it became no event, so none was refused
+                continue
+            for position in range(count):
+                reason = reasons.get(event_uuid(stream, shard_id, sequence, position))
+                if reason is not None:
+                    skipped.append(
+                        SkippedRecord(
+                            shard_id,
+                            sequence,
+                            position,
+                            f"refused by the sink: {reason}",
+                            record["Data"],
+                        )
+                    )
+        return [event for event in events if event.uuid not in reasons]
 
     def _read_error(self, shard: _Shard, exc: ClientError, result: _Poll) -> None:
         code, _, status = error_details(exc)

@@ -17,6 +17,7 @@ __all__ = [
     "ImportTotals",
     "RejectedBatch",
     "SinkFailure",
+    "SinkRefusal",
     "SkippedBatch",
     "SkippedRecord",
 ]
@@ -170,6 +171,22 @@ class SinkFailure:
     error: str
 
 
+@attrs.frozen
+class SinkRefusal:
+    """An event a sink can never deliver (too large, refused by the destination as invalid).
+
+    A sink returns a list of these; the importer counts each as a skipped record with the
+    reason (``"refused by the sink: …"``), and moves on.
+
+    Attributes:
+        event: The event.
+        reason: Why, in a sentence.
+    """
+
+    event: PostHogEvent
+    reason: str
+
+
 @attrs.frozen(kw_only=True)
 class ImportResult:
     """The outcome of one :meth:`KinesisImporter.poll`.
@@ -213,6 +230,8 @@ class ImportTotals:
         sink_failures: Times the sink raised.
         lag: The latest ``MillisBehindLatest`` of each shard.
         stopped_because: ``"stop"``, ``"max_events"``, ``"max_polls"`` or ``"caught_up"``.
+        undelivered: Events read but not accepted by the sink when the loop stopped (their
+            checkpoints did not move past them: the next run reads them again).
     """
 
     polls: int = 0
@@ -223,6 +242,7 @@ class ImportTotals:
     sink_failures: int = 0
     lag: Mapping[str, int] = attrs.field(factory=dict, hash=False)
     stopped_because: str = ""
+    undelivered: int = 0
 
     def add(self, result: ImportResult) -> ImportTotals:
         """These totals with one more poll counted."""
