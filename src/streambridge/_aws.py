@@ -5,11 +5,38 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
+from botocore.parsers import ResponseParserError
 
-from streambridge.errors import AccessDeniedError, DeliveryError, StreamNotFoundError
+from streambridge.errors import (
+    AccessDeniedError,
+    DeliveryError,
+    MalformedAnswerError,
+    StreamNotFoundError,
+)
 from streambridge.retry import ACCESS_DENIED_CODES
 
-__all__ = ["build_client", "client_for", "error_details", "fatal_error"]
+__all__ = [
+    "PARSER_ERRORS",
+    "build_client",
+    "client_for",
+    "error_details",
+    "fatal_error",
+    "unparsable",
+]
+
+#: What botocore's parser raises on a body of the wrong shape: it wraps only some cases in
+#: ResponseParserError (a list member that is a string, for one, raises AttributeError).
+PARSER_ERRORS = (ResponseParserError, AttributeError, TypeError, ValueError, KeyError, IndexError)
+
+
+def unparsable(operation: str, exc: Exception) -> MalformedAnswerError:
+    """The error for an answer botocore could not parse: its outcome is unknown."""
+    return MalformedAnswerError(
+        f"{operation} answered with a body that could not be parsed "
+        f"({type(exc).__name__}: {exc}): the outcome is unknown, so it is treated as not done "
+        f"(retried)",
+        operation=operation,
+    )
 
 
 class _ClientSettings(Protocol):

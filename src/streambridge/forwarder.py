@@ -24,7 +24,7 @@ import attrs
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from streambridge._aws import client_for, error_details, fatal_error
+from streambridge._aws import PARSER_ERRORS, client_for, error_details, fatal_error, unparsable
 from streambridge.answers import batch_failures, record_id
 from streambridge.batching import SessionBuffer, record_payloads
 from streambridge.encoding import (
@@ -567,6 +567,9 @@ class FirehoseForwarder:
             return [("ConnectionError", str(exc), True)] * len(records)
         except BotoCoreError as exc:  # no credentials, invalid parameters…: nothing to retry
             raise _Fatal(exc, []) from exc
+        except PARSER_ERRORS as exc:
+            response = {}
+            logger.debug("PutRecordBatch answer not parsed", exc_info=exc)
         try:
             failed = batch_failures(response, len(records))
         except MalformedAnswerError as exc:
@@ -595,6 +598,10 @@ class FirehoseForwarder:
         except MalformedAnswerError as exc:
             logger.warning("%s; re-sending the record", exc)
             return (exc.code, str(exc), True)
+        except PARSER_ERRORS as exc:
+            error = unparsable("PutRecord", exc)
+            logger.warning("%s; re-sending the record", error)
+            return (error.code, str(error), True)
         return None
 
     def _record_failures(self, failures: list[FailedRecord], tally: _Tally) -> None:

@@ -35,7 +35,7 @@ import attrs
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from streambridge._aws import client_for, error_details, fatal_error
+from streambridge._aws import PARSER_ERRORS, client_for, error_details, fatal_error, unparsable
 from streambridge.answers import RecordsPage, records_page, shard_iterator, shards_page
 from streambridge.checkpoints import CheckpointStore, MemoryCheckpointStore, ShardCheckpoint
 from streambridge.encoding import decode_record
@@ -309,6 +309,10 @@ class KinesisImporter:
         while True:
             try:
                 page = self.client.list_shards(**kwargs)
+            except PARSER_ERRORS as exc:
+                logger.warning("%s; keeping the last listing", unparsable("ListShards", exc))
+                self._next_refresh = self._clock() + self.backoff.max_delay
+                return False
             except ClientError as exc:
                 code, _, status = error_details(exc)
                 if code == "ExpiredNextTokenException":
@@ -406,7 +410,11 @@ class KinesisImporter:
                 kwargs["ShardIteratorType"] = "LATEST"
                 begin = (self._now() - SKEW_MARGIN).isoformat()
             self._save(shard, attrs.evolve(checkpoint, start=begin))
-        return shard_iterator(self.client.get_shard_iterator(**kwargs))
+        try:
+            response = self.client.get_shard_iterator(**kwargs)
+        except PARSER_ERRORS as exc:
+            raise unparsable("GetShardIterator", exc) from exc
+        return shard_iterator(response)
 
     def _read(self, shard: _Shard, result: _Poll) -> None:
         """One GetRecords on one shard, then sink and checkpoint."""
@@ -450,9 +458,12 @@ class KinesisImporter:
             if shard.iterator is None:
                 shard.iterator = self._iterator(shard)
             result.calls += 1
-            response = self.client.get_records(
-                ShardIterator=shard.iterator, Limit=self.settings.records_per_call
-            )
+            try:
+                response = self.client.get_records(
+                    ShardIterator=shard.iterator, Limit=self.settings.records_per_call
+                )
+            except PARSER_ERRORS as exc:
+                raise unparsable("GetRecords", exc) from exc
             page = records_page(response)
         except ClientError as exc:
             self._read_error(shard, exc, result)

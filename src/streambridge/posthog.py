@@ -17,6 +17,7 @@ Pure: no I/O. :func:`to_event` applies the PostHog "Amazon Kinesis Import" app's
 from __future__ import annotations
 
 import hashlib
+import math
 import uuid as _uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -168,6 +169,8 @@ def to_event(
 def _distinct_id(value: Any) -> str:
     if isinstance(value, str) and value.strip():
         return value
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UnusableRecordError(f"distinct_id is {value!r}, not a usable number")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         try:
             return str(value)

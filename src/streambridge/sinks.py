@@ -49,7 +49,8 @@ MAX_EVENT_BYTES = 900 * 1024
 #: posthog-python's limit of one batch request (``BATCH_SIZE_LIMIT``), before gzip.
 MAX_REQUEST_BYTES = 5 * 1024 * 1024
 _RETRY_STATUSES = frozenset({408, 429})
-_SPLIT_STATUSES = frozenset({400, 413})
+_UNSENDABLE = -1  # not an HTTP status: the request body could not be built
+_SPLIT_STATUSES = frozenset({400, 413, _UNSENDABLE})
 _AUTH_STATUSES = frozenset({401, 403})
 
 
@@ -176,7 +177,12 @@ class PostHogSink:
         if status is None:
             return []
         if len(batch) == 1:
-            return [SinkRefusal(events[0], f"PostHog refused it (HTTP {status}: {message})")]
+            why = (
+                message
+                if status == _UNSENDABLE
+                else f"PostHog refused it (HTTP {status}: {message})"
+            )
+            return [SinkRefusal(events[0], why)]
         half = len(batch) // 2
         return self._deliver(batch[:half], events[:half]) + self._deliver(
             batch[half:], events[half:]
@@ -227,8 +233,10 @@ class PostHogSink:
             )
         except Exception as exc:  # noqa: BLE001 - requests' and posthog's errors, sorted below
             status = getattr(exc, "status", None)
-            if not isinstance(status, int):  # a connection error, a timeout…
+            if not isinstance(status, int) and isinstance(exc, OSError):  # requests' errors
                 return 0, f"{type(exc).__name__}: {exc}", None
+            if not isinstance(status, int):  # the body could not be built (too deep…)
+                return _UNSENDABLE, f"cannot be sent ({type(exc).__name__}: {exc})", None
             text = str(getattr(exc, "message", exc))[:200]
             if status in _AUTH_STATUSES:
                 msg = (

@@ -290,7 +290,9 @@ class MalformedAnswer(Fault):
     With ``deliver=True`` (the default) the request really goes to the endpoint first, over
     HTTP, so its effect happens (records are stored, an iterator is advanced…) and only the
     answer is spoilt on its way back: the caller cannot know what happened. With
-    ``deliver=False`` the endpoint never sees the request.
+    ``deliver=False`` the endpoint never sees the request. With ``inner``, that fault answers
+    first (e.g. a :class:`PartialFailure`, so that some records were not stored) and its
+    answer is spoilt.
 
     Attributes:
         mangle: ``"truncate"`` (the body cut at ``keep``, a fraction of its length),
@@ -298,11 +300,13 @@ class MalformedAnswer(Fault):
             that is not this operation's answer).
         keep: For ``"truncate"``: the share of the body kept.
         deliver: Whether the endpoint gets the request.
+        inner: A fault whose answer is spoilt instead of the endpoint's.
     """
 
     mangle: str = "truncate"
     keep: float = 0.5
     deliver: bool = True
+    inner: Fault | None = None
 
     def __attrs_post_init__(self) -> None:
         """Check the mangle."""
@@ -315,9 +319,10 @@ class MalformedAnswer(Fault):
     ) -> AWSResponse:
         """Send the request for real (when ``deliver``), then answer 200 with a spoilt body."""
         body = b'{"ResponseMetadata": {}}'
-        if self.deliver:
-            real = URLLib3Session().send(request)
-            body = real.content
+        if self.inner is not None:
+            body = self.inner.respond(injector, operation, request).content
+        elif self.deliver:
+            body = URLLib3Session().send(request).content
         if self.mangle == "truncate":
             body = body[: int(len(body) * self.keep)]
         elif self.mangle == "not_json":
