@@ -37,7 +37,6 @@ __all__ = [
     "MAX_RECORD_BYTES",
     "BatchPacker",
     "Oversize",
-    "check_encodable",
     "decode_record",
     "encode_record",
     "encode_record_stdlib",
@@ -73,6 +72,8 @@ def encode_record_stdlib(obj: Any) -> bytes:
     """
     try:
         return _stdlib_dumps(obj).encode("utf-8")
+    except UnicodeEncodeError:  # "\ud800" is valid JSON text, but no UTF-8 encoder takes it
+        raise EncodingError("holds a lone surrogate, which UTF-8 cannot encode") from None
     except RecursionError:
         raise EncodingError("value is nested too deeply to encode as JSON") from None
     except (TypeError, ValueError) as exc:
@@ -100,34 +101,6 @@ if _orjson is not None:
 
 else:  # pragma: no cover - exercised in environments without the extra
     encode_record = encode_record_stdlib
-
-
-def check_encodable(obj: Any) -> None:
-    r"""Check that ``obj`` encodes as JSON that a strict UTF-8 reader can read.
-
-    The importer checks every event with it, so that no sink is ever handed an event it
-    cannot write: a lone surrogate (``"\\ud800"`` is valid JSON text, but no UTF-8 encoder
-    takes the character), nesting deeper than the encoder's stack, an integer too long to
-    write.
-
-    Raises:
-        EncodingError: It does not; the message says why.
-    """
-    if _orjson is not None:
-        try:
-            _orjson_dumps(obj)
-        except _OrjsonError:
-            pass  # big integers, deep nesting, surrogates: the stdlib decides
-        else:
-            return
-    try:
-        _stdlib_dumps(obj).encode("utf-8")
-    except UnicodeEncodeError:
-        raise EncodingError("holds a lone surrogate, which UTF-8 cannot encode") from None
-    except RecursionError:
-        raise EncodingError("nested too deeply to encode") from None
-    except (TypeError, ValueError) as exc:
-        raise EncodingError(f"value cannot be encoded as JSON: {exc}") from None
 
 
 def record_fits(data: bytes, limit: int = MAX_RECORD_BYTES) -> bool:

@@ -129,6 +129,12 @@ class _Undelivered(Exception):  # noqa: N818 - internal signal, never escapes
         self.records = records
 
 
+def _unknown_outcome(error: MalformedAnswerError, records: int) -> list[_Outcome]:
+    """A call whose answer cannot be believed: each of its records is to be sent again."""
+    logger.warning("%s; re-sending the call's %d record(s)", error, records)
+    return [(error.code, str(error), True)] * records
+
+
 def _aborted(exc: Exception) -> _Undelivered:
     """An unexpected error, as a ForwardAbortedError carrying nothing yet."""
     error = ForwardAbortedError(
@@ -568,13 +574,11 @@ class FirehoseForwarder:
         except BotoCoreError as exc:  # no credentials, invalid parameters…: nothing to retry
             raise _Fatal(exc, []) from exc
         except PARSER_ERRORS as exc:
-            response = {}
-            logger.debug("PutRecordBatch answer not parsed", exc_info=exc)
+            return _unknown_outcome(unparsable("PutRecordBatch", exc), len(records))
         try:
             failed = batch_failures(response, len(records))
         except MalformedAnswerError as exc:
-            logger.warning("%s; re-sending all %d record(s) of the call", exc, len(records))
-            return [(exc.code, str(exc), True)] * len(records)
+            return _unknown_outcome(exc, len(records))
         results: list[_Outcome] = [None] * len(records)
         for index, code, message in failed:
             results[index] = (code, message, is_retryable(code))
@@ -596,12 +600,9 @@ class FirehoseForwarder:
         except (BotoConnectionError, HTTPClientError) as exc:
             return ("ConnectionError", str(exc), True)
         except MalformedAnswerError as exc:
-            logger.warning("%s; re-sending the record", exc)
-            return (exc.code, str(exc), True)
+            return _unknown_outcome(exc, 1)[0]
         except PARSER_ERRORS as exc:
-            error = unparsable("PutRecord", exc)
-            logger.warning("%s; re-sending the record", error)
-            return (error.code, str(error), True)
+            return _unknown_outcome(unparsable("PutRecord", exc), 1)[0]
         return None
 
     def _record_failures(self, failures: list[FailedRecord], tally: _Tally) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 import attrs
 
 from streambridge._util import json_kind, parse_iso_datetime
-from streambridge.encoding import check_encodable
+from streambridge.encoding import encode_record
 from streambridge.errors import EncodingError, UnusableRecordError
 from streambridge.keys import MISSING, PropertyMapping, lookup, parse_path
 
@@ -157,8 +157,8 @@ def to_event(
     timestamp = arrival
     if "timestamp" in properties:
         timestamp = _timestamp(properties.pop("timestamp"))
-    try:
-        check_encodable((name, distinct_id, properties))
+    try:  # so that no sink is handed an event it cannot write (strict UTF-8 JSON)
+        encode_record((name, distinct_id, properties))
     except EncodingError as exc:
         raise UnusableRecordError(f"the event cannot be sent: {exc}") from None
     return PostHogEvent(

@@ -59,7 +59,7 @@ def _encoded(event: PostHogEvent) -> bytes | SinkRefusal:
     try:
         data = encode_record(event.capture_json())
     except EncodingError as exc:
-        return SinkRefusal(event, f"cannot be encoded as JSON: {exc}")
+        return SinkRefusal(event, f"cannot be sent: {exc}")
     if len(data) > MAX_EVENT_BYTES:
         return SinkRefusal(
             event,
@@ -277,7 +277,7 @@ class JsonLinesSink:
             try:
                 lines.append(encode_record(event.capture_json()).decode("utf-8") + "\n")
             except EncodingError as exc:  # noqa: PERF203 - rare
-                refused.append(SinkRefusal(event, f"cannot be written as JSON: {exc}"))
+                refused.append(SinkRefusal(event, f"cannot be written: {exc}"))
         self.stream.write("".join(lines))
         self.stream.flush()
         if self.fsync:
