@@ -238,7 +238,7 @@ def _forward(args: argparse.Namespace) -> int:
         on_failure=letters,
     )
     progress = _Progress(enabled=not args.quiet)
-    stopped = _Stop()
+    stopped = _Stop(again_interrupts=True)
     previous = _on_signals(stopped.set)
     try:
         if args.replay is not None:
@@ -248,7 +248,7 @@ def _forward(args: argparse.Namespace) -> int:
             batches = _read_batches(source, args.input, unreadable, progress, stopped)
             result = forwarder.forward_many(batches) + forwarder.flush()
     except DeliveryError as exc:
-        raise _undelivered_failure(exc, letters, dead_path) from exc
+        raise _undelivered_failure(exc, letters, dead_path, stopped.signal) from exc
     finally:
         progress.done()
         _restore_signals(previous)
@@ -273,12 +273,15 @@ def _forward(args: argparse.Namespace) -> int:
 
 
 def _undelivered_failure(
-    exc: DeliveryError, letters: DeadLetterFile | None, dead_path: Path | None
+    exc: DeliveryError,
+    letters: DeadLetterFile | None,
+    dead_path: Path | None,
+    stopped_signal: int | None = None,
 ) -> BaseException:
     """The one-line failure for an error that carries undelivered records (dead-lettered)."""
     count = len(exc.undelivered)
     cause = exc.__cause__
-    message = str(cause) if isinstance(cause, _UsageError) else str(exc)
+    message = str(cause) if isinstance(cause, (_UsageError, _InterruptedError)) else str(exc)
     if count and letters is not None:
         letters.write_undelivered(exc.undelivered, exc.error_code or "NotDelivered", str(exc))
         message += f" ({count} record(s) not delivered, written to {str(dead_path)!r})"
@@ -286,6 +289,8 @@ def _undelivered_failure(
         message += f" ({count} record(s) not delivered; --dead-letter FILE keeps them)"
     if isinstance(exc, ForwardAbortedError) and isinstance(cause, _UsageError):
         return _FailedError(message, EXIT_USAGE)
+    if isinstance(exc, ForwardAbortedError) and isinstance(cause, _InterruptedError):
+        return _FailedError(message, 128 + (stopped_signal or signal.SIGINT))
     if isinstance(exc, ForwardAbortedError):
         return _FailedError(message, EXIT_FAILED)
     return _FailedError(message, EXIT_AWS)
@@ -525,15 +530,26 @@ def _event_sink(
     return JsonLinesSink(output), close, lambda: None
 
 
-class _Stop:
-    """Which signal asked the command to stop (None: none yet)."""
+class _InterruptedError(Exception):
+    """A second SIGINT / SIGTERM: stop now (what was built is carried, not lost)."""
 
-    def __init__(self) -> None:
+
+class _Stop:
+    """Which signal asked the command to stop (None: none yet).
+
+    With ``again_interrupts``, a second signal raises in the main thread, to end a read
+    blocked on a pipe; the forwarder then carries every record not delivered.
+    """
+
+    def __init__(self, *, again_interrupts: bool = False) -> None:
         self.signal: int | None = None
+        self.again_interrupts = again_interrupts
 
     def set(self, signum: int = signal.SIGINT) -> None:
         if self.signal is None:
             self.signal = signum
+        elif self.again_interrupts:
+            raise _InterruptedError(f"stopped by a second {signal.Signals(signum).name}")
 
     @property
     def name(self) -> str:

@@ -483,9 +483,20 @@ class FirehoseForwarder:
         """Deliver records with retries; failures go to the tally, fatal errors raise."""
         if not records:
             return
+        pending = list(range(len(records)))
+        try:
+            self._deliver_pending(records, pending, tally)
+        except _Undelivered:
+            raise
+        except Exception as exc:  # a signal, a bug: the records in flight are carried too
+            raise _Undelivered(
+                _aborted(exc).error, exc, tuple(records[i] for i in pending)
+            ) from exc
+
+    def _deliver_pending(self, records: list[bytes], pending: list[int], tally: _Tally) -> None:
+        """The retry loop of :meth:`_deliver`; ``pending`` always holds what is not settled."""
         attempts = [0] * len(records)
         last: dict[int, tuple[str, str]] = {}
-        pending = list(range(len(records)))
         start = self._clock()
         retry = 0
         while True:
@@ -501,8 +512,7 @@ class FirehoseForwarder:
                     fatal.error,
                     tuple(records[i] for i in sorted(unsent)),
                 ) from None
-            still = self._settle(records, pending, errors, attempts, last, tally)
-            pending = still
+            pending[:] = self._settle(records, pending, errors, attempts, last, tally)
             if not pending:
                 return
             retry += 1
