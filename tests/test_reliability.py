@@ -16,6 +16,7 @@ import attrs
 import pytest
 
 from streambridge import (
+    DeliveryError,
     FirehoseForwarder,
     ForwardAbortedError,
     ForwarderSettings,
@@ -26,6 +27,7 @@ from streambridge import (
     SkippedRecord,
 )
 from streambridge import forwarder as module
+from streambridge import importer as importer_module
 from streambridge.testing import (
     MANGLES,
     FaultInjector,
@@ -201,7 +203,7 @@ def test_a_batch_that_cannot_be_processed_is_rejected(
 ) -> None:
     """Whatever goes wrong inside one batch's processing rejects that batch, with a reason."""
     h = forwarding()
-    real = module.evaluate
+    real = module.evaluate  # type: ignore[attr-defined]
 
     def flaky(batch: Any, settings: Any) -> Any:
         if batch.get("message_id") == "m40":
@@ -384,3 +386,102 @@ def test_poison_skips_carry_reasons(importing: Any) -> None:
     assert "lone surrogate" in reasons[4]
     assert "timestamp inf is out of range" == reasons[5]
     assert all(len(r) < 300 for r in reasons)
+
+
+# --------------------------------------------------------------------------- neighbours
+
+
+@pytest.mark.parametrize(
+    ("operation", "body"),
+    [
+        ("GetRecords", {"Records": "garbled", "MillisBehindLatest": 0}),
+        ("GetShardIterator", {"ShardIterator": {"not": "a string"}}),
+    ],
+)
+def test_bodies_that_crash_botocores_parser_are_malformed_answers(
+    importing: Any, operation: str, body: dict[str, Any]
+) -> None:
+    """Botocore raising on a body of the wrong shape is an unknown outcome, not a crash."""
+    h = importing([good(n) for n in range(5)])
+    h.faults.add(operation, ResponseFault(200, body))
+    assert 1 == h.importer.poll().malformed_answers
+    h.drain()
+    assert set(range(5)) == set(h.ns())
+
+
+def test_a_listing_that_crashes_the_parser_keeps_the_last_one(importing: Any) -> None:
+    """ListShards with Shards of the wrong type: the last listing stays."""
+    h = importing([good(n) for n in range(5)])
+    h.importer.poll()
+    h.clock[0] += 100
+    h.faults.add("ListShards", ResponseFault(200, {"Shards": "garbled"}))
+    h.drain()
+    assert set(range(5)) == set(h.ns())
+
+
+def test_a_batch_answer_that_crashes_the_parser_is_resent(forwarding: Any) -> None:
+    """PutRecordBatch and PutRecord answers botocore cannot parse: re-sent."""
+    h = forwarding()
+    h.faults.add("PutRecordBatch", ResponseFault(200, {"RequestResponses": "garbled"}))
+    result = h.forwarder.forward_many(batches(20))
+    assert (20, 1) == (result.sent, result.retries)
+    single = forwarding(put_mode="single")
+    single.faults.add("PutRecord", ResponseFault(200, {"RecordId": {"not": "a string"}}))
+    result = single.forwarder.forward_many(batches(1))
+    assert (1, 1) == (result.sent, result.retries)
+
+
+def test_the_last_line_catches_what_no_rule_foresaw(
+    importing: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected error decoding or converting one record skips it, with its type."""
+    h = importing([good(n) for n in range(6)])
+    real_decode = importer_module.decode_record  # type: ignore[attr-defined]
+    real_convert = importer_module.to_event  # type: ignore[attr-defined]
+
+    def decode(data: bytes) -> list[Any]:
+        if b'"n": 2,' in data:
+            raise MemoryError("pretend")
+        return real_decode(data)
+
+    def convert(value: Any, **kwargs: Any) -> PostHogEvent:
+        if value.get("n") == 4:
+            raise ZeroDivisionError("pretend")
+        return real_convert(value, **kwargs)
+
+    monkeypatch.setattr(importer_module, "decode_record", decode)
+    monkeypatch.setattr(importer_module, "to_event", convert)
+    result = h.importer.poll()
+    assert {0, 1, 3, 5} == set(h.ns())
+    assert [
+        "cannot be converted (MemoryError: pretend)",
+        "cannot be converted (ZeroDivisionError: pretend)",
+    ] == [s.reason for s in result.skipped]
+
+
+def test_send_delivers_encoded_records(forwarding: Any) -> None:
+    """send(): records as they are, packed and retried; one over the limit fails alone."""
+    h = forwarding(max_record_bytes=100)
+    records = [json.dumps({"events": [{"data": {"n": n}}]}).encode() for n in range(30)]
+    h.faults.add("PutRecordBatch", PartialFailure(fraction=0.5, seed=2))
+    result = h.forwarder.send([*records, b"x" * 101])
+    assert (30, ["RecordTooLarge"]) == (result.sent, [f.error_code for f in result.failed])
+    assert set(range(30)) == set(delivered_ns(h.aws))
+
+
+def test_send_carries_the_undelivered_on_a_fatal_error(forwarding: Any) -> None:
+    """A fatal error in send() carries every record not delivered, and so does a raising input."""
+    h = forwarding(max_batch_records=10)
+    h.faults.add("PutRecordBatch", PartialFailure(0.0), ResponseFault(400, {}))
+    records = [json.dumps({"events": [{"data": {"n": n}}]}).encode() for n in range(25)]
+    with pytest.raises(DeliveryError) as info:
+        h.forwarder.send(records)  # a list: the records not yet taken are carried too
+    assert records[10:] == list(info.value.undelivered)
+
+    def source() -> Iterator[bytes]:
+        yield from records[:3]
+        raise OSError("gone")
+
+    with pytest.raises(ForwardAbortedError) as aborted:
+        h.forwarder.send(source())
+    assert 3 == len(aborted.value.undelivered)

@@ -17,7 +17,7 @@ import random as _random
 import reprlib
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
@@ -352,14 +352,17 @@ class FirehoseForwarder:
         as failed (``RecordTooLarge``).
 
         Raises:
-            DeliveryError: As :meth:`forward_many`; ``undelivered`` holds every record given
-                and not delivered.
+            DeliveryError: As :meth:`forward_many`; ``undelivered`` holds every record taken
+                from ``records`` and not delivered — and, when ``records`` is a sequence (a
+                list), the ones not yet taken as well.
         """
         tally = _Tally()
         packer = BatchPacker(max_records=self.max_batch_records, max_bytes=self.max_batch_bytes)
         queue: deque[bytes] = deque()
+        source = iter(records)
+        unread = source if isinstance(records, Sequence) else iter(())
         try:
-            for record in records:
+            for record in source:
                 if len(record) > self.max_record_bytes:
                     big = Oversize(record, len(record), self.max_record_bytes)
                     self._record_failures(
@@ -370,8 +373,10 @@ class FirehoseForwarder:
                 self._pack(queue, packer, tally)
             self._deliver(packer.drain(), tally)
         except _Undelivered as stop:
+            queue.extend(unread)
             raise self._carry(stop, packer, queue, tally) from stop.cause
         except Exception as exc:
+            queue.extend(unread)
             raise self._carry(_aborted(exc), packer, queue, tally) from exc
         return tally.freeze(self.pending_sessions)
 
