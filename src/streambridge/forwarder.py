@@ -144,11 +144,24 @@ def _aborted(exc: Exception) -> _Undelivered:
     return _Undelivered(error, exc, ())
 
 
-_READABLE = reprlib.Repr()
-_READABLE.maxlevel = 100
-_READABLE.maxstring = _READABLE.maxother = _READABLE.maxlong = 1_000_000
-_READABLE.maxdict = _READABLE.maxlist = _READABLE.maxtuple = 1_000_000
-_READABLE.maxset = _READABLE.maxfrozenset = _READABLE.maxdeque = _READABLE.maxarray = 1_000_000
+class _Readable(reprlib.Repr):
+    """``repr`` to a depth of 100, whole otherwise; integers past ``str()``'s limit summarised."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 100
+        self.maxstring = self.maxother = self.maxlong = 1_000_000
+        self.maxdict = self.maxlist = self.maxtuple = self.maxset = 1_000_000
+        self.maxfrozenset = self.maxdeque = self.maxarray = 1_000_000
+
+    def repr_int(self, x: int, level: int) -> str:
+        try:
+            return super().repr_int(x, level)
+        except ValueError:
+            return f"<an integer of about {x.bit_length() * 0.30103:.0f} digits>"
+
+
+_READABLE = _Readable()
 
 
 def _readable(payload: object) -> bytes:
@@ -158,7 +171,7 @@ def _readable(payload: object) -> bytes:
     """
     try:
         text = _READABLE.repr(payload)
-    except Exception:  # noqa: BLE001 - e.g. an integer beyond Python's digit limit for str()
+    except Exception:  # noqa: BLE001 - an object whose own __repr__ raises
         text = f"<a {type(payload).__name__} that cannot be shown>"
     return text.encode("utf-8", "backslashreplace")
 

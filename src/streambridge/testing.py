@@ -47,6 +47,7 @@ __all__ = [
     "AcceptAll",
     "ConnectionFault",
     "ErrorFault",
+    "EveryNth",
     "FakeClock",
     "Fault",
     "FaultInjector",
@@ -354,9 +355,32 @@ class Fault:
 
     def respond(
         self, injector: FaultInjector, operation: str, request: AWSPreparedRequest
-    ) -> AWSResponse:
-        """Answer ``request`` instead of the endpoint."""
+    ) -> AWSResponse | None:
+        """Answer ``request`` instead of the endpoint (None: let it through untouched)."""
         raise NotImplementedError
+
+
+@attrs.frozen
+class EveryNth(Fault):
+    """Answer every ``n``-th call with ``fault``; let the others through (for :meth:`always`).
+
+    Attributes:
+        n: The period.
+        fault: The fault of every ``n``-th call.
+    """
+
+    n: int
+    fault: Fault
+    _count: list[int] = attrs.field(factory=lambda: [0], init=False, repr=False, eq=False)
+
+    def respond(
+        self, injector: FaultInjector, operation: str, request: AWSPreparedRequest
+    ) -> AWSResponse | None:
+        """The fault's answer on every ``n``-th call, else None."""
+        self._count[0] += 1
+        if self._count[0] % self.n:
+            return None
+        return self.fault.respond(injector, operation, request)
 
 
 @attrs.frozen
@@ -428,8 +452,9 @@ class MalformedAnswer(Fault):
     ) -> AWSResponse:
         """Send the request for real (when ``deliver``), then answer 200 with a spoilt body."""
         body = b'{"ResponseMetadata": {}}'
-        if self.inner is not None:
-            body = self.inner.respond(injector, operation, request).content
+        inner = self.inner.respond(injector, operation, request) if self.inner else None
+        if inner is not None:
+            body = inner.content
         elif self.deliver:
             body = URLLib3Session().send(request).content
         if self.mangle == "truncate":

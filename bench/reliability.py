@@ -1,0 +1,414 @@
+"""Reliability table: what arrives, twice, failed (with a reason) or lost, under injected faults.
+
+Run:  python bench/reliability.py            (needs the `dev` extra: moto, posthog)
+      python bench/reliability.py --quick    (smaller loads)
+
+Every scenario runs against the local moto server on 127.0.0.1, with faults injected at the
+HTTP level (botocore's real parser reads every spoilt answer), hostile input, a local PostHog
+capture API that goes down or refuses the key, and importer processes killed with SIGKILL.
+"lost" is what was put in and is neither delivered nor reported (failed, skipped, rejected,
+dead-lettered or counted as not delivered): it must be 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+
+from streambridge import (
+    FirehoseForwarder,
+    ForwarderSettings,
+    ImporterSettings,
+    KinesisImporter,
+    PostHogSink,
+    RetryPolicy,
+)
+from streambridge.testing import (
+    MANGLES,
+    EveryNth,
+    FakeClock,
+    Fault,
+    FaultInjector,
+    LocalAWS,
+    MalformedAnswer,
+    PartialFailure,
+    local_aws,
+    local_posthog,
+)
+
+
+@attrs.frozen
+class Cycle(Fault):
+    """Each call, the next fault of a list, round and round."""
+
+    faults: Sequence[Fault]
+    _count: list[int] = attrs.field(factory=lambda: [0], init=False)
+
+    def respond(
+        self, injector: FaultInjector, operation: str, request: AWSPreparedRequest
+    ) -> AWSResponse | None:
+        """The next fault's answer."""
+        self._count[0] += 1
+        return self.faults[self._count[0] % len(self.faults)].respond(injector, operation, request)
+
+
+@attrs.frozen
+class Row:
+    """One line of the table."""
+
+    scenario: str
+    load: str
+    faults: str
+    delivered: int
+    duplicates: int
+    reported: int
+    lost: int
+
+
+def counts(expected: set[int], seen: Counter[int], reported: set[int]) -> tuple[int, int, int]:
+    """(delivered, duplicates, lost) of the numbered items."""
+    delivered = len(expected & set(seen))
+    duplicates = sum(seen.values()) - len(seen)
+    lost = len(expected - set(seen) - reported)
+    return delivered, duplicates, lost
+
+
+def mparticle(count: int, poison_every: int = 0) -> list[dict[str, Any]]:
+    """Batches of 20 events numbered 0..count-1; every poison_every-th event is unsendable."""
+    poisons: list[Any] = ["\ud800", 10**5000, [[[[[]]]]]]
+    deep: Any = 0
+    for _ in range(3_000):
+        deep = [deep]
+    poisons[2] = deep
+    out = []
+    for start in range(0, count, 20):
+        events = []
+        for n in range(start, min(start + 20, count)):
+            data: dict[str, Any] = {"event_name": "e", "n": n}
+            if poison_every and n % poison_every == poison_every - 1:
+                data["poison"] = poisons[n % 3]
+            events.append({"event_type": "custom_event", "data": data})
+        out.append({"message_id": f"m{start}", "events": events})
+    return out
+
+
+def forwarder_rows(aws: LocalAWS, count: int) -> list[Row]:
+    """Forwarder: spoilt PutRecordBatch answers; poison events."""
+    rows = []
+    for name, every, poison, faults in [
+        (
+            "forwarder: malformed 200 answers",
+            4,
+            0,
+            "1 call in 4: a 200 cut short, not JSON, empty or foreign "
+            "(hiding 10% throttled entries)",
+        ),
+        ("forwarder: poison events", 0, 100, "1% events: surrogate, 5000 digits, 3000 deep"),
+    ]:
+        aws.reset()
+        aws.create_delivery_stream("events")
+        client = aws.client("firehose")
+        with FaultInjector(client) as injector:
+            if every:
+                mangles = [
+                    MalformedAnswer(m, inner=PartialFailure(0.1, seed=i))
+                    for i, m in enumerate(MANGLES)
+                ]
+                injector.always("PutRecordBatch", EveryNth(every, Cycle(mangles)))
+            forwarder = FirehoseForwarder(
+                client,
+                ForwarderSettings(delivery_stream_name="events", send_as_batch=False),
+                sleep=lambda _: None,
+            )
+            result = forwarder.forward_many(mparticle(count, poison))
+        seen = Counter(e["data"]["n"] for r in aws.delivered("events") for e in r["events"])
+        reported: set[int] = set()
+        for failed in result.failed:
+            reported.add(int(failed.data.split(b"'n': ")[1].split(b",")[0]))
+        delivered, duplicates, lost = counts(set(range(count)), seen, reported)
+        rows.append(
+            Row(name, f"{count:,} events", faults, delivered, duplicates, len(result.failed), lost)
+        )
+    return rows
+
+
+def kinesis_record(n: int, poison: bool) -> bytes:
+    """A record for event n (unusable when poison)."""
+    if not poison:
+        return json.dumps({"name": "click", "n": n, "user": f"u{n % 9}"}).encode()
+    kind = n % 3
+    if kind == 0:
+        return b"[" * 1_100 + b"]" * 1_100
+    if kind == 1:
+        return b'{"name": "click", "n": %d, "ts": 1%s}' % (n, b"0" * 400)
+    return b'{"name": "click\\ud800", "n": %d}' % n
+
+
+IMPORT = ImporterSettings(
+    stream_name="clicks",
+    event_key="name",
+    additional_property_mappings="n:n,ts:timestamp,user:distinct_id",
+    start_position="TRIM_HORIZON",
+    records_per_call=200,
+)
+
+
+def importer_rows(aws: LocalAWS, count: int) -> list[Row]:
+    """Importer: spoilt GetRecords/GetShardIterator/ListShards answers; poison records."""
+    rows = []
+    for name, malformed, poison_every, faults in [
+        (
+            "importer: malformed 200 answers",
+            True,
+            0,
+            "200s cut short (GetRecords 1 in 5), not JSON (GetShardIterator 1 in 2), "
+            "empty (ListShards 1 in 2)",
+        ),
+        ("importer: poison records", False, 100, "1%: 1,100 deep, 400-digit ts, surrogate"),
+    ]:
+        aws.reset()
+        aws.create_stream("clicks", shards=4)
+        aws.put_records(
+            "clicks",
+            [kinesis_record(n, bool(poison_every) and n % poison_every == 7) for n in range(count)],
+        )
+        client = aws.client("kinesis")
+        clock = FakeClock()
+        events: list[Any] = []
+        skipped: list[Any] = []
+        with FaultInjector(client) as injector:
+            if malformed:
+                injector.always("GetRecords", EveryNth(5, MalformedAnswer("truncate")))
+                injector.always("GetShardIterator", EveryNth(2, MalformedAnswer("not_json")))
+                injector.always("ListShards", EveryNth(2, MalformedAnswer("empty")))
+            importer = KinesisImporter(
+                client,
+                IMPORT,
+                sink=events.extend,
+                on_skip=skipped.append,
+                clock=clock,
+                sleep=clock.sleep,
+            )
+            importer.run(until_caught_up=True, max_polls=10_000)
+        seen = Counter(int(e.properties["n"]) for e in events)
+        reported = {n for n in range(count) if poison_every and n % poison_every == 7}
+        delivered, duplicates, lost = counts(set(range(count)), seen, reported)
+        rows.append(
+            Row(
+                name,
+                f"{count:,} records, 4 shards",
+                faults,
+                delivered,
+                duplicates,
+                len(skipped),
+                lost,
+            )
+        )
+    return rows
+
+
+def posthog_rows(aws: LocalAWS, count: int) -> list[Row]:
+    """Importer -> PostHogSink: an outage longer than the sink's budget, then a revoked key."""
+    rows = []
+    aws.reset()
+    aws.create_stream("clicks", shards=2)
+    aws.put_records("clicks", [kinesis_record(n, False) for n in range(count)])
+    with local_posthog() as posthog:
+        posthog.answer(*[503] * 40)
+        clock = FakeClock()
+        sink = PostHogSink(
+            api_key="k",
+            host=posthog.url,
+            retry=RetryPolicy(max_attempts=4),
+            sleep=clock.sleep,
+            clock=clock,
+        )
+        importer = KinesisImporter(
+            aws.client("kinesis"), IMPORT, sink=sink, clock=clock, sleep=clock.sleep
+        )
+        totals = importer.run(until_caught_up=True)
+        seen = Counter(int(e["properties"]["n"]) for e in posthog.events)
+        delivered, duplicates, lost = counts(set(range(count)), seen, set())
+        rows.append(
+            Row(
+                "PostHog: 503 outage",
+                f"{count:,} records, 2 shards",
+                f"first 40 requests 503 ({totals.sink_failures} sink calls failed whole)",
+                delivered,
+                duplicates,
+                totals.undelivered,
+                lost,
+            )
+        )
+    return rows
+
+
+def cli(*argv: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """A `streambridge` subprocess."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "streambridge", *argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def signal_rows(aws: LocalAWS, count: int, tmp: Path) -> list[Row]:
+    """SIGTERM during a PostHog outage, a revoked key, then runs that finish the job."""
+    rows = []
+    env = dict(
+        os.environ,
+        AWS_ENDPOINT_URL_KINESIS=aws.endpoint_url,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_REGION="us-east-1",
+    )
+    for name, status, how in [
+        ("CLI import: SIGTERM in an outage", 503, "PostHog 503, then SIGTERM; a second run"),
+        ("CLI import: revoked key (401)", 401, "PostHog 401: exit 4; a run with a good key"),
+    ]:
+        aws.reset()
+        aws.create_stream("clicks", shards=1)
+        aws.put_records("clicks", [kinesis_record(n, False) for n in range(count)])
+        db = tmp / f"{status}.db"
+        with local_posthog() as posthog:
+            posthog.status = status
+            argv = [
+                "import",
+                "--stream",
+                "clicks",
+                "--event-key",
+                "name",
+                "--mappings",
+                "n:n",
+                "--start",
+                "TRIM_HORIZON",
+                "--checkpoints",
+                str(db),
+                "--posthog-host",
+                posthog.url,
+                "--posthog-key",
+                "k",
+            ]
+            first = cli(*argv, env=env)
+            if status == 503:
+                while posthog.requests < 2:
+                    time.sleep(0.05)
+                first.send_signal(signal.SIGTERM)
+            _, err = first.communicate(timeout=60)
+            reported = int(err.split("not delivered ")[1].split(";")[0]) if status == 503 else count
+            exit_code = first.returncode
+            posthog.status = 200
+            second = cli(*argv, "--until-caught-up", env=env)
+            second.communicate(timeout=120)
+            seen = Counter(int(e["properties"]["n"]) for e in posthog.events)
+        delivered, duplicates, lost = counts(set(range(count)), seen, set())
+        rows.append(
+            Row(
+                name,
+                f"{count:,} records",
+                f"{how} (first exit {exit_code})",
+                delivered,
+                duplicates,
+                reported,
+                lost,
+            )
+        )
+    return rows
+
+
+def crash_rows(aws: LocalAWS, count: int, tmp: Path, kills: int) -> list[Row]:
+    """SIGKILL at random points of an import with SQLite checkpoints and an fsyncing sink."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.test_crash import IMPORTER  # noqa: PLC0415 - the same script as the test
+
+    aws.reset()
+    aws.create_stream("crash", shards=2)
+    aws.put_records("crash", [{"name": "e", "n": n} for n in range(count)])
+    db, out = tmp / "crash.db", tmp / "crash.jsonl"
+    argv = [sys.executable, "-c", IMPORTER, str(db), str(out), aws.endpoint_url]
+    rng = random.Random(11)
+    killed = 0
+
+    def lines() -> int:
+        return out.read_bytes().count(b"\n") if out.exists() else 0
+
+    for _ in range(kills):
+        target = lines() + rng.randint(50, max(51, count // kills))
+        process = subprocess.Popen(argv, stderr=subprocess.PIPE)
+        while process.poll() is None and lines() < target:
+            time.sleep(0.002)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            killed += 1
+        process.communicate(timeout=60)
+    subprocess.run(argv, check=True, capture_output=True, timeout=300)
+    seen: Counter[int] = Counter()
+    for line in out.read_bytes().splitlines():
+        with contextlib.suppress(ValueError):  # a line cut by SIGKILL
+            seen[json.loads(line)["properties"]["n"]] += 1
+    delivered, duplicates, lost = counts(set(range(count)), seen, set())
+    return [
+        Row(
+            "importer: crash-restart",
+            f"{count:,} records, 2 shards",
+            f"{killed} x SIGKILL at random points",
+            delivered,
+            duplicates,
+            0,
+            lost,
+        )
+    ]
+
+
+def table(rows: list[Row]) -> str:
+    """The rows as a Markdown table."""
+    head = "| scenario | load | faults injected | delivered | duplicates | reported failed | lost |"
+    lines = [head, "|---|---|---|---:|---:|---:|---:|"]
+    lines += [
+        f"| {r.scenario} | {r.load} | {r.faults} | {r.delivered:,} | {r.duplicates:,} | "
+        f"{r.reported:,} | **{r.lost}** |"
+        for r in rows
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Run every scenario and print the table."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    quick = parser.parse_args().quick
+    scale = 1 if not quick else 5
+    rows: list[Row] = []
+    with local_aws() as aws, tempfile.TemporaryDirectory() as tmp:
+        started = time.monotonic()
+        rows += forwarder_rows(aws, 20_000 // scale)
+        rows += importer_rows(aws, 10_000 // scale)
+        rows += posthog_rows(aws, 5_000 // scale)
+        rows += signal_rows(aws, 1_000 // scale, Path(tmp))
+        rows += crash_rows(aws, 5_000 // scale, Path(tmp), kills=8)
+    print(table(rows))
+    print(
+        f"\n{len(rows)} scenarios in {time.monotonic() - started:.0f} s; "
+        f"lost in total: {sum(r.lost for r in rows)}"
+    )
+
+
+if __name__ == "__main__":
+    main()
