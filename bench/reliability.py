@@ -115,8 +115,10 @@ def forwarder_rows(aws: LocalAWS, count: int) -> list[Row]:
             "forwarder: malformed 200 answers",
             4,
             0,
-            "1 call in 4: a 200 cut short, not JSON, empty or foreign "
-            "(hiding 10% throttled entries)",
+            (
+                "1 call in 4: a 200 cut short, not JSON, empty or foreign "
+                "(hiding 10% throttled entries)"
+            ),
         ),
         ("forwarder: poison events", 0, 100, "1% events: surrogate, 5000 digits, 3000 deep"),
     ]:
@@ -176,8 +178,10 @@ def importer_rows(aws: LocalAWS, count: int) -> list[Row]:
             "importer: malformed 200 answers",
             True,
             0,
-            "200s cut short (GetRecords 1 in 5), not JSON (GetShardIterator 1 in 2), "
-            "empty (ListShards 1 in 2)",
+            (
+                "200s cut short (GetRecords 1 in 5), not JSON (GetShardIterator 1 in 2), "
+                "empty (ListShards 1 in 2)"
+            ),
         ),
         ("importer: poison records", False, 100, "1%: 1,100 deep, 400-digit ts, surrogate"),
     ]:
