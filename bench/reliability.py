@@ -276,13 +276,7 @@ def cli(*argv: str, env: dict[str, str]) -> subprocess.Popen[str]:
 def signal_rows(aws: LocalAWS, count: int, tmp: Path) -> list[Row]:
     """SIGTERM during a PostHog outage, a revoked key, then runs that finish the job."""
     rows = []
-    env = dict(
-        os.environ,
-        AWS_ENDPOINT_URL_KINESIS=aws.endpoint_url,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_REGION="us-east-1",
-    )
+    env = {**os.environ, **aws.environment()}
     for name, status, how in [
         ("CLI import: SIGTERM in an outage", 503, "PostHog 503, then SIGTERM; a second run"),
         ("CLI import: revoked key (401)", 401, "PostHog 401: exit 4; a run with a good key"),

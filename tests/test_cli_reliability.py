@@ -25,14 +25,7 @@ SHARD = "shardId-000000000000"
 
 def subprocess_env(aws: LocalAWS) -> dict[str, str]:
     """The environment of a `streambridge` subprocess on the local AWS."""
-    return dict(
-        os.environ,
-        AWS_ENDPOINT_URL_KINESIS=aws.endpoint_url,
-        AWS_ENDPOINT_URL_FIREHOSE=aws.endpoint_url,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_REGION="us-east-1",
-    )
+    return {**os.environ, **aws.environment()}
 
 
 def command(*argv: str) -> list[str]:

@@ -91,16 +91,20 @@ def batch_failures(response: Mapping[str, Any], sent: int) -> list[tuple[int, st
     return failed
 
 
+def _required_text(response: Mapping[str, Any], key: str, operation: str) -> str:
+    value = response.get(key)
+    if not _text(value):
+        raise _malformed(operation, f"has no {key}")
+    return str(value)
+
+
 def record_id(response: Mapping[str, Any]) -> str:
     """The ``RecordId`` of a ``PutRecord`` answer.
 
     Raises:
         MalformedAnswerError: There is none.
     """
-    value = response.get("RecordId")
-    if not _text(value):
-        raise _malformed("PutRecord", "has no RecordId")
-    return str(value)
+    return _required_text(response, "RecordId", "PutRecord")
 
 
 def shard_iterator(response: Mapping[str, Any]) -> str:
@@ -109,10 +113,7 @@ def shard_iterator(response: Mapping[str, Any]) -> str:
     Raises:
         MalformedAnswerError: There is none.
     """
-    value = response.get("ShardIterator")
-    if not _text(value):
-        raise _malformed("GetShardIterator", "has no ShardIterator")
-    return str(value)
+    return _required_text(response, "ShardIterator", "GetShardIterator")
 
 
 @attrs.frozen

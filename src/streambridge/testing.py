@@ -96,6 +96,20 @@ class LocalAWS:
             **_CREDENTIALS,
         )
 
+    def environment(self) -> dict[str, str]:
+        """Environment variables that point any AWS SDK or tool (a subprocess) at this endpoint.
+
+        Merge them into ``os.environ`` for a subprocess:
+        ``subprocess.run(cmd, env={**os.environ, **aws.environment()})``.
+        """
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": _CREDENTIALS["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": _CREDENTIALS["aws_secret_access_key"],
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+        }
+
     def reset(self) -> None:
         """Forget every stream, bucket and object (moto's ``/moto-api/reset``)."""
         request = urllib.request.Request(  # noqa: S310 - always our own http://127.0.0.1 URL
