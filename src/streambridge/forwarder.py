@@ -17,7 +17,8 @@ import random as _random
 import reprlib
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
@@ -342,7 +343,7 @@ class FirehoseForwarder:
         tally = _Tally()
         packer = BatchPacker(max_records=self.max_batch_records, max_bytes=self.max_batch_bytes)
         queue: deque[bytes] = deque()
-        try:
+        with self._carrying(packer, queue, tally):
             for index, batch in enumerate(batches):
                 tally.batches += 1
                 queue.extend(self._records_for(index, batch, tally))
@@ -351,10 +352,6 @@ class FirehoseForwarder:
                 queue.extend(self._encode_payloads(self._sessions.expire(self._clock()), tally))
                 self._pack(queue, packer, tally)
             self._deliver(packer.drain(), tally)
-        except _Undelivered as stop:
-            raise self._carry(stop, packer, queue, tally) from stop.cause
-        except Exception as exc:  # the input iterable, a callback, a bug: nothing is lost
-            raise self._carry(_aborted(exc), packer, queue, tally) from exc
         return tally.freeze(self.pending_sessions)
 
     def send(self, records: Iterable[bytes]) -> ForwardResult:
@@ -374,7 +371,7 @@ class FirehoseForwarder:
         queue: deque[bytes] = deque()
         source = iter(records)
         unread = source if isinstance(records, Sequence) else iter(())
-        try:
+        with self._carrying(packer, queue, tally, unread):
             for record in source:
                 if len(record) > self.max_record_bytes:
                     big = Oversize(record, len(record), self.max_record_bytes)
@@ -385,12 +382,6 @@ class FirehoseForwarder:
                 queue.append(record)
                 self._pack(queue, packer, tally)
             self._deliver(packer.drain(), tally)
-        except _Undelivered as stop:
-            queue.extend(unread)
-            raise self._carry(stop, packer, queue, tally) from stop.cause
-        except Exception as exc:
-            queue.extend(unread)
-            raise self._carry(_aborted(exc), packer, queue, tally) from exc
         return tally.freeze(self.pending_sessions)
 
     def flush(self) -> ForwardResult:
@@ -400,21 +391,43 @@ class FirehoseForwarder:
         tally = _Tally()
         records = deque(self._encode_payloads(self._sessions.flush(), tally))
         packer = BatchPacker(max_records=self.max_batch_records, max_bytes=self.max_batch_bytes)
-        try:
+        with self._carrying(packer, records, tally):
             self._pack(records, packer, tally)
             self._deliver(packer.drain(), tally)
-        except _Undelivered as stop:
-            raise self._carry(stop, packer, records, tally) from stop.cause
-        except Exception as exc:
-            raise self._carry(_aborted(exc), packer, records, tally) from exc
         return tally.freeze(0)
 
+    @contextmanager
+    def _carrying(
+        self,
+        packer: BatchPacker,
+        queue: deque[bytes],
+        tally: _Tally,
+        unread: Iterator[bytes] = iter(()),  # noqa: B008 - an empty iterator is never shared state
+    ) -> Iterator[None]:
+        """Whatever stops the block raises a DeliveryError carrying every record not delivered.
+
+        A fatal AWS error keeps its own type; anything else (the input iterable raising, a
+        signal handler's exception, a bug) becomes a ForwardAbortedError. Records are carried
+        in order: those of the call that failed, the packer's, the queue's, then ``unread``.
+        """
+        try:
+            yield
+        except _Undelivered as stop:
+            raise self._carry(stop, packer, queue, tally, unread) from stop.cause
+        except Exception as exc:
+            raise self._carry(_aborted(exc), packer, queue, tally, unread) from exc
+
     def _carry(
-        self, stop: _Undelivered, packer: BatchPacker, queue: deque[bytes], tally: _Tally
+        self,
+        stop: _Undelivered,
+        packer: BatchPacker,
+        queue: deque[bytes],
+        tally: _Tally,
+        unread: Iterator[bytes],
     ) -> DeliveryError:
         """Attach every record not delivered, in order, and the result so far, to the error."""
         error = stop.error
-        error.undelivered = stop.records + tuple(packer.drain()) + tuple(queue)
+        error.undelivered = stop.records + tuple(packer.drain()) + tuple(queue) + tuple(unread)
         error.result = tally.freeze(self.pending_sessions)
         return error
 

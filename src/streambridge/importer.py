@@ -298,11 +298,11 @@ class KinesisImporter:
 
     # ------------------------------------------------------------------ shards
 
-    def _refresh_shards(self) -> bool:
+    def _refresh_shards(self) -> None:
         """List the stream's shards (paginated) and decide where new ones start.
 
-        Returns:
-            Whether the listing was read (False: a transient failure; the last one stays).
+        A transient failure — throttling, a connection error, a malformed answer — keeps the
+        last listing and tries again after the longest backoff.
         """
         listed: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {"StreamName": self.settings.stream_name}
@@ -310,29 +310,25 @@ class KinesisImporter:
             try:
                 page = self.client.list_shards(**kwargs)
             except PARSER_ERRORS as exc:
-                logger.warning("%s; keeping the last listing", unparsable("ListShards", exc))
-                self._next_refresh = self._clock() + self.backoff.max_delay
-                return False
+                self._keep_listing(unparsable("ListShards", exc))
+                return
             except ClientError as exc:
                 code, _, status = error_details(exc)
                 if code == "ExpiredNextTokenException":
                     listed, kwargs = [], {"StreamName": self.settings.stream_name}
                     continue
                 if is_retryable(code, status):
-                    logger.warning("ListShards failed (%s); keeping the last listing", code)
-                    self._next_refresh = self._clock() + self.backoff.max_delay
-                    return False
+                    self._keep_listing(f"ListShards failed ({code})")
+                    return
                 raise self._fatal(exc, "ListShards") from exc
             except (BotoConnectionError, HTTPClientError) as exc:
-                logger.warning("ListShards failed (%s); keeping the last listing", exc)
-                self._next_refresh = self._clock() + self.backoff.max_delay
-                return False
+                self._keep_listing(f"ListShards failed ({exc})")
+                return
             try:
                 shards, token = shards_page(page)
             except MalformedAnswerError as exc:
-                logger.warning("%s; keeping the last listing", exc)
-                self._next_refresh = self._clock() + self.backoff.max_delay
-                return False
+                self._keep_listing(exc)
+                return
             listed.extend(shards)
             if not token:
                 break
@@ -359,7 +355,10 @@ class KinesisImporter:
                 # closed before we began at LATEST: nothing in it comes after our start
                 self._save(shard, attrs.evolve(shard.checkpoint, finished=True))
         self._next_refresh = self._clock() + self.shard_refresh_interval
-        return True
+
+    def _keep_listing(self, why: object) -> None:
+        logger.warning("%s; keeping the last listing", why)
+        self._next_refresh = self._clock() + self.backoff.max_delay
 
     def _readable(self) -> list[_Shard]:
         """Unfinished shards whose parents are finished (or no longer listed: trimmed)."""
@@ -521,9 +520,12 @@ class KinesisImporter:
             shard.iterator = None  # re-read from the checkpoint
             self._back_off(shard)
             return None
-        if isinstance(answer, list) and answer:
-            return self._refused(shard.shard_id, records, events, answer, skipped)
-        return events
+        refusals = (
+            [r for r in answer if isinstance(r, SinkRefusal)] if isinstance(answer, list) else []
+        )
+        if refusals:
+            return self._refused(shard.shard_id, records, events, refusals, skipped)
+        return events  # whatever else a sink returns (None, a list of uuids…) means "all taken"
 
     def _confirmed_closed(self, shard: _Shard) -> bool:
         """Whether the shard listing says the shard is closed (listing again if need be)."""
@@ -576,11 +578,11 @@ class KinesisImporter:
         shard_id: str,
         records: list[Any],
         events: list[PostHogEvent],
-        refusals: list[Any],
+        refusals: list[SinkRefusal],
         skipped: list[SkippedRecord],
     ) -> list[PostHogEvent]:
         """Turn the sink's refusals into skipped records; return the events it accepted."""
-        reasons = {r.event.uuid: r.reason for r in refusals if isinstance(r, SinkRefusal)}
+        reasons = {r.event.uuid: r.reason for r in refusals}
         stream = self.settings.stream_name
         for record in records:  # rare: find each refused event's record again
             sequence = record["SequenceNumber"]
