@@ -195,6 +195,18 @@ def test_replay_refuses_importer_letters_and_garbage(
         capsys, "forward", "--stream", "s", "--replay", str(broken), *env, str(broken)
     )
     assert (2, True) == (code, "give no input file" in err)
+    code, _, err = run(
+        capsys,
+        "forward",
+        "--stream",
+        "s",
+        "--replay",
+        str(broken),
+        "--dead-letter",
+        str(broken),
+        *env,
+    )
+    assert (2, True) == (code, "must be another file" in err)
 
 
 def test_forward_stops_cleanly_on_sigterm(aws: LocalAWS, tmp_path: Path) -> None:

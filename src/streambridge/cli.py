@@ -227,6 +227,8 @@ def _forward(args: argparse.Namespace) -> int:
     dead_path: Path | None = args.dead_letter or args.failed_out
     if args.replay is not None and args.input != "-":
         raise _UsageError("--replay reads a dead-letter file: give no input file with it")
+    if args.replay is not None and dead_path is not None and _same_file(args.replay, dead_path):
+        raise _UsageError("--dead-letter must be another file than the one --replay reads")
     source = None if args.replay is not None else _open_input(args.input)
     client = _client(args, "firehose")
     letters = _open_dead_letters(dead_path)
@@ -294,6 +296,10 @@ def _undelivered_failure(
     if isinstance(exc, ForwardAbortedError):
         return _FailedError(message, EXIT_FAILED)
     return _FailedError(message, EXIT_AWS)
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    return one.resolve() == other.resolve()
 
 
 def _open_dead_letters(path: Path | None) -> DeadLetterFile | None:

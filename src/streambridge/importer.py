@@ -132,7 +132,7 @@ class KinesisImporter:
             boto3.client("kinesis"),
             ImporterSettings(stream_name="events", event_key="properties.eventName",
                              additional_property_mappings="properties.userId:distinct_id"),
-            sink=lambda events: [posthog.capture(**e.capture_kwargs()) for e in events],
+            sink=PostHogSink(api_key="phc_...", host="https://eu.i.posthog.com"),
             checkpoints=SQLiteCheckpointStore("kinesis.db"),
         )
         importer.run(stop=stop_event)

@@ -68,7 +68,9 @@ class PostHogEvent:
     def capture_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for posthog-python's ``Posthog.capture()`` (version 6 and later).
 
-        Example: ``client.capture(**event.capture_kwargs())``.
+        Example: ``client.capture(**event.capture_kwargs())`` — for your own code; not as an
+        importer sink: ``capture()`` queues and returns before PostHog has the event (use
+        :class:`~streambridge.PostHogSink`).
         """
         return {
             "event": self.event,
