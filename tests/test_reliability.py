@@ -7,9 +7,12 @@ real parser reads a cut-short, garbled or foreign body exactly as it would from 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 import attrs
@@ -17,11 +20,14 @@ import pytest
 
 from streambridge import (
     DeliveryError,
+    FatalSinkError,
     FirehoseForwarder,
     ForwardAbortedError,
     ForwarderSettings,
     ImporterSettings,
+    JsonLinesSink,
     KinesisImporter,
+    MalformedAnswerError,
     PostHogEvent,
     RetryPolicy,
     SkippedRecord,
@@ -485,3 +491,33 @@ def test_send_carries_the_undelivered_on_a_fatal_error(forwarding: Any) -> None:
     with pytest.raises(ForwardAbortedError) as aborted:
         h.forwarder.send(source())
     assert 3 == len(aborted.value.undelivered)
+
+
+@pytest.mark.parametrize("mangle", MANGLES)
+def test_check_on_a_malformed_answer_is_a_typed_error(forwarding: Any, mangle: str) -> None:
+    """check() given a spoilt DescribeDeliveryStream answer raises MalformedAnswerError."""
+    h = forwarding()
+    h.faults.add("DescribeDeliveryStream", MalformedAnswer(mangle))
+    with pytest.raises(MalformedAnswerError, match="DescribeDeliveryStream"):
+        h.forwarder.check()
+    assert "ACTIVE" == h.forwarder.check().status
+
+
+def test_a_closed_pipe_stops_the_json_lines_sink() -> None:
+    """Writing to a pipe whose reader is gone is a FatalSinkError, not an endless retry."""
+    read, write = os.pipe()
+    os.close(read)
+    with open(write, "w", encoding="utf-8") as stream:  # noqa: PTH123 - a pipe's descriptor
+        with pytest.raises(FatalSinkError, match="broken pipe"):
+            JsonLinesSink(stream)(
+                [
+                    PostHogEvent(
+                        event="e",
+                        distinct_id="d",
+                        timestamp=datetime(2026, 1, 1, tzinfo=timezone.utc),
+                        uuid="u",
+                    )
+                ]
+            )
+        with contextlib.suppress(BrokenPipeError):
+            stream.close()

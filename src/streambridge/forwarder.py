@@ -289,6 +289,7 @@ class FirehoseForwarder:
             StreamNotFoundError: No such stream in this account and region.
             StreamNotReadyError: The stream is not ACTIVE, or its source is not Direct PUT.
             AccessDeniedError: ``firehose:DescribeDeliveryStream`` is not allowed.
+            MalformedAnswerError: The answer was not well formed (try again).
             DeliveryError: Any other error from AWS.
         """
         name = self.settings.delivery_stream_name
@@ -296,10 +297,13 @@ class FirehoseForwarder:
             description = self.client.describe_delivery_stream(DeliveryStreamName=name)[
                 "DeliveryStreamDescription"
             ]
+            status = description["DeliveryStreamStatus"]
+            stream_type = description["DeliveryStreamType"]
+            found = (description["DeliveryStreamName"], description["DeliveryStreamARN"])
         except ClientError as exc:
             raise self._fatal(exc, "DescribeDeliveryStream") from exc
-        status = description["DeliveryStreamStatus"]
-        stream_type = description["DeliveryStreamType"]
+        except PARSER_ERRORS as exc:  # KeyError: the answer lacks a part
+            raise unparsable("DescribeDeliveryStream", exc) from exc
         if status != "ACTIVE":
             msg = (
                 f"delivery stream {name!r} is {status}, not ACTIVE: wait until it is ACTIVE "
@@ -313,8 +317,8 @@ class FirehoseForwarder:
             )
             raise StreamNotReadyError(msg, error_code=stream_type)
         return DeliveryStreamInfo(
-            name=description["DeliveryStreamName"],
-            arn=description["DeliveryStreamARN"],
+            name=found[0],
+            arn=found[1],
             status=status,
             stream_type=stream_type,
         )

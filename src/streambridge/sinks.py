@@ -20,6 +20,7 @@ a sink). A sink reports what went wrong in one of three ways:
 from __future__ import annotations
 
 import logging
+import os
 import random as _random
 import threading
 import time
@@ -32,6 +33,7 @@ from streambridge.encoding import encode_record
 from streambridge.errors import (
     ConfigurationError,
     EncodingError,
+    FatalSinkError,
     PostHogAuthError,
     PostHogRefusedError,
     PostHogUnavailableError,
@@ -261,7 +263,9 @@ class JsonLinesSink:
     """Write events as JSON lines (PostHog's capture JSON) to a text stream, flushed per call.
 
     Every line is strict UTF-8 JSON; an event that cannot be written so is refused (the
-    importer checks events before, so this is the last line of defence).
+    importer checks events before, so this is the last line of defence). A closed pipe raises
+    :class:`~streambridge.errors.FatalSinkError` (the importer stops); other write errors
+    (a full disk…) are raised as they are, and the importer tries again later.
     """
 
     def __init__(self, stream: IO[str], *, fsync: bool = False) -> None:
@@ -278,10 +282,12 @@ class JsonLinesSink:
                 lines.append(encode_record(event.capture_json()).decode("utf-8") + "\n")
             except EncodingError as exc:  # noqa: PERF203 - rare
                 refused.append(SinkRefusal(event, f"cannot be written: {exc}"))
-        self.stream.write("".join(lines))
-        self.stream.flush()
-        if self.fsync:
-            import os  # noqa: PLC0415
-
-            os.fsync(self.stream.fileno())
+        try:
+            self.stream.write("".join(lines))
+            self.stream.flush()
+            if self.fsync:
+                os.fsync(self.stream.fileno())
+        except BrokenPipeError:  # `| head`: the reader is gone and will not come back
+            msg = "the output was closed (broken pipe): the events were not written"
+            raise FatalSinkError(msg) from None
         return refused
