@@ -5,9 +5,9 @@ Every command honours the standard AWS environment (profiles, ``AWS_REGION``,
 ``--endpoint-url``. Bad arguments and bad input get one line on stderr and a non-zero exit,
 never a traceback. Exit codes: 0 all good, 1 something failed, was rejected or was not
 delivered, 2 bad usage or input, 3 AWS refused (missing stream, access denied…), 4 the
-destination refused (PostHog: a bad API key; a closed output pipe), 130 / 143 stopped by SIGINT / SIGTERM before
-the input was read to its end (``forward``; a tailing ``import`` stops on either with 0 when
-everything read was delivered).
+destination refused (PostHog: a bad API key; a closed output pipe), 130 / 143 stopped by
+SIGINT / SIGTERM before the input was read to its end (``forward``; a tailing ``import`` stops
+on either with 0 when everything read was delivered).
 SIGTERM stops as cleanly as Ctrl-C: what was read is delivered (or counted as not delivered),
 checkpoints move only past what the destination accepted.
 """
