@@ -56,10 +56,11 @@ _SPLIT_STATUSES = frozenset({400, 413, _UNSENDABLE})
 _AUTH_STATUSES = frozenset({401, 403})
 
 
-def _encoded(event: PostHogEvent) -> bytes | SinkRefusal:
-    """The event's JSON, or why it cannot be sent."""
+def _encoded(event: PostHogEvent) -> tuple[dict[str, Any], int] | SinkRefusal:
+    """The event's capture JSON and its encoded size, or why it cannot be sent."""
+    body = event.capture_json()
     try:
-        data = encode_record(event.capture_json())
+        data = encode_record(body)
     except EncodingError as exc:
         return SinkRefusal(event, f"cannot be sent: {exc}")
     if len(data) > MAX_EVENT_BYTES:
@@ -68,7 +69,7 @@ def _encoded(event: PostHogEvent) -> bytes | SinkRefusal:
             f"event of {len(data):,} bytes is over PostHog's limit of {MAX_EVENT_BYTES:,} bytes "
             f"(PostHog would discard it)",
         )
-    return data
+    return body, len(data)
 
 
 @attrs.define(eq=False)
@@ -149,16 +150,17 @@ class PostHogSink:
         chunk_events: list[PostHogEvent] = []
         size = 0
         for event in events:
-            data = _encoded(event)
-            if isinstance(data, SinkRefusal):
-                refused.append(data)
+            encoded = _encoded(event)
+            if isinstance(encoded, SinkRefusal):
+                refused.append(encoded)
                 continue
-            if chunk and size + len(data) + 1 > self.max_request_bytes:
+            body, length = encoded
+            if chunk and size + length + 1 > self.max_request_bytes:
                 refused.extend(self._deliver(chunk, chunk_events))
                 chunk, chunk_events, size = [], [], 0
-            chunk.append(event.capture_json())
+            chunk.append(body)
             chunk_events.append(event)
-            size += len(data) + 1
+            size += length + 1
         if chunk:
             refused.extend(self._deliver(chunk, chunk_events))
         return refused
