@@ -294,15 +294,15 @@ class FirehoseForwarder:
         """
         name = self.settings.delivery_stream_name
         try:
-            description = self.client.describe_delivery_stream(DeliveryStreamName=name)[
-                "DeliveryStreamDescription"
-            ]
+            response: Any = self.client.describe_delivery_stream(DeliveryStreamName=name)
+        except ClientError as exc:
+            raise self._fatal(exc, "DescribeDeliveryStream") from exc
+        try:
+            description = response["DeliveryStreamDescription"]
             status = description["DeliveryStreamStatus"]
             stream_type = description["DeliveryStreamType"]
             found = (description["DeliveryStreamName"], description["DeliveryStreamARN"])
-        except ClientError as exc:
-            raise self._fatal(exc, "DescribeDeliveryStream") from exc
-        except PARSER_ERRORS as exc:  # KeyError: the answer lacks a part
+        except (KeyError, TypeError) as exc:  # the answer lacks a part: cut short, garbled…
             raise unparsable("DescribeDeliveryStream", exc) from exc
         if status != "ACTIVE":
             msg = (
