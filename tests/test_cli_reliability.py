@@ -209,11 +209,21 @@ def test_replay_refuses_importer_letters_and_garbage(
     assert (2, True) == (code, "must be another file" in err)
 
 
-def test_forward_stops_cleanly_on_sigterm(aws: LocalAWS, tmp_path: Path) -> None:
-    """SIGTERM while reading a pipe: the batches read are delivered, then exit 143."""
+LINE = json.dumps({"events": [{"event_type": "custom_event", "data": {"n": 1}}]}) + "\n"
+
+
+def catches_sigterm(pid: int) -> bool:
+    """Whether the process has installed its SIGTERM handler (Linux: SigCgt in /proc)."""
+    status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+
+
+def forwarding_from_a_pipe(aws: LocalAWS, lines: int, *options: str) -> subprocess.Popen[str]:
+    """`streambridge forward` reading a pipe, having read ``lines`` batches, waiting for more."""
     aws.create_delivery_stream("events")
     process = subprocess.Popen(  # noqa: S603
-        command("forward", "--stream", "events"),
+        command("forward", "--stream", "events", *options),
         env=subprocess_env(aws),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -221,13 +231,20 @@ def test_forward_stops_cleanly_on_sigterm(aws: LocalAWS, tmp_path: Path) -> None
         text=True,
     )
     assert process.stdin is not None
-    line = {"events": [{"event_type": "custom_event", "data": {"n": 1}}]}
-    process.stdin.write((json.dumps(line) + "\n") * 50)
+    process.stdin.write(LINE * lines)
     process.stdin.flush()
-    time.sleep(1.5)  # started, read the 50, waiting for more
+    wait_for(lambda: catches_sigterm(process.pid))
+    time.sleep(0.5)  # the batches in the pipe are read within milliseconds
+    return process
+
+
+def test_forward_stops_cleanly_on_sigterm(aws: LocalAWS) -> None:
+    """SIGTERM while reading a pipe: the batches read are delivered, then exit 143."""
+    process = forwarding_from_a_pipe(aws, 50)
+    assert process.stdin is not None
     process.send_signal(signal.SIGTERM)
     time.sleep(0.3)
-    process.stdin.write(json.dumps(line) + "\n")  # wakes the read, which sees the signal
+    process.stdin.write(LINE)  # wakes the read, which sees the signal
     process.stdin.flush()
     out, err = process.communicate(timeout=30)
     assert 143 == process.returncode, err
@@ -240,21 +257,8 @@ def test_a_second_signal_ends_a_blocked_read_and_keeps_the_records(
     aws: LocalAWS, tmp_path: Path
 ) -> None:
     """Two SIGTERMs while blocked on a pipe: the records built are dead-lettered, not lost."""
-    aws.create_delivery_stream("events")
     dead = tmp_path / "dead.jsonl"
-    process = subprocess.Popen(  # noqa: S603
-        command("forward", "--stream", "events", "--dead-letter", str(dead)),
-        env=subprocess_env(aws),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdin is not None
-    line = {"events": [{"event_type": "custom_event", "data": {"n": 1}}]}
-    process.stdin.write((json.dumps(line) + "\n") * 20)
-    process.stdin.flush()
-    time.sleep(1.5)
+    process = forwarding_from_a_pipe(aws, 20, "--dead-letter", str(dead))
     process.send_signal(signal.SIGTERM)
     time.sleep(0.3)
     process.send_signal(signal.SIGTERM)
