@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import gzip
-import http.server
 import io
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
 from streambridge.checkpoints import SQLiteCheckpointStore
 from streambridge.cli import main
-from streambridge.testing import LocalAWS
+from streambridge.testing import LocalAWS, local_posthog
 from tests.conftest import SAMPLE_NAMES, load_sample
 
 pytestmark = pytest.mark.integration
@@ -384,38 +381,13 @@ def test_import_without_the_posthog_extra(
     assert "pip install 'streambridge[posthog]'" in err
 
 
-class _Capture(http.server.BaseHTTPRequestHandler):
-    """A stand-in PostHog capture endpoint on 127.0.0.1: records every JSON body posted."""
-
-    bodies: ClassVar[list[dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length", 0))
-        raw = self.rfile.read(length)
-        if self.headers.get("Content-Encoding") == "gzip":
-            raw = gzip.decompress(raw)
-        self.bodies.append({"path": self.path, **json.loads(raw)})
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(b'{"status": 1}')
-
-    def log_message(self, *args: Any) -> None:
-        """Quiet."""
-
-
 def test_import_to_posthog(
     aws: LocalAWS, env: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """--posthog-host/--posthog-key send the events through posthog-python, uuids and all."""
+    """--posthog-host/--posthog-key send the events to PostHog's batch API, uuids and all."""
     aws.create_stream("clicks", shards=1)
     aws.put_records("clicks", [{"name": f"e{n}", "user": f"u{n}"} for n in range(3)])
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Capture)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    _Capture.bodies.clear()
-    try:
-        host = f"http://127.0.0.1:{server.server_address[1]}"
+    with local_posthog() as posthog:
         code, out, err = run(
             capsys,
             "import",
@@ -429,18 +401,15 @@ def test_import_to_posthog(
             "TRIM_HORIZON",
             "--until-caught-up",
             "--posthog-host",
-            host,
+            posthog.url,
             "--posthog-key",
             "phc_test",
             *env,
         )
-    finally:
-        server.shutdown()
-        server.server_close()
     assert 0 == code, err
     assert "" == out  # events went to PostHog, not to stdout
-    sent = [event for body in _Capture.bodies for event in body.get("batch", [])]
-    assert {"phc_test"} == {body["api_key"] for body in _Capture.bodies}
+    sent = posthog.events
+    assert {"phc_test"} == set(posthog.api_keys)
     assert [("e0", "u0"), ("e1", "u1"), ("e2", "u2")] == sorted(
         (e["event"], e["distinct_id"]) for e in sent
     )

@@ -36,6 +36,18 @@ def command(*argv: str) -> list[str]:
 IMPORT = ["import", "--stream", "clicks", "--event-key", "name", "--start", "TRIM_HORIZON"]
 
 
+def finished(aws: LocalAWS, *argv: str) -> subprocess.CompletedProcess[str]:
+    """Run `streambridge` in a subprocess on the local AWS, to its end (60 s at most)."""
+    return subprocess.run(  # noqa: S603
+        command(*argv),
+        env=subprocess_env(aws),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def wait_for(condition: Any, timeout: float = 30.0) -> None:
     """Poll ``condition`` until true (the subprocess got that far)."""
     deadline = time.monotonic() + timeout
@@ -75,14 +87,7 @@ def test_a_signal_during_an_outage_loses_nothing(
         assert [] == posthog.events
         assert SQLiteCheckpointStore(db).load("clicks")[SHARD].sequence_number is None
         posthog.status = 200
-        done = subprocess.run(  # noqa: S603
-            command(*IMPORT, *ph, "--mappings", "n:n", "--until-caught-up"),
-            env=subprocess_env(aws),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = finished(aws, *IMPORT, *ph, "--mappings", "n:n", "--until-caught-up")
         assert 0 == done.returncode, done.stderr
         assert set(range(500)) == {e["properties"]["n"] for e in posthog.events}
 
@@ -125,22 +130,16 @@ def test_output_survives_a_lone_surrogate(aws: LocalAWS, tmp_path: Path) -> None
     )
     out = tmp_path / "events.jsonl"
     dead = tmp_path / "dead.jsonl"
-    done = subprocess.run(  # noqa: S603 - a subprocess, so that a hang on old code times out
-        command(
-            *IMPORT,
-            "--mappings",
-            "v:v",
-            "--output",
-            str(out),
-            "--dead-letter",
-            str(dead),
-            "--until-caught-up",
-        ),
-        env=subprocess_env(aws),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    done = finished(  # a subprocess, so that a hang (as on the old code) times out
+        aws,
+        *IMPORT,
+        "--mappings",
+        "v:v",
+        "--output",
+        str(out),
+        "--dead-letter",
+        str(dead),
+        "--until-caught-up",
     )
     assert 0 == done.returncode, done.stderr
     assert ["a", "c"] == [json.loads(line)["event"] for line in out.read_bytes().splitlines()]
