@@ -32,8 +32,13 @@ from _timing import best_rate
 
 from streambridge import FirehoseForwarder, ForwarderSettings
 from streambridge._demo import sample_batches
-from streambridge.encoding import HAS_ORJSON, MAX_BATCH_BYTES, encode_record, encode_record_stdlib
-from streambridge.filtering import filter_batch
+from streambridge.forwarder.encoding import (
+    HAS_ORJSON,
+    MAX_BATCH_BYTES,
+    encode_record,
+    encode_record_stdlib,
+)
+from streambridge.forwarder.filtering import filter_batch
 from streambridge.testing import AcceptAll, FaultInjector, local_aws
 
 SETTINGS = ForwarderSettings(delivery_stream_name="bench")

@@ -26,9 +26,10 @@ from typing import Any
 from _timing import best_rate
 
 from streambridge import ImporterSettings, KinesisImporter, SQLiteCheckpointStore, encoding
-from streambridge.encoding import HAS_ORJSON, decode_record
-from streambridge.keys import parse_path, parse_property_mappings
-from streambridge.posthog import event_uuid, to_event
+from streambridge.forwarder.encoding import HAS_ORJSON
+from streambridge.importer.decoding import decode_record
+from streambridge.importer.events import event_uuid, to_event
+from streambridge.importer.keys import parse_path, parse_property_mappings
 from streambridge.testing import FaultInjector, LocalAWS, local_aws
 
 EVENT_KEY = "properties.eventName"

@@ -334,7 +334,7 @@ def signal_rows(aws: LocalAWS, count: int, tmp: Path) -> list[Row]:
 def crash_rows(aws: LocalAWS, count: int, tmp: Path, kills: int) -> list[Row]:
     """SIGKILL at random points of an import with SQLite checkpoints and an fsyncing sink."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.test_crash import IMPORTER  # noqa: PLC0415 - the same script as the test
+    from tests.cli.test_crash import IMPORTER  # noqa: PLC0415 - the same script as the test
 
     aws.reset()
     aws.create_stream("crash", shards=2)

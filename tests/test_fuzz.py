@@ -23,10 +23,10 @@ from streambridge import (
     FirehoseForwarder,
     ForwarderSettings,
     ImporterSettings,
-    KinesisImporter,
+    RecordConverter,
 )
-from streambridge.encoding import encode_record
-from streambridge.posthog import event_uuid
+from streambridge.forwarder.encoding import encode_record
+from streambridge.importer.events import event_uuid
 from streambridge.testing import AcceptAll, FaultInjector
 
 ARRIVAL = datetime(2026, 12, 1, tzinfo=timezone.utc)
@@ -160,14 +160,7 @@ RECORDS = st.lists(
     min_size=1,
     max_size=8,
 )
-IMPORTER = KinesisImporter(
-    boto3.client(
-        "kinesis",
-        region_name="us-east-1",
-        endpoint_url="http://127.0.0.1:9",  # never called: only the conversion runs
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    ),
+CONVERTER = RecordConverter(
     ImporterSettings(
         stream_name="s",
         event_key="name",
@@ -190,7 +183,7 @@ def test_importer_accounts_for_every_record(records: list[tuple[Any, str]]) -> N
         }
         for n, (value, style) in enumerate(records)
     ]
-    events, skipped = IMPORTER._convert("shard", kinesis)
+    events, skipped = CONVERTER.convert("shard", kinesis)
     accounted = {s.sequence_number for s in skipped}
     uuids = {e.uuid for e in events}
     for n in range(len(records)):

@@ -32,8 +32,8 @@ from streambridge import (
     RetryPolicy,
     SkippedRecord,
 )
-from streambridge import forwarder as module
-from streambridge import importer as importer_module
+from streambridge.forwarder import forwarder as module
+from streambridge.importer import conversion as importer_module
 from streambridge.testing import (
     MANGLES,
     FaultInjector,
@@ -267,7 +267,7 @@ class Importing:
         for _ in range(polls):
             self.importer.poll()
             self.clock[0] += 30.0
-            if self.importer._caught_up():
+            if self.importer._table.caught_up():
                 return
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streambridge import RetryPolicy
+from streambridge import ConfigurationError, RetryPolicy
 from streambridge.retry import is_retryable
 
 
@@ -51,3 +51,19 @@ def test_next_delay_respects_both_budgets() -> None:
     assert policy.next_delay(3, 0.0, lambda: 1.0) is None
     assert policy.next_delay(1, 9.5, lambda: 1.0) is None
     assert 0.25 == policy.next_delay(1, 9.5, lambda: 0.25)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_attempts": 0},
+        {"max_attempts": 1.5},
+        {"base_delay": 0},
+        {"max_delay": -1},
+        {"max_elapsed": True},
+    ],
+)
+def test_retry_policy_validation(kwargs: dict[str, object]) -> None:
+    """RetryPolicy refuses non-positive budgets, naming the field."""
+    with pytest.raises(ConfigurationError, match=next(iter(kwargs))):
+        RetryPolicy(**kwargs)  # type: ignore[arg-type]

@@ -1,39 +1,33 @@
 """streambridge: typed, tested bridges between analytics events and AWS Kinesis.
 
-The pure core (no boto3, no I/O):
+Two halves around a small shared base (``docs/architecture.md`` draws the layout):
 
-- :mod:`streambridge.filtering` — apply the mParticle connection settings to a batch;
-- :mod:`streambridge.exclusion` — Metadata Field Exclusion;
-- :mod:`streambridge.batching` — Send as Batch / Wait for Complete Batch framing;
-- :mod:`streambridge.encoding` — JSON records, size limits, ``PutRecordBatch`` packing, and
-  Kinesis record decoding (BOM, gzip, newline-delimited JSON);
-- :mod:`streambridge.keys` — nested-key extraction and ``additionalPropertyMappings``;
-- :mod:`streambridge.posthog` — PostHog events and the record-to-event conversion;
-- :mod:`streambridge.checkpoints` — where the importer keeps its place (memory, SQLite);
-- :mod:`streambridge.retry` — which errors to retry, and the backoff;
-- :mod:`streambridge.answers` — what an AWS answer must hold before it is believed;
-- :mod:`streambridge.settings`, :mod:`streambridge.results`, :mod:`streambridge.errors` — values.
+- :mod:`streambridge.forwarder` — mParticle batches to a Kinesis Data Firehose delivery stream
+  (:class:`FirehoseForwarder`, :class:`ForwarderSettings`, :class:`ForwardResult`);
+- :mod:`streambridge.importer` — a Kinesis Data Stream to PostHog events
+  (:class:`KinesisImporter`, :class:`ImporterSettings`, :class:`ImportResult`, the checkpoint
+  stores, the sinks);
+- the base: :mod:`streambridge.errors` (one exception root), :mod:`streambridge.retry` (the
+  backoff both halves use), :mod:`streambridge.deadletter` (what could not be delivered, as
+  JSON lines), and private helpers (the JSON codec, botocore at the edge).
 
-The shell, which takes an injected boto3 client:
+Each half's pure modules (filtering, exclusion, framing, encoding; keys, decoding, events,
+conversion, shards) import no boto3 and do no I/O. The shells take an injected boto3 client
+and are imported on first use. :mod:`streambridge.testing` (an embedded local AWS, a local
+PostHog and fault injection; the ``local`` extra) and the ``streambridge`` command sit on top.
 
-- :class:`FirehoseForwarder` — mParticle batches to a Kinesis Data Firehose delivery stream;
-- :class:`KinesisImporter` — a Kinesis Data Stream to PostHog events.
-
-Adapters: :mod:`streambridge.sinks` (:class:`PostHogSink`, which returns only once PostHog
-accepted the events; :class:`JsonLinesSink`), :mod:`streambridge.deadletter` (what could not
-be delivered, with the reason, as JSON lines), :mod:`streambridge.testing` (an embedded local
-AWS and fault injection for tests; needs the ``local`` extra) and the ``streambridge`` command.
+Every name below is importable from ``streambridge``; each subpackage's ``__all__`` lists its
+own.
 """
 
 from __future__ import annotations
 
 import logging as _logging
-from importlib import import_module as _import_module
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from streambridge.checkpoints import MemoryCheckpointStore, SQLiteCheckpointStore
+from streambridge._util import lazy_exports as _lazy_exports
 from streambridge.deadletter import DeadLetter, DeadLetterFile, read_dead_letters
 from streambridge.errors import (
     AccessDeniedError,
@@ -54,25 +48,38 @@ from streambridge.errors import (
     StreamNotReadyError,
     UnusableRecordError,
 )
-from streambridge.posthog import PostHogEvent
-from streambridge.results import (
+from streambridge.forwarder import (
+    DeliveryStreamInfo,
     FailedRecord,
+    ForwarderSettings,
     ForwardResult,
+    PutMode,
+    RejectedBatch,
+    SkippedBatch,
+)
+from streambridge.importer import (
+    CheckpointStore,
+    ImporterSettings,
     ImportResult,
     ImportTotals,
-    RejectedBatch,
+    JsonLinesSink,
+    MemoryCheckpointStore,
+    PostHogEvent,
+    PostHogSink,
+    RecordConverter,
+    ShardCheckpoint,
+    Sink,
     SinkFailure,
     SinkRefusal,
-    SkippedBatch,
     SkippedRecord,
+    SQLiteCheckpointStore,
+    StartPosition,
 )
 from streambridge.retry import RetryPolicy
-from streambridge.settings import ForwarderSettings, ImporterSettings
-from streambridge.sinks import JsonLinesSink, PostHogSink
 
 if TYPE_CHECKING:
-    from streambridge.forwarder import DeliveryStreamInfo, FirehoseForwarder
-    from streambridge.importer import KinesisImporter
+    from streambridge.forwarder.forwarder import FirehoseForwarder
+    from streambridge.importer.importer import KinesisImporter
 
 # A library does not decide where its logs go: without configuration, they go nowhere.
 _logging.getLogger("streambridge").addHandler(_logging.NullHandler())
@@ -82,33 +89,20 @@ try:
 except _PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0.0.0"
 
-# The shells import botocore; load them on first use so that the pure core
-# (``import streambridge.filtering``) never pulls in boto3 or botocore.
-_LAZY = {
-    "DeliveryStreamInfo": "streambridge.forwarder",
-    "FirehoseForwarder": "streambridge.forwarder",
-    "KinesisImporter": "streambridge.importer",
-}
-
-
-def __getattr__(name: str) -> Any:
-    """Import the shell classes on first access."""
-    module = _LAZY.get(name)
-    if module is None:
-        msg = f"module 'streambridge' has no attribute {name!r}"
-        raise AttributeError(msg)
-    value = getattr(_import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """The public names, the lazy ones included."""
-    return sorted(set(globals()) | set(_LAZY))
-
+# The shells import botocore; load them on first use so that the pure modules (and
+# ``import streambridge``) never pull in boto3 or botocore.
+__getattr__, __dir__ = _lazy_exports(
+    __name__,
+    globals(),
+    {
+        "FirehoseForwarder": "streambridge.forwarder.forwarder",
+        "KinesisImporter": "streambridge.importer.importer",
+    },
+)
 
 __all__ = [
     "AccessDeniedError",
+    "CheckpointStore",
     "ConfigurationError",
     "DeadLetter",
     "DeadLetterFile",
@@ -135,14 +129,19 @@ __all__ = [
     "PostHogRefusedError",
     "PostHogSink",
     "PostHogUnavailableError",
+    "PutMode",
+    "RecordConverter",
     "RejectedBatch",
     "RetryPolicy",
     "SQLiteCheckpointStore",
+    "ShardCheckpoint",
+    "Sink",
     "SinkError",
     "SinkFailure",
     "SinkRefusal",
     "SkippedBatch",
     "SkippedRecord",
+    "StartPosition",
     "StreamNotFoundError",
     "StreamNotReadyError",
     "StreambridgeError",

@@ -1,10 +1,23 @@
-"""Building boto3 clients for the shells' ``from_settings`` constructors."""
+"""botocore at the edge: building clients, and one mapping from botocore errors to outcomes.
+
+Shared by both shells. :func:`attempt` makes one call and reads its answer; whatever goes
+wrong comes back as a :class:`CallError` value — code, message, HTTP status and whether
+retrying can help — decided here once for every operation: AWS error answers
+(``ClientError``), connections that fail or time out, bodies botocore cannot parse and answers
+the reader does not believe (both "malformed": the outcome is unknown), and other botocore
+errors (no credentials, invalid parameters: not retryable). :func:`fatal_error` turns a
+:class:`CallError` that retrying cannot fix into the :class:`~streambridge.errors.DeliveryError`
+that says what to do.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
-from botocore.exceptions import ClientError
+import attrs
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.parsers import ResponseParserError
 
 from streambridge.errors import (
@@ -13,30 +26,99 @@ from streambridge.errors import (
     MalformedAnswerError,
     StreamNotFoundError,
 )
-from streambridge.retry import ACCESS_DENIED_CODES
+from streambridge.retry import ACCESS_DENIED_CODES, is_retryable
 
 __all__ = [
+    "CONNECTION_ERROR",
     "PARSER_ERRORS",
+    "CallError",
+    "attempt",
     "build_client",
+    "client_error",
     "client_for",
     "error_details",
     "fatal_error",
-    "unparsable",
 ]
+
+T = TypeVar("T")
 
 #: What botocore's parser raises on a body of the wrong shape: it wraps only some cases in
 #: ResponseParserError (a list member that is a string, for one, raises AttributeError).
 PARSER_ERRORS = (ResponseParserError, AttributeError, TypeError, ValueError, KeyError, IndexError)
+#: streambridge's error code for a connection that failed or timed out.
+CONNECTION_ERROR = "ConnectionError"
 
 
-def unparsable(operation: str, exc: Exception) -> MalformedAnswerError:
-    """The error for an answer botocore could not parse: its outcome is unknown."""
-    return MalformedAnswerError(
-        f"{operation} answered with a body that could not be parsed "
-        f"({type(exc).__name__}: {exc}): the outcome is unknown, so it is treated as not done "
-        f"(retried)",
-        operation=operation,
+@attrs.frozen
+class CallError:
+    """A call that gave no usable answer, and whether retrying it can help.
+
+    Attributes:
+        operation: The API operation (``"PutRecordBatch"``…).
+        code: The AWS error code; ``"ConnectionError"``, ``"MalformedAnswer"``, or the botocore
+            exception's name for errors without an answer.
+        message: What went wrong.
+        status: The HTTP status, when there was an answer.
+        retryable: Whether the same call may succeed later.
+        error: The exception behind it.
+    """
+
+    operation: str
+    code: str
+    message: str
+    status: int | None
+    retryable: bool
+    error: Exception
+
+    @property
+    def malformed(self) -> bool:
+        """Whether there was an answer that could not be believed (the outcome is unknown)."""
+        return self.code == MalformedAnswerError.code
+
+    @property
+    def connection(self) -> bool:
+        """Whether the endpoint could not be reached (or did not answer in time)."""
+        return self.code == CONNECTION_ERROR
+
+
+def client_error(exc: ClientError, operation: str) -> CallError:
+    """An AWS error answer as a :class:`CallError`."""
+    code, message, status = error_details(exc)
+    return CallError(
+        operation, code, message, status, retryable=is_retryable(code, status), error=exc
     )
+
+
+def attempt(
+    call: Callable[..., Any], operation: str, read: Callable[[Any], T], /, **params: Any
+) -> T | CallError:
+    """Make one call and read its answer with ``read``; a failure comes back as a value.
+
+    Args:
+        call: The client method (``client.put_record_batch``).
+        operation: Its API name, for messages.
+        read: Turns the parsed answer into what the caller needs; raises
+            :class:`~streambridge.errors.MalformedAnswerError` when it is not well formed.
+        **params: The call's parameters.
+    """
+    try:
+        response = call(**params)
+    except ClientError as exc:
+        return client_error(exc, operation)
+    except (BotoConnectionError, HTTPClientError) as exc:
+        return CallError(operation, CONNECTION_ERROR, str(exc), None, retryable=True, error=exc)
+    except BotoCoreError as exc:  # no credentials, invalid parameters…: nothing to retry
+        return CallError(operation, type(exc).__name__, str(exc), None, retryable=False, error=exc)
+    except PARSER_ERRORS as exc:
+        return _malformed(MalformedAnswerError.unparsable(operation, exc))
+    try:
+        return read(response)
+    except MalformedAnswerError as exc:
+        return _malformed(exc)
+
+
+def _malformed(exc: MalformedAnswerError) -> CallError:
+    return CallError(exc.operation, exc.code, str(exc), None, retryable=True, error=exc)
 
 
 class _ClientSettings(Protocol):
@@ -100,30 +182,25 @@ def build_client(
 
 
 def fatal_error(
-    exc: Exception,
+    failure: CallError,
     *,
-    operation: str,
     resource: str,
     region: str | None,
     not_found_hint: str,
     permission: str,
     permission_hint: str = "",
 ) -> DeliveryError:
-    """Turn an error retrying cannot fix into the DeliveryError that says what to do.
+    """Turn a failure retrying cannot fix into the DeliveryError that says what to do.
 
     Args:
-        exc: A ClientError, or a botocore error without a response (no credentials…).
-        operation: The API operation that failed (``"PutRecordBatch"``…).
+        failure: What the call gave.
         resource: What it was called on, for messages (``"delivery stream 'events'"``).
         region: The client's region.
         not_found_hint: What to do when the resource does not exist.
         permission: The IAM action to allow when access is denied.
         permission_hint: More advice for the access-denied message.
     """
-    if isinstance(exc, ClientError):
-        code, message, _ = error_details(exc)
-    else:
-        code, message = type(exc).__name__, str(exc)
+    code, message, operation = failure.code, failure.message, failure.operation
     if code == "ResourceNotFoundException":
         return StreamNotFoundError(
             f"{resource} was not found in region {region} for these credentials: "

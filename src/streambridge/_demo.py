@@ -15,12 +15,10 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from streambridge.checkpoints import SQLiteCheckpointStore
-from streambridge.forwarder import FirehoseForwarder
-from streambridge.importer import KinesisImporter
-from streambridge.posthog import PostHogEvent
-from streambridge.results import ForwardResult
-from streambridge.settings import ForwarderSettings, ImporterSettings
+from streambridge.forwarder import ForwarderSettings, ForwardResult
+from streambridge.forwarder.forwarder import FirehoseForwarder
+from streambridge.importer import ImporterSettings, PostHogEvent, SQLiteCheckpointStore
+from streambridge.importer.importer import KinesisImporter
 
 if TYPE_CHECKING:
     from streambridge.testing import LocalAWS

@@ -1,28 +1,13 @@
-"""Small pure helpers shared by the core modules (no I/O, no boto3)."""
+"""Small pure helpers of the shared base (no I/O, no boto3)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
+from importlib import import_module
+from typing import Any
 
-__all__ = ["json_kind", "parse_iso_datetime"]
-
-
-_KINDS: tuple[tuple[type | tuple[type, ...], str], ...] = (
-    (type(None), "null"),
-    (bool, "a boolean"),  # before int: a bool is an int
-    ((int, float), "a number"),
-    (str, "a string"),
-    ((list, tuple), "an array"),
-    (dict, "an object"),
-)
-
-
-def json_kind(value: object) -> str:
-    """Name a JSON value's kind for messages, without echoing (possibly huge) content."""
-    for types, name in _KINDS:
-        if isinstance(value, types):
-            return name
-    return f"a {type(value).__name__}"
+__all__ = ["lazy_exports", "parse_iso_datetime"]
 
 
 def parse_iso_datetime(text: str) -> datetime | None:
@@ -38,3 +23,32 @@ def parse_iso_datetime(text: str) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def lazy_exports(
+    package: str, namespace: dict[str, Any], lazy: Mapping[str, str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """A package's ``__getattr__`` and ``__dir__`` that import ``lazy`` names on first use.
+
+    The shells import botocore; a package that exports them this way can be imported (for its
+    pure modules, its settings, its results) without pulling in boto3 or botocore.
+
+    Args:
+        package: The package's ``__name__``, for the error message.
+        namespace: The package's ``globals()``; a name is stored there once imported.
+        lazy: Name -> the module that defines it.
+    """
+
+    def __getattr__(name: str) -> Any:  # noqa: N807 - it is a module's __getattr__
+        module = lazy.get(name)
+        if module is None:
+            msg = f"module {package!r} has no attribute {name!r}"
+            raise AttributeError(msg)
+        value = getattr(import_module(module), name)
+        namespace[name] = value
+        return value
+
+    def __dir__() -> list[str]:  # noqa: N807 - it is a module's __dir__
+        return sorted(set(namespace) | set(lazy))
+
+    return __getattr__, __dir__

@@ -27,16 +27,36 @@ import contextlib
 import json
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 from typing_extensions import Self
 
-from streambridge.results import FailedRecord, SkippedRecord
+__all__ = [
+    "DeadLetter",
+    "DeadLetterFile",
+    "Letter",
+    "dead_letter_line",
+    "failed_fields",
+    "read_dead_letters",
+]
 
-__all__ = ["DeadLetter", "DeadLetterFile", "dead_letter_line", "read_dead_letters"]
+
+class Letter(Protocol):
+    """What a dead letter is made of: a forwarder's FailedRecord, an importer's SkippedRecord."""
+
+    @property
+    def data(self) -> bytes:
+        """The record's exact bytes."""
+
+    @property
+    def record_is_json(self) -> bool:
+        """Whether the data is JSON worth decoding into the line (``record``)."""
+
+    def dead_letter_fields(self) -> Mapping[str, Any]:
+        """``kind`` and the fields saying why, for the line."""
 
 
 def _data_fields(data: bytes, *, parse: bool) -> dict[str, Any]:
@@ -52,31 +72,37 @@ def _data_fields(data: bytes, *, parse: bool) -> dict[str, Any]:
     return fields
 
 
-def dead_letter_line(item: FailedRecord | SkippedRecord) -> bytes:
+def dead_letter_line(item: Letter) -> bytes:
     """One dead-letter line (with its newline), strict UTF-8 JSON."""
-    line: dict[str, Any]
-    if isinstance(item, FailedRecord):
-        line = {
-            "kind": "failed",
-            "error_code": item.error_code,
-            "error_message": item.error_message,
-            "attempts": item.attempts,
-            **_data_fields(item.data, parse=True),
-        }
-    else:
-        line = {
-            "kind": "skipped",
-            "shard_id": item.shard_id,
-            "sequence_number": item.sequence_number,
-            "position": item.position,
-            "reason": item.reason,
-            **_data_fields(item.data, parse=False),
-        }
+    line = {**item.dead_letter_fields(), **_data_fields(item.data, parse=item.record_is_json)}
     try:
         return (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
     except (UnicodeEncodeError, RecursionError, ValueError):
         line.pop("record", None)  # a lone surrogate, or too deep: the exact text stays
         return (json.dumps(line) + "\n").encode("ascii")
+
+
+@attrs.frozen
+class _Undelivered:
+    """A record a forwarder error carried: a "failed" line that was never sent."""
+
+    data: bytes
+    code: str
+    message: str
+    record_is_json = True
+
+    def dead_letter_fields(self) -> dict[str, Any]:
+        return failed_fields(self.code, self.message, 0)
+
+
+def failed_fields(error_code: str, error_message: str, attempts: int) -> dict[str, Any]:
+    """The fields of a forwarder's ("failed") line, besides the data."""
+    return {
+        "kind": "failed",
+        "error_code": error_code,
+        "error_message": error_message,
+        "attempts": attempts,
+    }
 
 
 @attrs.frozen
@@ -142,7 +168,7 @@ class DeadLetterFile:
         self._stream = self.path.open("ab")
         self._lock = threading.Lock()
 
-    def __call__(self, item: FailedRecord | SkippedRecord) -> None:
+    def __call__(self, item: Letter) -> None:
         """Write one failed or skipped record."""
         self.write_lines([dead_letter_line(item)])
 
@@ -152,7 +178,7 @@ class DeadLetterFile:
         Returns:
             How many were written.
         """
-        lines = [dead_letter_line(FailedRecord(data, code, message, 0)) for data in records]
+        lines = [dead_letter_line(_Undelivered(data, code, message)) for data in records]
         self.write_lines(lines)
         return len(lines)
 

@@ -15,8 +15,8 @@ The tree::
     │       ├── PostHogAuthError (PermissionError)  PostHog refused the API key
     │       └── PostHogRefusedError           another answer retrying cannot fix (a wrong host)
     └── DeliveryError                         AWS refused a call in a way retrying cannot fix
-        ├── StreamNotFoundError               the delivery stream does not exist (here)
-        ├── StreamNotReadyError               it exists but is not ACTIVE / not Direct PUT
+        ├── StreamNotFoundError               the (delivery) stream does not exist (here)
+        ├── StreamNotReadyError               a delivery stream not ACTIVE / not Direct PUT
         ├── ForwardAbortedError               forwarding stopped on an unexpected error
         └── AccessDeniedError (PermissionError)  the credentials lack a permission
 
@@ -26,7 +26,11 @@ can go on, and it carries every record that was built but not delivered
 (:attr:`DeliveryError.undelivered`) together with the result so far
 (:attr:`DeliveryError.result`), so a caller can re-drive or dead-letter them.
 
-Messages say what to do. They never contain credentials.
+Messages say what to do, and name the thing they are about: a Kinesis *stream* or a Firehose
+*delivery stream*. They never contain credentials.
+
+This module is part of the shared base: both halves raise these errors, and it imports
+neither half (``ForwardResult`` is named for type checkers only).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from streambridge.results import ForwardResult
+    from streambridge.forwarder.results import ForwardResult
 
 __all__ = [
     "AccessDeniedError",
@@ -135,6 +139,25 @@ class MalformedAnswerError(StreambridgeError):
         super().__init__(message)
         self.operation = operation
 
+    @classmethod
+    def because(cls, operation: str, what: str) -> MalformedAnswerError:
+        """The error for a 200 answer of ``operation`` that ``what`` (``"has no RecordId"``)."""
+        return cls(
+            f"{operation} answered 200 but {what}: the outcome is unknown, so it is treated as "
+            f"not done (retried)",
+            operation=operation,
+        )
+
+    @classmethod
+    def unparsable(cls, operation: str, exc: Exception) -> MalformedAnswerError:
+        """The error for an answer of ``operation`` that could not be parsed (``exc``)."""
+        return cls(
+            f"{operation} answered with a body that could not be parsed "
+            f"({type(exc).__name__}: {exc}): the outcome is unknown, so it is treated as not "
+            f"done (retried)",
+            operation=operation,
+        )
+
 
 class SinkError(StreambridgeError):
     """An importer sink could not deliver events; the importer reads them again later.
@@ -191,7 +214,7 @@ class DeliveryError(StreambridgeError):
 
 
 class StreamNotFoundError(DeliveryError):
-    """The delivery stream does not exist in the client's account and region."""
+    """The delivery stream (forwarder) or stream (importer) does not exist in this region."""
 
 
 class StreamNotReadyError(DeliveryError):

@@ -1,0 +1,155 @@
+"""The JSON codec both halves share: orjson when installed, the standard library otherwise.
+
+Pure: no I/O. Rules both halves rely on:
+
+* Encoding is compact UTF-8 JSON. orjson (the ``fast`` extra) is used when installed; the
+  values it refuses (integers beyond 64 bits) go to the standard library, so integers of any
+  size stay exact. With orjson a float NaN or infinity is written as ``null``; the standard
+  library refuses it with :class:`~streambridge.errors.EncodingError`. A lone surrogate, a
+  value nested too deeply, or an object of another type is an ``EncodingError``.
+* Decoding keeps integers of any size exact (a run of 19 or more digits sends the text to the
+  standard library, which does not turn them into floats) and refuses ``NaN`` / ``Infinity``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from streambridge.errors import EncodingError
+
+_orjson: Any
+try:  # the `fast` extra
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - exercised in environments without the extra
+    _orjson = None
+
+__all__ = [
+    "HAS_ORJSON",
+    "Encoder",
+    "documents",
+    "encode_record",
+    "encode_record_stdlib",
+    "json_kind",
+    "loads",
+]
+
+#: Whether orjson (the ``fast`` extra) is installed and used by :func:`encode_record`.
+HAS_ORJSON = _orjson is not None
+
+#: A function turning a JSON-like value into bytes (the forwarder's ``encoder``).
+Encoder = Callable[[Any], bytes]
+
+_stdlib_dumps = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
+).encode
+
+
+def encode_record_stdlib(obj: Any) -> bytes:
+    """Encode ``obj`` as compact UTF-8 JSON with the standard library.
+
+    Raises:
+        EncodingError: ``obj`` holds something JSON cannot represent (NaN, infinity, a
+            non-string key that is not a number, an object of another type).
+    """
+    try:
+        return _stdlib_dumps(obj).encode("utf-8")
+    except UnicodeEncodeError:  # "\ud800" is valid JSON text, but no UTF-8 encoder takes it
+        raise EncodingError("holds a lone surrogate, which UTF-8 cannot encode") from None
+    except RecursionError:
+        raise EncodingError("value is nested too deeply to encode as JSON") from None
+    except (TypeError, ValueError) as exc:
+        raise EncodingError(f"value cannot be encoded as JSON: {exc}") from None
+
+
+if _orjson is not None:
+    _orjson_dumps = _orjson.dumps
+    _OrjsonError = _orjson.JSONEncodeError
+
+    def encode_record(obj: Any) -> bytes:
+        """Encode ``obj`` as compact UTF-8 JSON; integers of any size stay exact.
+
+        Uses orjson when the ``fast`` extra is installed, and the standard library for the
+        values orjson refuses (integers beyond 64 bits). With orjson, a float NaN or infinity
+        is written as ``null``; the standard library refuses it with :class:`EncodingError`.
+
+        Raises:
+            EncodingError: ``obj`` holds something JSON cannot represent.
+        """
+        try:
+            return _orjson_dumps(obj)  # type: ignore[no-any-return,unused-ignore]
+        except _OrjsonError:
+            return encode_record_stdlib(obj)
+
+else:  # pragma: no cover - exercised in environments without the extra
+    encode_record = encode_record_stdlib
+
+
+# orjson turns integers beyond 64 bits into floats; a run of 19+ digits sends the text to the
+# standard library, which keeps them exact. (Mapping digits to "0" and the rest to " ", then
+# looking for 19 zeros, finds such a run several times faster than a regular expression.)
+_DIGITS_TO_ZERO = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))  # noqa: PLR2004
+_NINETEEN_DIGITS = b"0" * 19
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_stdlib_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def loads(data: bytes) -> Any:
+    """Decode one JSON document from UTF-8 bytes; integers of any size stay exact.
+
+    Raises:
+        UnicodeDecodeError: The bytes are not UTF-8.
+        ValueError: They are not one JSON document (``NaN`` and ``Infinity`` included).
+        RecursionError: The document is nested too deeply.
+    """
+    if _orjson is not None and _NINETEEN_DIGITS not in data.translate(_DIGITS_TO_ZERO):
+        return _orjson.loads(data)
+    return _stdlib_decoder.decode(data.decode("utf-8"))
+
+
+def documents(text: str) -> list[Any]:
+    """Every JSON document of ``text``, in order: newline-delimited or simply concatenated.
+
+    Raises:
+        ValueError: Some text is not JSON; the message says which document (1-based) when
+            documents came before it.
+        RecursionError: A document is nested too deeply.
+    """
+    values: list[Any] = []
+    position = 0
+    end = len(text)
+    while True:
+        while position < end and text[position] in " \t\r\n":
+            position += 1
+        if position >= end:
+            return values
+        try:
+            value, position = _stdlib_decoder.raw_decode(text, position)
+        except ValueError as exc:  # JSONDecodeError, or NaN / Infinity refused
+            where = f" (document {len(values) + 1})" if values else ""
+            raise ValueError(f"not JSON{where}: {exc}") from None
+        values.append(value)
+
+
+_KINDS: tuple[tuple[type | tuple[type, ...], str], ...] = (
+    (type(None), "null"),
+    (bool, "a boolean"),  # before int: a bool is an int
+    ((int, float), "a number"),
+    (str, "a string"),
+    ((list, tuple), "an array"),
+    (dict, "an object"),
+)
+
+
+def json_kind(value: object) -> str:
+    """Name a JSON value's kind for messages, without echoing (possibly huge) content."""
+    for types, name in _KINDS:
+        if isinstance(value, types):
+            return name
+    return f"a {type(value).__name__}"

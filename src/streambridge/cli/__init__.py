@@ -1,0 +1,94 @@
+"""The ``streambridge`` command: forward, import, check, demo.
+
+Every command honours the standard AWS environment (profiles, ``AWS_REGION``,
+``AWS_ENDPOINT_URL_FIREHOSE`` / ``_KINESIS``…) plus ``--profile``, ``--region`` and
+``--endpoint-url``. Bad arguments and bad input get one line on stderr and a non-zero exit,
+never a traceback. Exit codes: 0 all good, 1 something failed, was rejected or was not
+delivered, 2 bad usage or input, 3 AWS refused (missing stream, access denied…), 4 the
+destination refused (PostHog: a bad API key; a closed output pipe), 130 / 143 stopped by
+SIGINT / SIGTERM before the input was read to its end (``forward``; a tailing ``import`` stops
+on either with 0 when everything read was delivered).
+SIGTERM stops as cleanly as Ctrl-C: what was read is delivered (or counted as not delivered),
+checkpoints move only past what the destination accepted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from streambridge.cli import check, forward, importing
+from streambridge.cli._common import (
+    EXIT_AWS,
+    EXIT_DESTINATION,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    FailedError,
+    UsageError,
+    log_to_stderr,
+)
+from streambridge.errors import (
+    ConfigurationError,
+    DeliveryError,
+    FatalSinkError,
+    StreambridgeError,
+)
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = _parser().parse_args(argv)
+    if args.command != "demo":
+        log_to_stderr()
+    try:
+        return int(args.run(args))
+    except (UsageError, ConfigurationError) as exc:
+        message, code = str(exc), EXIT_USAGE
+    except FailedError as exc:
+        message, code = str(exc), exc.code
+    except FatalSinkError as exc:
+        message, code = str(exc), EXIT_DESTINATION
+    except DeliveryError as exc:
+        undelivered = f" ({len(exc.undelivered)} records not delivered)" if exc.undelivered else ""
+        message, code = f"{exc}{undelivered}", EXIT_AWS
+    except StreambridgeError as exc:
+        message, code = str(exc), EXIT_FAILED
+    except (BotoCoreError, ClientError) as exc:
+        message, code = f"AWS: {exc}", EXIT_AWS
+    except KeyboardInterrupt:
+        message, code = "interrupted", EXIT_INTERRUPTED
+    print(f"streambridge: error: {message}", file=sys.stderr)
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streambridge",
+        description="Move analytics events between apps and AWS Kinesis.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    forward.add_parser(commands)
+    importing.add_parser(commands)
+    check.add_parser(commands)
+    demo = commands.add_parser(
+        "demo", help="both halves on an embedded local AWS, with the sample batches (no account)"
+    )
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _demo(args: argparse.Namespace) -> int:
+    try:
+        from streambridge._demo import run_demo  # noqa: PLC0415
+    except ModuleNotFoundError as exc:  # pragma: no cover - the `local` extra is missing
+        raise UsageError(
+            f"the demo needs the 'local' extra ({exc.name} is missing): "
+            "pip install 'streambridge[local]'"
+        ) from None
+    return run_demo()

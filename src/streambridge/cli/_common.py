@@ -1,0 +1,171 @@
+"""What the commands share: exit codes, one-line errors, the AWS client, signals, progress."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from streambridge._aws import build_client
+from streambridge.deadletter import DeadLetterFile
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AWS, EXIT_DESTINATION = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130  # 128 + SIGINT; SIGTERM gives 143
+
+
+class UsageError(Exception):
+    """Bad arguments or input: one line, exit 2."""
+
+
+class FailedError(Exception):
+    """A failure already put into words, with its exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of each record."""
+
+    @property
+    def stream(self) -> IO[str]:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
+def log_to_stderr() -> None:
+    """Send the library's warnings (retries exhausted, skipped records…) to stderr."""
+    logger = logging.getLogger("streambridge")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("streambridge: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.WARNING)
+
+
+def aws_client(args: argparse.Namespace, service: str) -> Any:
+    """A client from the AWS environment, with botocore's own retries off."""
+    import boto3  # noqa: PLC0415
+
+    # boto3 reads AWS_DEFAULT_REGION; AWS_REGION is what the other AWS SDKs and tools use
+    region = args.region or os.environ.get("AWS_REGION") or None
+    session: Any = boto3.Session(profile_name=args.profile, region_name=region)
+    if session.region_name is None:
+        raise UsageError("no AWS region: pass --region or set AWS_REGION / AWS_DEFAULT_REGION")
+    return build_client(
+        service,
+        region=session.region_name,
+        access_key_id=None,  # the session's credentials: environment, profile, role…
+        secret_access_key=None,
+        session=session,
+        endpoint_url=args.endpoint_url,
+    )
+
+
+def aws_options(parser: argparse.ArgumentParser) -> None:
+    """The options every AWS command takes."""
+    group = parser.add_argument_group("AWS")
+    group.add_argument("--region", help="AWS region (default: the AWS environment's)")
+    group.add_argument("--profile", help="a named profile from the AWS config files")
+    group.add_argument("--endpoint-url", help="another endpoint (LocalStack, a local AWS…)")
+    group.add_argument(
+        "--quiet", action="store_true", help="no progress on stderr, even on a terminal"
+    )
+
+
+def open_dead_letters(path: Path | None) -> DeadLetterFile | None:
+    if path is None:
+        return None
+    try:
+        return DeadLetterFile(path)
+    except OSError as exc:
+        raise UsageError(f"cannot write {str(path)!r}: {exc.strerror}") from None
+
+
+class StopNowError(Exception):
+    """A second SIGINT / SIGTERM: stop now (what was built is carried, not lost)."""
+
+
+class Stop:
+    """Which signal asked the command to stop (None: none yet).
+
+    With ``again_interrupts``, a second signal raises in the main thread, to end a read
+    blocked on a pipe; the forwarder then carries every record not delivered.
+    """
+
+    def __init__(self, *, again_interrupts: bool = False) -> None:
+        self.signal: int | None = None
+        self.again_interrupts = again_interrupts
+
+    def set(self, signum: int = signal.SIGINT) -> None:
+        if self.signal is None:
+            self.signal = signum
+        elif self.again_interrupts:
+            raise StopNowError(f"stopped by a second {signal.Signals(signum).name}")
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signal).name if self.signal is not None else ""
+
+
+def on_signals(handler: Callable[[int], None]) -> Any:
+    """On SIGINT or SIGTERM, ask the command to stop cleanly (what was read is delivered)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return {
+        signum: signal.signal(signum, lambda number, _frame: handler(number))
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+
+
+def restore_signals(previous: Any) -> None:
+    for signum, handler in (previous or {}).items():
+        signal.signal(signum, handler)
+
+
+def open_output(path: Path) -> IO[str]:
+    try:
+        return path.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {str(path)!r}: {exc.strerror}") from None
+
+
+class Progress:
+    """Progress on stderr, only when it is a terminal; at most every half second."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.count = 0
+        self.started = time.monotonic()
+        self._last = 0.0
+        self._shown = False
+
+    def tick(self) -> None:
+        self.count += 1
+        if self.enabled:
+            rate = self.count / max(time.monotonic() - self.started, 1e-9)
+            self.show(f"{self.count} batches read, {rate:,.0f}/s")
+
+    def show(self, text: str) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self._last < 0.5:  # noqa: PLR2004
+            return
+        self._last = now
+        self._shown = True
+        sys.stderr.write(f"\r{text}\x1b[K")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if self._shown:
+            sys.stderr.write("\n")

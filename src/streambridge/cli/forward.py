@@ -1,0 +1,276 @@
+"""``streambridge forward``: mParticle batches (JSON lines or a JSON array) to Firehose."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from streambridge._settings import normalise
+from streambridge.cli._common import (
+    EXIT_AWS,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    FailedError,
+    Progress,
+    Stop,
+    StopNowError,
+    UsageError,
+    aws_client,
+    aws_options,
+    on_signals,
+    open_dead_letters,
+    restore_signals,
+)
+from streambridge.deadletter import DeadLetterFile, read_dead_letters
+from streambridge.errors import DeliveryError, ForwardAbortedError
+from streambridge.forwarder import ForwarderSettings, ForwardResult
+from streambridge.forwarder.forwarder import FirehoseForwarder
+
+__all__ = ["add_parser"]
+
+
+def add_parser(commands: Any) -> None:
+    """Add the ``forward`` command to ``commands`` (argparse sub-parsers)."""
+    forward = commands.add_parser(
+        "forward", help="send mParticle batches (JSON lines or a JSON array) to Firehose"
+    )
+    forward.add_argument("input", nargs="?", default="-", help="a file, or - for stdin (default)")
+    forward.add_argument("--stream", help="the Firehose delivery stream (Delivery Stream Name)")
+    forward.add_argument(
+        "--settings", type=Path, help="a JSON file of mParticle connection settings (display names)"
+    )
+    forward.add_argument(
+        "--put-mode",
+        choices=["batch", "single"],
+        default="batch",
+        help="PutRecordBatch (default) or one PutRecord per record",
+    )
+    forward.add_argument(
+        "--newline", action="store_true", help="end every record with a newline (NDJSON in S3)"
+    )
+    forward.add_argument(
+        "--dead-letter",
+        type=Path,
+        help="append every record not delivered here, with the reason, as JSON lines",
+    )
+    forward.add_argument("--failed-out", type=Path, help=argparse.SUPPRESS)  # the old name
+    forward.add_argument(
+        "--replay",
+        type=Path,
+        metavar="FILE",
+        help="re-send the records of a dead-letter FILE (instead of reading batches)",
+    )
+    aws_options(forward)
+    forward.set_defaults(run=_forward)
+
+
+def _forward(args: argparse.Namespace) -> int:
+    settings = _forwarder_settings(args)
+    unreadable: list[str] = []
+    dead_path: Path | None = args.dead_letter or args.failed_out
+    if args.replay is not None and args.input != "-":
+        raise UsageError("--replay reads a dead-letter file: give no input file with it")
+    if args.replay is not None and dead_path is not None and _same_file(args.replay, dead_path):
+        raise UsageError("--dead-letter must be another file than the one --replay reads")
+    source = None if args.replay is not None else _open_input(args.input)
+    client = aws_client(args, "firehose")
+    letters = open_dead_letters(dead_path)
+    forwarder = FirehoseForwarder(
+        client,
+        settings,
+        put_mode=args.put_mode,
+        record_delimiter=b"\n" if args.newline else b"",
+        on_failure=letters,
+    )
+    progress = Progress(enabled=not args.quiet)
+    stopped = Stop(again_interrupts=True)
+    previous = on_signals(stopped.set)
+    try:
+        if args.replay is not None:
+            result = forwarder.send(_replayed(args.replay, stopped))
+        else:
+            assert source is not None  # noqa: S101 - opened above
+            batches = _read_batches(source, args.input, unreadable, progress, stopped)
+            result = forwarder.forward_many(batches) + forwarder.flush()
+    except DeliveryError as exc:
+        raise _undelivered_failure(exc, letters, dead_path, stopped.signal) from exc
+    finally:
+        progress.done()
+        restore_signals(previous)
+        if letters is not None:
+            letters.close()
+    print(_forward_summary(result, unreadable))
+    for line in unreadable[:5]:
+        print(f"  unreadable input: {line}", file=sys.stderr)
+    for rejected in result.rejected[:5]:
+        print(f"  rejected batch {rejected.index}: {rejected.reason}", file=sys.stderr)
+    if result.failed:
+        where = f"; written to {str(dead_path)!r}" if dead_path else " (keep them: --dead-letter)"
+        print(f"  {len(result.failed)} record(s) not delivered{where}", file=sys.stderr)
+    if stopped.signal is not None:
+        print(
+            f"streambridge: stopped by {stopped.name} before the end of the input; what was "
+            f"read was delivered or is counted above",
+            file=sys.stderr,
+        )
+        return 128 + stopped.signal
+    return EXIT_FAILED if (result.failed or result.rejected or unreadable) else EXIT_OK
+
+
+def _undelivered_failure(
+    exc: DeliveryError,
+    letters: DeadLetterFile | None,
+    dead_path: Path | None,
+    stopped_signal: int | None = None,
+) -> BaseException:
+    """The one-line failure for an error that carries undelivered records (dead-lettered)."""
+    count = len(exc.undelivered)
+    cause = exc.__cause__
+    message = str(cause) if isinstance(cause, (UsageError, StopNowError)) else str(exc)
+    if count and letters is not None:
+        letters.write_undelivered(exc.undelivered, exc.error_code or "NotDelivered", str(exc))
+        message += f" ({count} record(s) not delivered, written to {str(dead_path)!r})"
+    elif count:
+        message += f" ({count} record(s) not delivered; --dead-letter FILE keeps them)"
+    if isinstance(exc, ForwardAbortedError) and isinstance(cause, UsageError):
+        return FailedError(message, EXIT_USAGE)
+    if isinstance(exc, ForwardAbortedError) and isinstance(cause, StopNowError):
+        return FailedError(message, 128 + (stopped_signal or signal.SIGINT))
+    if isinstance(exc, ForwardAbortedError):
+        return FailedError(message, EXIT_FAILED)
+    return FailedError(message, EXIT_AWS)
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    return one.resolve() == other.resolve()
+
+
+def _replayed(path: Path, stopped: Stop) -> Iterator[bytes]:
+    """The records of a forwarder dead-letter file (importer lines are refused)."""
+    try:
+        for number, letter in enumerate(read_dead_letters(path), start=1):
+            if stopped.signal is not None:
+                return
+            if letter.kind != "failed":
+                raise UsageError(
+                    f"{str(path)!r} entry {number} is an importer dead letter ({letter.kind}); "
+                    f"only the forwarder's can be replayed"
+                )
+            yield letter.data
+    except OSError as exc:
+        raise UsageError(f"cannot read {str(path)!r}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _forwarder_settings(args: argparse.Namespace) -> ForwarderSettings:
+    mapping: dict[str, object] = {}
+    if args.settings is not None:
+        try:
+            loaded = json.loads(args.settings.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise UsageError(
+                f"cannot read settings file {str(args.settings)!r}: {exc.strerror}"
+            ) from None
+        except ValueError as exc:
+            raise UsageError(f"settings file {str(args.settings)!r} is not JSON: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise UsageError(f"settings file {str(args.settings)!r} must hold a JSON object")
+        mapping.update(loaded)
+    if args.stream:
+        mapping = {k: v for k, v in mapping.items() if normalise(k) not in _STREAM_KEYS}
+        mapping["Delivery Stream Name"] = args.stream
+    if not any(normalise(k) in _STREAM_KEYS for k in mapping):
+        raise UsageError(
+            "no delivery stream: pass --stream or 'Delivery Stream Name' in --settings"
+        )
+    if args.region is None:
+        for key, value in mapping.items():
+            if normalise(key) in _REGION_KEYS and isinstance(value, str) and value:
+                args.region = value
+    return ForwarderSettings.from_mparticle(mapping)
+
+
+_STREAM_KEYS = {"delivery stream name"}
+_REGION_KEYS = {"aws region endpoint", "region"}
+
+
+def _open_input(name: str) -> IO[str]:
+    if name == "-":
+        return sys.stdin
+    try:
+        return Path(name).open(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read {name!r}: {exc.strerror}") from None
+
+
+def _read_batches(
+    stream: IO[str], name: str, unreadable: list[str], progress: Progress, stopped: Stop
+) -> Iterator[object]:
+    """Batches from a JSON array or JSON lines, streamed; unparsable lines are noted."""
+    try:
+        first = _peek(stream)
+        if first == "[":
+            try:
+                items = json.load(stream)
+            except ValueError as exc:
+                raise UsageError(
+                    f"{name!r} starts with '[' but is not a JSON array: {exc}"
+                ) from None
+            for item in items:
+                if stopped.signal is not None:
+                    return
+                progress.tick()
+                yield item
+            return
+        for number, line in enumerate(stream, start=1):
+            if stopped.signal is not None:
+                return
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except ValueError as exc:
+                unreadable.append(f"line {number}: not JSON ({exc})")
+                continue
+            progress.tick()
+            yield item
+    except UnicodeDecodeError:
+        raise UsageError(f"{name!r} is not UTF-8 text") from None
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+
+
+def _peek(stream: IO[str]) -> str:
+    """The first non-space character, leaving the stream able to read it again."""
+    buffered = getattr(stream, "buffer", None)
+    if buffered is not None and hasattr(buffered, "peek"):
+        head = buffered.peek(64)[:64].decode("utf-8", "ignore").lstrip()
+        if head:
+            return str(head[0])
+    if stream.seekable():
+        position = stream.tell()
+        head = stream.read(64).lstrip()
+        stream.seek(position)
+        return head[:1]
+    return ""
+
+
+def _forward_summary(result: ForwardResult, unreadable: list[str]) -> str:
+    parts = [
+        f"sent {result.sent} record(s) in {result.api_calls} call(s) ({result.retries} retries)",
+        f"failed {len(result.failed)}",
+        f"skipped {len(result.skipped)}",
+        f"rejected {len(result.rejected)}",
+        f"unreadable {len(unreadable)}",
+        f"events filtered {result.filtered_events}",
+        f"malformed events dropped {result.dropped_events}",
+    ]
+    return "; ".join(parts)

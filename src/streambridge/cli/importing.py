@@ -1,0 +1,153 @@
+"""``streambridge import``: a Kinesis stream as PostHog events (or JSON lines)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from streambridge.cli._common import (
+    EXIT_DESTINATION,
+    EXIT_FAILED,
+    EXIT_OK,
+    FailedError,
+    Progress,
+    Stop,
+    UsageError,
+    aws_client,
+    aws_options,
+    on_signals,
+    open_dead_letters,
+    open_output,
+    restore_signals,
+)
+from streambridge.errors import FatalSinkError
+from streambridge.importer import (
+    ImporterSettings,
+    ImportResult,
+    ImportTotals,
+    JsonLinesSink,
+    PostHogSink,
+    SQLiteCheckpointStore,
+)
+from streambridge.importer.importer import KinesisImporter
+
+__all__ = ["add_parser"]
+
+
+def add_parser(commands: Any) -> None:
+    """Add the ``import`` command to ``commands`` (argparse sub-parsers)."""
+    imp = commands.add_parser("import", help="import a Kinesis stream as PostHog events")
+    imp.add_argument("--stream", required=True, help="the Kinesis Data Stream")
+    imp.add_argument("--event-key", required=True, help="dotted path to the event name")
+    imp.add_argument("--mappings", default="", help="additionalPropertyMappings: 'a.b:c,d:e'")
+    imp.add_argument("--checkpoints", type=Path, help="a SQLite file keeping the positions")
+    imp.add_argument(
+        "--start", default="LATEST", help="TRIM_HORIZON, LATEST (default) or an ISO 8601 time"
+    )
+    imp.add_argument("--output", default="-", help="write events as JSON lines here (- = stdout)")
+    imp.add_argument("--posthog-host", help="send the events to this PostHog host instead")
+    imp.add_argument("--posthog-key", help="the PostHog project API key (with --posthog-host)")
+    imp.add_argument(
+        "--dead-letter",
+        type=Path,
+        help="append every record skipped here, with the reason, as JSON lines",
+    )
+    imp.add_argument("--max-records", type=int, help="stop after at least this many events")
+    imp.add_argument(
+        "--until-caught-up", action="store_true", help="stop once every shard is at its tip"
+    )
+    aws_options(imp)
+    imp.set_defaults(run=_import)
+
+
+def _import(args: argparse.Namespace) -> int:
+
+    settings = ImporterSettings(
+        stream_name=args.stream,
+        event_key=args.event_key,
+        additional_property_mappings=args.mappings,
+        start_position=args.start,
+    )
+    if args.max_records is not None and args.max_records < 1:
+        raise UsageError("--max-records must be at least 1")
+    sink, close, abandon = _event_sink(args)
+    letters = open_dead_letters(args.dead_letter)
+    store = SQLiteCheckpointStore(args.checkpoints) if args.checkpoints else None
+    importer = KinesisImporter(
+        aws_client(args, "kinesis"), settings, sink=sink, checkpoints=store, on_skip=letters
+    )
+    stopped = Stop()
+
+    def on_signal(signum: int) -> None:
+        stopped.set(signum)
+        abandon()  # a sink call waiting out an outage gives up now: nothing is checkpointed
+
+    previous = on_signals(on_signal)
+    progress = Progress(enabled=not args.quiet)
+
+    def report(result: ImportResult, totals: ImportTotals) -> None:
+        lag = max(totals.lag.values(), default=0)
+        rate = totals.records / max(time.monotonic() - progress.started, 1e-9)
+        progress.show(
+            f"{totals.events} events, {totals.skipped} skipped, {rate:,.0f} records/s, lag {lag} ms"
+        )
+
+    try:
+        totals = importer.run(
+            stop=lambda: stopped.signal is not None,
+            max_events=args.max_records,
+            until_caught_up=args.until_caught_up,
+            on_poll=report,
+        )
+    except FatalSinkError as exc:
+        raise FailedError(
+            f"{exc} ({importer.undelivered} event(s) not delivered; the checkpoints did not "
+            f"move past them)",
+            EXIT_DESTINATION,
+        ) from exc
+    finally:
+        progress.done()
+        close()
+        if store is not None:
+            store.close()
+        if letters is not None:
+            letters.close()
+        restore_signals(previous)
+    where = f"; checkpoints in {args.checkpoints}" if args.checkpoints else ""
+    by = f" ({stopped.name})" if stopped.signal is not None else ""
+    print(
+        f"imported {totals.events} event(s) from {totals.records} record(s) in {totals.polls} "
+        f"poll(s); skipped {totals.skipped}; sink failures {totals.sink_failures}; "
+        f"not delivered {totals.undelivered}; stopped: {totals.stopped_because}{by}{where}",
+        file=sys.stderr,
+    )
+    if totals.undelivered:
+        print(
+            f"streambridge: error: {totals.undelivered} event(s) read were not delivered; the "
+            f"checkpoints did not move past them, so the next run reads them again",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _event_sink(
+    args: argparse.Namespace,
+) -> tuple[Callable[[Any], object], Callable[[], None], Callable[[], None]]:
+    """Where imported events go (PostHog, or JSON lines); how to close it; how to abandon it."""
+    if args.posthog_key or args.posthog_host:
+        if not (args.posthog_key and args.posthog_host):
+            raise UsageError("--posthog-host and --posthog-key go together")
+        sink = PostHogSink(api_key=args.posthog_key, host=args.posthog_host)
+        return sink, lambda: None, sink.abandon
+    output = open_output(Path(args.output)) if args.output != "-" else sys.stdout
+
+    def close() -> None:
+        if output is not sys.stdout:
+            output.close()
+
+    return JsonLinesSink(output), close, lambda: None

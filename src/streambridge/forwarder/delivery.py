@@ -1,0 +1,121 @@
+"""The per-entry ledger of one ``PutRecordBatch`` group: delivered, to send again, failed (pure).
+
+A group is sent, the answer is read entry by entry, and each record is settled: delivered,
+pending (a retryable error: it is sent again, alone with the other pending ones), or failed (an
+error retrying cannot fix). What is still pending when the retry budget runs out fails with its
+last error. What is pending when a call-level error stops delivery is *undelivered*: the
+forwarder's :class:`~streambridge.errors.DeliveryError` carries it. The ledger keeps the
+records' order throughout.
+
+Also here: what a delivery stream must be to take records (:func:`not_ready`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+
+from streambridge.errors import StreamNotReadyError
+from streambridge.forwarder.results import DeliveryStreamInfo, FailedRecord
+
+__all__ = ["EntryError", "Ledger", "not_ready"]
+
+
+@attrs.frozen
+class EntryError:
+    """Why one record of a call was not delivered.
+
+    Attributes:
+        code: The AWS error code (per entry, or the call's).
+        message: The error message.
+        retryable: Whether sending it again may succeed.
+    """
+
+    code: str
+    message: str
+    retryable: bool
+
+
+class Ledger:
+    """Where each record of one group stands.
+
+    Attributes:
+        records: The group, in order.
+        pending: Indexes of the records not settled yet, in order.
+        attempts: How many times each record was sent.
+    """
+
+    def __init__(self, records: list[bytes]) -> None:
+        """A ledger for ``records``, none sent yet."""
+        self.records = records
+        self.pending = list(range(len(records)))
+        self.attempts = [0] * len(records)
+        self._last: dict[int, EntryError] = {}
+
+    @property
+    def done(self) -> bool:
+        """Whether every record is settled (delivered or failed)."""
+        return not self.pending
+
+    def to_send(self) -> list[bytes]:
+        """The records to send now: the pending ones, in order."""
+        return [self.records[i] for i in self.pending]
+
+    def settle(self, outcomes: Sequence[EntryError | None]) -> tuple[int, list[FailedRecord]]:
+        """Count the answer to the last :meth:`to_send`: None for a delivered record.
+
+        ``outcomes`` may cover only the first records sent (a run of ``PutRecord`` calls that
+        stopped part way); the others stay pending, not counted as sent.
+
+        Returns:
+            How many were delivered, and the records that failed for good.
+        """
+        delivered = 0
+        failed: list[FailedRecord] = []
+        again: list[int] = []
+        for index, outcome in zip(self.pending, outcomes, strict=False):
+            self.attempts[index] += 1
+            if outcome is None:
+                delivered += 1
+            elif outcome.retryable:
+                again.append(index)
+                self._last[index] = outcome
+            else:
+                failed.append(self._failed(index, outcome))
+        self.pending = sorted(again + self.pending[len(outcomes) :])
+        return delivered, failed
+
+    def give_up(self) -> list[FailedRecord]:
+        """Fail every pending record with its last error (the retry budget ran out)."""
+        failed = [self._failed(i, self._last[i]) for i in self.pending]
+        self.pending = []
+        return failed
+
+    def codes(self) -> list[str]:
+        """The last error codes of the pending records, sorted."""
+        return sorted({self._last[i].code for i in self.pending if i in self._last})
+
+    def undelivered(self) -> tuple[bytes, ...]:
+        """The pending records, in order."""
+        return tuple(self.records[i] for i in self.pending)
+
+    def _failed(self, index: int, error: EntryError) -> FailedRecord:
+        return FailedRecord(self.records[index], error.code, error.message, self.attempts[index])
+
+
+def not_ready(info: DeliveryStreamInfo) -> StreamNotReadyError | None:
+    """Why a delivery stream cannot take Direct PUT records now, or None when it can."""
+    if info.status != "ACTIVE":
+        return StreamNotReadyError(
+            f"delivery stream {info.name!r} is {info.status}, not ACTIVE: wait until it is "
+            f"ACTIVE (or fix it in the Firehose console) before forwarding",
+            error_code=info.status,
+        )
+    if info.stream_type != "DirectPut":
+        return StreamNotReadyError(
+            f"delivery stream {info.name!r} has source {info.stream_type}; records can only be "
+            f"put on a stream whose source is 'Direct PUT': create one with that source",
+            error_code=info.stream_type,
+        )
+    return None

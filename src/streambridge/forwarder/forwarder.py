@@ -1,0 +1,509 @@
+"""FirehoseForwarder: mParticle batches to a Kinesis Data Firehose delivery stream.
+
+The shell around the pure modules of this package: each step reads build -> call -> interpret
+-> decide. It filters (:mod:`~streambridge.forwarder.filtering`), frames
+(:mod:`~streambridge.forwarder.framing`), encodes and packs
+(:mod:`~streambridge.forwarder.encoding`), calls the injected boto3 client
+(:func:`streambridge._aws.attempt`), reads the answer (:mod:`~streambridge.forwarder.answers`)
+and settles each record in the ledger (:mod:`~streambridge.forwarder.delivery`) — delivered,
+sent again under the :class:`~streambridge.RetryPolicy`, or returned as a
+:class:`~streambridge.FailedRecord`. A call-level error that retrying cannot fix raises a
+:class:`~streambridge.errors.DeliveryError` carrying every record not yet delivered.
+
+Not thread-safe: use one forwarder per thread (they can share a boto3 client).
+"""
+
+from __future__ import annotations
+
+import logging
+import random as _random
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from streambridge._aws import CallError, attempt, client_error, client_for, fatal_error
+from streambridge._tally import Tally
+from streambridge.errors import DeliveryError, ForwardAbortedError, InvalidBatchError
+from streambridge.forwarder.answers import batch_failures, delivery_stream, record_id
+from streambridge.forwarder.delivery import EntryError, Ledger, not_ready
+from streambridge.forwarder.encoding import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_RECORDS,
+    MAX_RECORD_BYTES,
+    RECORD_TOO_LARGE,
+    BatchPacker,
+    Encoder,
+    Oversize,
+    encode_payloads,
+    encode_record,
+)
+from streambridge.forwarder.filtering import evaluate
+from streambridge.forwarder.framing import SessionBuffer, record_payloads
+from streambridge.forwarder.results import (
+    DeliveryStreamInfo,
+    FailedRecord,
+    ForwardResult,
+    RejectedBatch,
+    SkippedBatch,
+)
+from streambridge.forwarder.settings import ForwarderSettings, PutMode
+from streambridge.retry import RetryPolicy, is_retryable
+
+if TYPE_CHECKING:
+    from mypy_boto3_firehose import FirehoseClient
+
+__all__ = ["FirehoseForwarder"]
+
+logger = logging.getLogger("streambridge.forwarder")
+
+_PERMISSION = {"PutRecordBatch": "firehose:PutRecordBatch", "PutRecord": "firehose:PutRecord"}
+_Tally = Tally[ForwardResult]
+
+
+class _Stopped(Exception):  # noqa: N818 - internal signal, never escapes
+    """Delivery met an error retrying cannot fix; the ledger in flight holds what is left."""
+
+    def __init__(self, error: DeliveryError, cause: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.cause = cause
+
+
+def _aborted(exc: Exception) -> ForwardAbortedError:
+    """An unexpected error, as a ForwardAbortedError (its records are attached later)."""
+    return ForwardAbortedError(
+        f"forwarding stopped on an unexpected {type(exc).__name__}: {exc}; the records built "
+        f"and not delivered are in .undelivered, what happened before in .result"
+    )
+
+
+class FirehoseForwarder:
+    """Forward mParticle batches to a Firehose delivery stream, as mParticle's integration does.
+
+    Example::
+
+        forwarder = FirehoseForwarder(boto3.client("firehose"), ForwarderSettings(
+            delivery_stream_name="events"))
+        result = forwarder.forward_many(batches)
+        assert result.ok, result.failed
+
+    Create the client with botocore's own retries off
+    (``Config(retries={"total_max_attempts": 1})``), or use :meth:`from_settings`:
+    streambridge retries throttling itself, per record, and two retry layers multiply.
+    """
+
+    def __init__(
+        self,
+        client: FirehoseClient,
+        settings: ForwarderSettings,
+        *,
+        retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen, so one shared default is safe
+        on_failure: Callable[[FailedRecord], object] | None = None,
+        put_mode: PutMode = "batch",
+        record_delimiter: bytes = b"",
+        max_batch_records: int = MAX_BATCH_RECORDS,
+        max_batch_bytes: int = MAX_BATCH_BYTES,
+        max_record_bytes: int = MAX_RECORD_BYTES,
+        max_pending_sessions: int = 10_000,
+        max_session_age: float = 3600.0,
+        encoder: Encoder = encode_record,
+        sleep: Callable[[float], object] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        random: Callable[[], float] = _random.random,
+    ) -> None:
+        r"""Create a forwarder.
+
+        Args:
+            client: A boto3 Firehose client (``boto3.client("firehose")``).
+            settings: The connection settings.
+            retry: Backoff and budgets for throttling and transient errors.
+            on_failure: Called with each record that finally fails (also in the result).
+            put_mode: ``"batch"`` uses ``PutRecordBatch`` (needs ``firehose:PutRecordBatch``);
+                ``"single"`` uses one ``PutRecord`` per record (the only write permission in
+                mParticle's template policy).
+            record_delimiter: Bytes appended to each record, e.g. ``b"\\n"`` so that S3
+                objects hold one JSON document per line. Default none, like mParticle.
+            max_batch_records: Records per ``PutRecordBatch`` call (at most 500).
+            max_batch_bytes: Record bytes per ``PutRecordBatch`` call.
+            max_record_bytes: Bytes per record; larger batches are split by events.
+            max_pending_sessions: Wait for Complete Batch: sessions held at most.
+            max_session_age: Wait for Complete Batch: seconds a session is held at most.
+            encoder: Turns a payload into bytes (default: orjson when installed, else stdlib).
+            sleep: Waits between retries (inject a fake in tests).
+            clock: Monotonic seconds, for the retry time budget and session ages.
+            random: Floats in [0, 1) for jitter.
+        """
+        if put_mode not in ("batch", "single"):
+            msg = f"put_mode must be 'batch' or 'single', got {put_mode!r}"
+            raise ValueError(msg)
+        if not 1 <= max_batch_records <= MAX_BATCH_RECORDS:
+            msg = f"max_batch_records must be 1..{MAX_BATCH_RECORDS}, got {max_batch_records}"
+            raise ValueError(msg)
+        self.client = client
+        self.settings = settings
+        self.retry = retry
+        self.on_failure = on_failure
+        self.put_mode: PutMode = put_mode
+        self.record_delimiter = record_delimiter
+        self.max_batch_records = max_batch_records
+        self.max_batch_bytes = max_batch_bytes
+        self.max_record_bytes = max_record_bytes
+        self._encode = encoder
+        self._sleep = sleep
+        self._clock = clock
+        self._random = random
+        self._sessions = (
+            SessionBuffer(max_sessions=max_pending_sessions, max_age=max_session_age)
+            if settings.wait_for_complete_batch
+            else None
+        )
+        self._in_flight: Ledger | None = None  # the group being delivered, if any
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: ForwarderSettings,
+        *,
+        session: Any = None,
+        endpoint_url: str | None = None,
+        **options: Any,
+    ) -> FirehoseForwarder:
+        """Build the boto3 client from the settings (region, optional keys), then the forwarder.
+
+        The client has botocore's retries off, since the forwarder retries itself.
+
+        Args:
+            settings: The connection settings; ``region`` and the optional keys are used.
+            session: A ``boto3.Session`` to build the client from (default: a new one).
+            endpoint_url: Another endpoint, e.g. a local AWS stand-in.
+            **options: Passed on to :class:`FirehoseForwarder`.
+        """
+        client = client_for("firehose", settings, session=session, endpoint_url=endpoint_url)
+        return cls(client, settings, **options)
+
+    # ------------------------------------------------------------------ public calls
+
+    # ------------------------------------------------------------------ public calls
+
+    def check(self) -> DeliveryStreamInfo:
+        """Check that the delivery stream exists, is ACTIVE and takes Direct PUT records.
+
+        Raises:
+            StreamNotFoundError: No such stream in this account and region.
+            StreamNotReadyError: The stream is not ACTIVE, or its source is not Direct PUT.
+            AccessDeniedError: ``firehose:DescribeDeliveryStream`` is not allowed.
+            MalformedAnswerError: The answer was not well formed (try again).
+            DeliveryError: Any other error from AWS.
+        """
+        name = self.settings.delivery_stream_name
+        try:
+            response: Any = self.client.describe_delivery_stream(DeliveryStreamName=name)
+        except ClientError as exc:
+            raise self._fatal(client_error(exc, "DescribeDeliveryStream")) from exc
+        info = delivery_stream(response)
+        problem = not_ready(info)
+        if problem is not None:
+            raise problem
+        return info
+
+    def forward(self, batch: object) -> ForwardResult:
+        """Forward one batch; see :meth:`forward_many`."""
+        return self.forward_many((batch,))
+
+    def forward_many(self, batches: Iterable[object]) -> ForwardResult:
+        """Filter, encode and deliver batches, streaming.
+
+        ``batches`` may be any iterable, a generator included; it is read once, and memory
+        holds at most one ``PutRecordBatch`` worth of records plus the current batch (and, with
+        Wait for Complete Batch, the sessions held). Everything built is delivered before the
+        call returns.
+
+        Returns:
+            What was sent, failed, skipped, rejected and dropped.
+
+        Raises:
+            DeliveryError: A call failed in a way retrying cannot fix (missing stream, access
+                denied, invalid request…). Its ``undelivered`` holds every record built and not
+                delivered, and ``result`` what happened before. Batches not yet read from
+                ``batches`` stay in the iterable.
+        """
+        tally = _Tally(ForwardResult)
+        packer = self._packer()
+        queue: deque[bytes] = deque()
+        with self._carrying(packer, queue, tally):
+            for index, batch in enumerate(batches):
+                tally.add("batches")
+                queue.extend(self._records_for(index, batch, tally))
+                self._pack(queue, packer, tally)
+            if self._sessions is not None:
+                queue.extend(self._encode_payloads(self._sessions.expire(self._clock()), tally))
+                self._pack(queue, packer, tally)
+            self._deliver(packer.drain(), tally)
+        return self._result(tally, self.pending_sessions)
+
+    def send(self, records: Iterable[bytes]) -> ForwardResult:
+        """Deliver records that are already encoded, e.g. read back from a dead-letter file.
+
+        No filtering or framing: each item is sent as it is, with the same packing, retries
+        and guarantees as :meth:`forward_many`. A record over ``max_record_bytes`` is returned
+        as failed (``RecordTooLarge``).
+
+        Raises:
+            DeliveryError: As :meth:`forward_many`; ``undelivered`` holds every record taken
+                from ``records`` and not delivered — and, when ``records`` is a sequence (a
+                list), the ones not yet taken as well.
+        """
+        tally = _Tally(ForwardResult)
+        packer = self._packer()
+        queue: deque[bytes] = deque()
+        source = iter(records)
+        unread = source if isinstance(records, Sequence) else iter(())
+        with self._carrying(packer, queue, tally, unread):
+            for record in source:
+                if len(record) > self.max_record_bytes:
+                    big = Oversize(record, len(record), self.max_record_bytes)
+                    self._record_failures(
+                        [FailedRecord(record, RECORD_TOO_LARGE, big.message, 0)], tally
+                    )
+                    continue
+                queue.append(record)
+                self._pack(queue, packer, tally)
+            self._deliver(packer.drain(), tally)
+        return self._result(tally, self.pending_sessions)
+
+    def flush(self) -> ForwardResult:
+        """Send every session held by Wait for Complete Batch now (no-op otherwise)."""
+        if self._sessions is None:
+            return ForwardResult()
+        tally = _Tally(ForwardResult)
+        records = deque(self._encode_payloads(self._sessions.flush(), tally))
+        packer = self._packer()
+        with self._carrying(packer, records, tally):
+            self._pack(records, packer, tally)
+            self._deliver(packer.drain(), tally)
+        return self._result(tally, 0)
+
+    @property
+    def pending_sessions(self) -> int:
+        """Sessions held by Wait for Complete Batch, waiting for their ``session_end``."""
+        return len(self._sessions) if self._sessions is not None else 0
+
+    def _packer(self) -> BatchPacker:
+        return BatchPacker(max_records=self.max_batch_records, max_bytes=self.max_batch_bytes)
+
+    @staticmethod
+    def _result(tally: _Tally, pending_sessions: int) -> ForwardResult:
+        dropped = sum(tally.maps["dropped_reasons"].values())
+        return tally.freeze(dropped_events=dropped, pending_sessions=pending_sessions)
+
+    @contextmanager
+    def _carrying(
+        self,
+        packer: BatchPacker,
+        queue: deque[bytes],
+        tally: _Tally,
+        unread: Iterator[bytes] = iter(()),  # noqa: B008 - an empty iterator is never shared state
+    ) -> Iterator[None]:
+        """Whatever stops the block raises a DeliveryError carrying every record not delivered.
+
+        A fatal AWS error keeps its own type; anything else (the input iterable raising, a
+        signal handler's exception, a bug) becomes a ForwardAbortedError. Records are carried
+        in order: those of the call that failed, the packer's, the queue's, then ``unread``.
+        """
+        try:
+            yield
+        except _Stopped as stop:
+            raise self._carry(stop.error, packer, queue, tally, unread) from stop.cause
+        except Exception as exc:
+            raise self._carry(_aborted(exc), packer, queue, tally, unread) from exc
+        finally:
+            self._in_flight = None
+
+    def _carry(
+        self,
+        error: DeliveryError,
+        packer: BatchPacker,
+        queue: deque[bytes],
+        tally: _Tally,
+        unread: Iterator[bytes],
+    ) -> DeliveryError:
+        """Attach every record not delivered, in order, and the result so far, to the error."""
+        in_flight = self._in_flight.undelivered() if self._in_flight is not None else ()
+        error.undelivered = in_flight + tuple(packer.drain()) + tuple(queue) + tuple(unread)
+        error.result = self._result(tally, self.pending_sessions)
+        return error
+
+    # ------------------------------------------------------------------ building records
+
+    def _records_for(self, index: int, batch: object, tally: _Tally) -> list[bytes]:
+        """The records one batch becomes; a batch that cannot be read is rejected."""
+        try:
+            return self._build(index, batch, tally)
+        except InvalidBatchError as exc:
+            tally.append("rejected", RejectedBatch(index, exc.reason))
+        except Exception as exc:  # noqa: BLE001 - the last line: one batch never stops the rest
+            logger.warning("batch %d rejected: %s: %s", index, type(exc).__name__, exc)
+            reason = f"cannot be processed ({type(exc).__name__}: {exc})"[:300]
+            tally.append("rejected", RejectedBatch(index, reason))
+        return []
+
+    def _build(self, index: int, batch: object, tally: _Tally) -> list[bytes]:
+        outcome = evaluate(batch, self.settings)
+        tally.add("filtered_events", outcome.filtered_events)
+        dropped = tally.maps["dropped_reasons"]
+        for reason, count in outcome.dropped.items():
+            dropped[reason] = dropped.get(reason, 0) + count
+        if outcome.batch is None:
+            assert isinstance(batch, Mapping)  # noqa: S101 - evaluate() checked it
+            message_id = batch.get("message_id")
+            message_id = message_id if isinstance(message_id, str) else None
+            tally.append("skipped", SkippedBatch(index, message_id, outcome.skip_reason or ""))
+            return []
+        if self._sessions is not None:
+            assert isinstance(batch, Mapping)  # noqa: S101 - evaluate() checked it
+            payloads = self._sessions.add(batch, outcome.batch, self._clock())
+        else:
+            payloads = record_payloads(outcome.batch, send_as_batch=self.settings.send_as_batch)
+        return self._encode_payloads(payloads, tally)
+
+    def _encode_payloads(self, payloads: Iterable[dict[str, Any]], tally: _Tally) -> list[bytes]:
+        records, failures = encode_payloads(
+            payloads,
+            encode=self._encode,
+            limit=self.max_record_bytes,
+            delimiter=self.record_delimiter,
+        )
+        if failures:
+            logger.warning(
+                "%d record(s) cannot be sent (%s); they are returned as failed",
+                len(failures),
+                ", ".join(sorted({f.error_code for f in failures})),
+            )
+            self._record_failures(failures, tally)
+        return records
+
+    def _pack(self, queue: deque[bytes], packer: BatchPacker, tally: _Tally) -> None:
+        while queue:
+            group = packer.add(queue[0])
+            queue.popleft()
+            if group:
+                self._deliver(group, tally)
+
+    # ------------------------------------------------------------------ delivery
+
+    def _deliver(self, records: list[bytes], tally: _Tally) -> None:
+        """Deliver one group with retries; failures go to the tally, fatal errors raise."""
+        if not records:
+            return
+        ledger = self._in_flight = Ledger(records)
+        start = self._clock()
+        retry = 0
+        while True:
+            outcomes, stop = self._attempt(ledger.to_send(), tally)
+            self._count(ledger.settle(outcomes), tally)
+            if stop is not None:
+                raise _Stopped(self._fatal(stop), stop.error)
+            if ledger.done:
+                break
+            retry += 1
+            wait = self.retry.next_delay(retry, self._clock() - start, self._random)
+            if wait is None:
+                logger.warning(
+                    "Retry Limit Exceeded: %d of %d record(s) failed after %d attempt(s) in "
+                    "%.1fs (%s)",
+                    len(ledger.pending),
+                    len(records),
+                    retry,
+                    self._clock() - start,
+                    ", ".join(ledger.codes()),
+                )
+                self._record_failures(ledger.give_up(), tally)
+                break
+            logger.debug(
+                "retrying %d record(s) in %.3fs (retry %d)", len(ledger.pending), wait, retry
+            )
+            self._sleep(wait)
+            tally.add("retries")
+        self._in_flight = None
+
+    def _count(self, settled: tuple[int, list[FailedRecord]], tally: _Tally) -> None:
+        delivered, failed = settled
+        tally.add("sent", delivered)
+        if failed:
+            self._record_failures(failed, tally)
+
+    def _attempt(
+        self, records: list[bytes], tally: _Tally
+    ) -> tuple[list[EntryError | None], CallError | None]:
+        """Send once. Per record None (delivered) or why not; and the error that stops it all."""
+        name = self.settings.delivery_stream_name
+        if self.put_mode == "single":
+            done: list[EntryError | None] = []
+            for record in records:
+                tally.add("api_calls")
+                answer = attempt(
+                    self.client.put_record,
+                    "PutRecord",
+                    record_id,
+                    DeliveryStreamName=name,
+                    Record={"Data": record},
+                )
+                if not isinstance(answer, CallError):
+                    done.append(None)
+                elif not answer.retryable:
+                    return done, answer
+                else:
+                    done.append(_again(answer, 1)[0])
+            return done, None
+        tally.add("api_calls")
+        failed = attempt(
+            self.client.put_record_batch,
+            "PutRecordBatch",
+            lambda response: batch_failures(response, len(records)),
+            DeliveryStreamName=name,
+            Records=[{"Data": record} for record in records],
+        )
+        if isinstance(failed, CallError):
+            return ([], failed) if not failed.retryable else (_again(failed, len(records)), None)
+        outcomes: list[EntryError | None] = [None] * len(records)
+        for index, code, message in failed:
+            outcomes[index] = EntryError(code, message, is_retryable(code))
+        return outcomes, None
+
+    def _record_failures(self, failures: list[FailedRecord], tally: _Tally) -> None:
+        tally.extend("failed", failures)
+        if self.on_failure is None:
+            return
+        for failure in failures:
+            try:
+                self.on_failure(failure)
+            except Exception:  # noqa: PERF203 - a user callback must not lose records
+                logger.exception("on_failure raised; the record stays in the result's failed")
+
+    def _fatal(self, failure: CallError) -> DeliveryError:
+        """Turn a non-retryable error into a DeliveryError that says what to do."""
+        hint = " on the stream's ARN in the IAM policy"
+        if failure.operation == "PutRecordBatch":
+            hint += (
+                " — or create the forwarder with put_mode='single', which needs only "
+                "firehose:PutRecord (mParticle's template policy)"
+            )
+        return fatal_error(
+            failure,
+            resource=f"delivery stream {self.settings.delivery_stream_name!r}",
+            region=self.client.meta.region_name,
+            not_found_hint="create it (source 'Direct PUT') or fix delivery_stream_name / region",
+            permission=_PERMISSION.get(failure.operation, f"firehose:{failure.operation}"),
+            permission_hint=hint,
+        )
+
+
+def _again(failure: CallError, records: int) -> list[EntryError | None]:
+    """A retryable call failure, as the outcome of each of its records."""
+    if failure.malformed:  # the outcome is unknown: treat it as not done
+        logger.warning("%s; re-sending the call's %d record(s)", failure.message, records)
+    return [EntryError(failure.code, failure.message, retryable=True)] * records

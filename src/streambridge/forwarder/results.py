@@ -1,0 +1,148 @@
+"""What the forwarder returns: frozen values; partial failure is no exception."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import attrs
+
+from streambridge.deadletter import failed_fields
+
+__all__ = [
+    "DeliveryStreamInfo",
+    "FailedRecord",
+    "ForwardResult",
+    "RejectedBatch",
+    "SkippedBatch",
+]
+
+
+@attrs.frozen
+class FailedRecord:
+    """A record that was not delivered, with the reason.
+
+    Attributes:
+        data: The encoded record, exactly as it would have been sent.
+        error_code: The last AWS error code (``"ServiceUnavailableException"``…), or
+            ``"RecordTooLarge"`` for a record over the size limit (never sent).
+        error_message: The last error message.
+        attempts: How many times the record was sent (0 when it was never sent).
+    """
+
+    data: bytes = attrs.field(repr=lambda data: f"<{len(data)} bytes>")
+    error_code: str
+    error_message: str
+    attempts: int
+
+    #: A dead-letter line also holds the record decoded (it is the JSON the forwarder built).
+    record_is_json: ClassVar[bool] = True
+
+    def dead_letter_fields(self) -> dict[str, Any]:
+        """What a dead-letter line says of this record, besides its data."""
+        return failed_fields(self.error_code, self.error_message, self.attempts)
+
+
+@attrs.frozen
+class DeliveryStreamInfo:
+    """What :meth:`FirehoseForwarder.check` found.
+
+    Attributes:
+        name: The delivery stream's name.
+        arn: Its ARN.
+        status: ``"ACTIVE"`` (check raises otherwise).
+        stream_type: ``"DirectPut"`` (check raises otherwise).
+    """
+
+    name: str
+    arn: str
+    status: str
+    stream_type: str
+
+
+@attrs.frozen
+class SkippedBatch:
+    """A batch the settings say not to send.
+
+    Attributes:
+        index: The batch's position in the input of the call (0-based).
+        message_id: The batch's ``message_id``, when it has a string one.
+        reason: Which setting skipped it, in a sentence.
+    """
+
+    index: int
+    message_id: str | None
+    reason: str
+
+
+@attrs.frozen
+class RejectedBatch:
+    """An input that could not be read as a batch at all.
+
+    Attributes:
+        index: The input's position in the call (0-based).
+        reason: What is wrong with it (``"events is not a list (got a string)"``).
+    """
+
+    index: int
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class ForwardResult:
+    """The outcome of :meth:`FirehoseForwarder.forward` and friends.
+
+    Every record built is either counted in :attr:`sent` or listed in :attr:`failed`.
+
+    Attributes:
+        sent: Records delivered (acknowledged by Firehose).
+        failed: Records not delivered, with the reason; each was also passed to ``on_failure``.
+        skipped: Batches not sent because of the settings.
+        rejected: Inputs refused because they are not readable batches.
+        dropped_events: Malformed events removed from otherwise good batches.
+        dropped_reasons: ``dropped_events`` by reason.
+        filtered_events: Events removed because a setting turns their type off.
+        batches: Inputs seen.
+        api_calls: Calls made to Firehose (retries included).
+        retries: Calls that were retries.
+        pending_sessions: Sessions held back by Wait for Complete Batch after this call;
+            :meth:`FirehoseForwarder.flush` sends them.
+    """
+
+    sent: int = 0
+    failed: tuple[FailedRecord, ...] = ()
+    skipped: tuple[SkippedBatch, ...] = ()
+    rejected: tuple[RejectedBatch, ...] = ()
+    dropped_events: int = 0
+    dropped_reasons: Mapping[str, int] = attrs.field(factory=dict, hash=False)
+    filtered_events: int = 0
+    batches: int = 0
+    api_calls: int = 0
+    retries: int = 0
+    pending_sessions: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed and nothing was rejected."""
+        return not self.failed and not self.rejected
+
+    def __add__(self, other: ForwardResult) -> ForwardResult:
+        """Combine the results of two calls (``pending_sessions`` is the later one's)."""
+        if not isinstance(other, ForwardResult):
+            return NotImplemented
+        reasons = dict(self.dropped_reasons)
+        for reason, count in other.dropped_reasons.items():
+            reasons[reason] = reasons.get(reason, 0) + count
+        return ForwardResult(
+            sent=self.sent + other.sent,
+            failed=self.failed + other.failed,
+            skipped=self.skipped + other.skipped,
+            rejected=self.rejected + other.rejected,
+            dropped_events=self.dropped_events + other.dropped_events,
+            dropped_reasons=reasons,
+            filtered_events=self.filtered_events + other.filtered_events,
+            batches=self.batches + other.batches,
+            api_calls=self.api_calls + other.api_calls,
+            retries=self.retries + other.retries,
+            pending_sessions=other.pending_sessions,
+        )

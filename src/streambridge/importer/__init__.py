@@ -1,0 +1,71 @@
+"""The importer half: a Kinesis Data Stream -> PostHog events, with checkpoints and no gaps.
+
+Pure modules (no boto3, no I/O), each tested without a client:
+
+- :mod:`~streambridge.importer.settings` — :class:`ImporterSettings`, ``from_posthog_config``;
+- :mod:`~streambridge.importer.keys` — nested keys and ``additionalPropertyMappings``;
+- :mod:`~streambridge.importer.decoding` — record bytes -> JSON documents (BOM, gzip, NDJSON);
+- :mod:`~streambridge.importer.events` — :class:`PostHogEvent`, its uuid, one document -> one
+  event;
+- :mod:`~streambridge.importer.conversion` — records -> events and skipped records (what any
+  engine reading a stream reuses);
+- :mod:`~streambridge.importer.shards` — the shard table: parents first, start positions,
+  pacing;
+- :mod:`~streambridge.importer.answers` — what a Kinesis answer must hold to be believed;
+- :mod:`~streambridge.importer.results` — :class:`ImportResult`, :class:`SkippedRecord`…
+
+Adapters: :mod:`~streambridge.importer.checkpoints` (memory, SQLite) and
+:mod:`~streambridge.importer.sinks` (:class:`PostHogSink`, :class:`JsonLinesSink`). The shell,
+:class:`KinesisImporter` (:mod:`~streambridge.importer.importer`), takes an injected boto3
+client; it is imported on first use, so that importing this package never imports botocore.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from streambridge._util import lazy_exports as _lazy_exports
+from streambridge.importer.checkpoints import (
+    CheckpointStore,
+    MemoryCheckpointStore,
+    ShardCheckpoint,
+    SQLiteCheckpointStore,
+)
+from streambridge.importer.conversion import RecordConverter
+from streambridge.importer.events import PostHogEvent
+from streambridge.importer.results import (
+    ImportResult,
+    ImportTotals,
+    SinkFailure,
+    SinkRefusal,
+    SkippedRecord,
+)
+from streambridge.importer.settings import ImporterSettings, StartPosition
+from streambridge.importer.sinks import JsonLinesSink, PostHogSink, Sink
+
+if TYPE_CHECKING:
+    from streambridge.importer.importer import KinesisImporter
+
+__getattr__, __dir__ = _lazy_exports(
+    __name__, globals(), {"KinesisImporter": "streambridge.importer.importer"}
+)
+
+__all__ = [
+    "CheckpointStore",
+    "ImportResult",
+    "ImportTotals",
+    "ImporterSettings",
+    "JsonLinesSink",
+    "KinesisImporter",
+    "MemoryCheckpointStore",
+    "PostHogEvent",
+    "PostHogSink",
+    "RecordConverter",
+    "SQLiteCheckpointStore",
+    "ShardCheckpoint",
+    "Sink",
+    "SinkFailure",
+    "SinkRefusal",
+    "SkippedRecord",
+    "StartPosition",
+]

@@ -1,0 +1,117 @@
+"""Kinesis records -> PostHog events, and skipped records with reasons (pure: no I/O, no boto3).
+
+One conversion for every engine that reads a stream: :class:`~streambridge.KinesisImporter`
+today, and adapters that take records from elsewhere (Lambda, the KCL) — the same record gives
+the same events with the same uuids whichever reads it, so PostHog drops the duplicates.
+
+A record is decoded (:func:`~streambridge.importer.decoding.decode_record`: one or more JSON
+documents), and each document becomes one event (:func:`~streambridge.importer.events.to_event`)
+whose uuid is :func:`~streambridge.importer.events.event_uuid` of stream, shard, sequence number
+and the document's position. Whatever cannot become an event is a
+:class:`~streambridge.SkippedRecord` with the reason; one bad record never stops the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from streambridge.errors import DecodeError, UnusableRecordError
+from streambridge.importer.decoding import decode_record
+from streambridge.importer.events import PostHogEvent, event_uuid, to_event
+from streambridge.importer.keys import parse_path
+from streambridge.importer.results import SinkRefusal, SkippedRecord
+from streambridge.importer.settings import ImporterSettings
+
+__all__ = ["RecordConverter"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _unexpected(exc: Exception) -> str:
+    """The skip reason for an error no rule foresaw (a bug of ours: please report it)."""
+    return f"cannot be converted ({type(exc).__name__}: {str(exc)[:200]})"
+
+
+class RecordConverter:
+    """Turns a shard's records into events, with the settings' event key and mappings.
+
+    A record is a mapping as botocore's ``GetRecords`` returns it: ``Data`` (bytes),
+    ``SequenceNumber`` and, optionally, ``ApproximateArrivalTimestamp`` (the event's timestamp
+    when no mapping gives one; the epoch when absent).
+    """
+
+    def __init__(self, settings: ImporterSettings) -> None:
+        """A converter for ``settings`` (stream name, event key, mappings, default id)."""
+        self.stream = settings.stream_name
+        self.event_key = parse_path(settings.event_key)
+        self.mappings = settings.additional_property_mappings
+        self.default_distinct_id = settings.default_distinct_id
+
+    def convert(
+        self, shard_id: str, records: Iterable[Mapping[str, Any]]
+    ) -> tuple[list[PostHogEvent], list[SkippedRecord]]:
+        """The events of ``records``, in order, and the records (or documents) skipped."""
+        events: list[PostHogEvent] = []
+        skipped: list[SkippedRecord] = []
+        for record in records:
+            data: bytes = record["Data"]
+            sequence: str = record["SequenceNumber"]
+            arrival: datetime = record.get("ApproximateArrivalTimestamp") or _EPOCH
+            try:
+                values = decode_record(data)
+            except DecodeError as exc:
+                skipped.append(SkippedRecord(shard_id, sequence, 0, exc.reason, data))
+                continue
+            except Exception as exc:  # noqa: BLE001 - the last line: one record never stops a shard
+                skipped.append(SkippedRecord(shard_id, sequence, 0, _unexpected(exc), data))
+                continue
+            for position, value in enumerate(values):
+                try:
+                    events.append(
+                        to_event(
+                            value,
+                            event_key=self.event_key,
+                            mappings=self.mappings,
+                            arrival=arrival,
+                            uuid=event_uuid(self.stream, shard_id, sequence, position),
+                            default_distinct_id=self.default_distinct_id,
+                        )
+                    )
+                except UnusableRecordError as exc:  # noqa: PERF203 - rare, and per document
+                    skipped.append(SkippedRecord(shard_id, sequence, position, exc.reason, data))
+                except Exception as exc:  # noqa: BLE001 - the last line, as above
+                    skipped.append(
+                        SkippedRecord(shard_id, sequence, position, _unexpected(exc), data)
+                    )
+        return events, skipped
+
+    def refused(
+        self,
+        shard_id: str,
+        records: Iterable[Mapping[str, Any]],
+        refusals: Sequence[SinkRefusal],
+    ) -> list[SkippedRecord]:
+        """The sink's refusals as skipped records (``"refused by the sink: …"``), in order."""
+        reasons = {r.event.uuid: r.reason for r in refusals}
+        skipped: list[SkippedRecord] = []
+        for record in records:  # rare: find each refused event's record again
+            sequence = record["SequenceNumber"]
+            try:
+                count = len(decode_record(record["Data"]))
+            except Exception:  # noqa: BLE001, S112 - it became no event, so none was refused
+                continue
+            for position in range(count):
+                reason = reasons.get(event_uuid(self.stream, shard_id, sequence, position))
+                if reason is not None:
+                    skipped.append(
+                        SkippedRecord(
+                            shard_id,
+                            sequence,
+                            position,
+                            f"refused by the sink: {reason}",
+                            record["Data"],
+                        )
+                    )
+        return skipped

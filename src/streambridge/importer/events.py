@@ -1,0 +1,209 @@
+"""PostHog events, their deterministic uuids, and one decoded document -> one event.
+
+Pure: no I/O. (Whole records -> events is :mod:`streambridge.importer.conversion`.)
+:func:`to_event` applies the PostHog "Amazon Kinesis Import" app's configuration
+(an ``eventKey`` and ``additionalPropertyMappings``) to a decoded record:
+
+* the event name is the value at ``event_key`` and must be a non-empty string;
+* each mapping copies the value at its source path — any JSON type — to a flat property
+  (a missing source is skipped; when several mappings write one target, the last present wins);
+* a ``distinct_id`` target becomes the event's ``distinct_id`` (a string, or a number written as
+  a string), and a ``timestamp`` target its timestamp (ISO 8601 text, or epoch seconds /
+  milliseconds); neither stays in ``properties``;
+* without a ``timestamp`` mapping the record's ``ApproximateArrivalTimestamp`` is the timestamp;
+* the ``uuid`` is derived from stream, shard, sequence number and position inside the record, so
+  importing the same record twice gives the same uuid and PostHog de-duplicates it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import uuid as _uuid
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import attrs
+
+from streambridge._json import encode_record, json_kind
+from streambridge._util import parse_iso_datetime
+from streambridge.errors import EncodingError, UnusableRecordError
+from streambridge.importer.keys import MISSING, PropertyMapping, lookup, parse_path
+
+__all__ = ["UUID_NAMESPACE", "PostHogEvent", "event_uuid", "to_event"]
+
+#: Namespace of the deterministic event uuids (uuid5 of ``stream/shard/sequence/position``).
+UUID_NAMESPACE = _uuid.UUID("5b6c1f0e-7a43-4c8e-9a57-3f1d2b8e6c11")
+
+_MS_THRESHOLD = 100_000_000_000  # epoch numbers above this are milliseconds (after 1973 in ms)
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is timezone.utc:
+        return value
+    if value.tzinfo is None:
+        msg = "timestamp must be timezone-aware"
+        raise ValueError(msg)
+    return value.astimezone(timezone.utc)
+
+
+@attrs.frozen(kw_only=True)
+class PostHogEvent:
+    """One event for PostHog's capture API.
+
+    Attributes:
+        event: The event name (non-empty).
+        distinct_id: Who did it.
+        properties: The mapped properties (flat keys).
+        timestamp: When it happened (timezone-aware, UTC).
+        uuid: A deterministic id; PostHog drops a second event with the same uuid.
+    """
+
+    event: str
+    distinct_id: str
+    properties: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+    timestamp: datetime = attrs.field(converter=_utc)
+    uuid: str
+
+    def capture_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for posthog-python's ``Posthog.capture()`` (version 6 and later).
+
+        Example: ``client.capture(**event.capture_kwargs())`` — for your own code; not as an
+        importer sink: ``capture()`` queues and returns before PostHog has the event (use
+        :class:`~streambridge.PostHogSink`).
+        """
+        return {
+            "event": self.event,
+            "distinct_id": self.distinct_id,
+            "properties": dict(self.properties),
+            "timestamp": self.timestamp,
+            "uuid": self.uuid,
+        }
+
+    def capture_json(self, api_key: str | None = None) -> dict[str, Any]:
+        """The event as a JSON object of PostHog's capture API (``POST /i/v0/e/``, ``/batch/``).
+
+        Args:
+            api_key: The project API key; included when given (single-event endpoint).
+        """
+        body: dict[str, Any] = {
+            "event": self.event,
+            "distinct_id": self.distinct_id,
+            "properties": dict(self.properties),
+            "timestamp": self.timestamp.isoformat(),
+            "uuid": self.uuid,
+        }
+        if api_key is not None:
+            body = {"api_key": api_key, **body}
+        return body
+
+
+_NAMESPACE_BYTES = UUID_NAMESPACE.bytes
+
+
+def event_uuid(stream: str, shard_id: str, sequence_number: str, position: int = 0) -> str:
+    """The deterministic uuid of the ``position``-th event of a record.
+
+    The same value as ``str(uuid.uuid5(UUID_NAMESPACE, "stream/shard/sequence/position"))``,
+    computed without building ``UUID`` objects (it is on the importer's hot path).
+    """
+    name = f"{stream}/{shard_id}/{sequence_number}/{position}".encode()
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name).digest()[:16])  # noqa: S324 - RFC 4122 v5
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    x = digest.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+
+
+def to_event(
+    payload: Any,
+    *,
+    event_key: str | tuple[str, ...],
+    mappings: tuple[PropertyMapping, ...],
+    arrival: datetime,
+    uuid: str,
+    default_distinct_id: str,
+) -> PostHogEvent:
+    """Convert one decoded record into a PostHog event.
+
+    Args:
+        payload: The decoded JSON value of the record.
+        event_key: Dotted path to the event name.
+        mappings: The parsed ``additionalPropertyMappings``.
+        arrival: The record's ``ApproximateArrivalTimestamp`` (the default timestamp).
+        uuid: The event's uuid (see :func:`event_uuid`).
+        default_distinct_id: The ``distinct_id`` when no mapping provides one.
+
+    Returns:
+        The event.
+
+    Raises:
+        UnusableRecordError: No non-empty string event name at ``event_key``, or a mapped
+            ``distinct_id`` / ``timestamp`` that cannot be used; the reason says which.
+    """
+    path = parse_path(event_key) if isinstance(event_key, str) else event_key
+    name = lookup(payload, path)
+    if name is MISSING:
+        raise UnusableRecordError(f"no event name at {'.'.join(path)!r}")
+    if not isinstance(name, str) or not name:
+        kind = "an empty string" if name == "" else f"not a string ({json_kind(name)})"
+        raise UnusableRecordError(f"event name at {'.'.join(path)!r} is {kind}")
+    properties: dict[str, Any] = {}
+    for mapping in mappings:
+        value = lookup(payload, mapping.path)
+        if value is not MISSING:
+            properties[mapping.target] = value
+    distinct_id = default_distinct_id
+    if "distinct_id" in properties:
+        distinct_id = _distinct_id(properties.pop("distinct_id"))
+    timestamp = arrival
+    if "timestamp" in properties:
+        timestamp = _timestamp(properties.pop("timestamp"))
+    try:  # so that no sink is handed an event it cannot write (strict UTF-8 JSON)
+        encode_record((name, distinct_id, properties))
+    except EncodingError as exc:
+        raise UnusableRecordError(f"the event cannot be sent: {exc}") from None
+    return PostHogEvent(
+        event=name, distinct_id=distinct_id, properties=properties, timestamp=timestamp, uuid=uuid
+    )
+
+
+def _distinct_id(value: Any) -> str:
+    if isinstance(value, str) and value.strip():
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UnusableRecordError(f"distinct_id is {value!r}, not a usable number")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return str(value)
+        except ValueError:  # an integer beyond Python's digit limit for str()
+            raise UnusableRecordError(
+                f"distinct_id is a number of {_digits(value)} digits, too long to use"
+            ) from None
+    raise UnusableRecordError(
+        f"distinct_id is not a non-empty string or a number ({json_kind(value)})"
+    )
+
+
+def _digits(value: float) -> str:
+    """How many digits an integer has, without converting it to text (which may refuse)."""
+    return f"about {int(abs(value)).bit_length() * 0.30103:.0f}"
+
+
+def _timestamp(value: Any) -> datetime:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:  # the division too: a 400-digit integer overflows a float
+            seconds = value / 1000 if abs(value) >= _MS_THRESHOLD else value
+            return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            shown = repr(value) if isinstance(value, float) else f"of {_digits(value)} digits"
+            raise UnusableRecordError(f"timestamp {shown} is out of range") from None
+    if isinstance(value, str):
+        parsed = parse_iso_datetime(value)
+        if parsed is None:
+            raise UnusableRecordError(f"timestamp {value[:40]!r} is not ISO 8601")
+        return parsed
+    raise UnusableRecordError(
+        f"timestamp is not ISO 8601 text or an epoch number ({json_kind(value)})"
+    )

@@ -1,0 +1,467 @@
+"""KinesisImporter: a Kinesis Data Stream to PostHog events, with checkpoints and no gaps.
+
+The shell around the pure modules of this package — the I/O loop only, each step build -> call
+-> interpret -> decide. It lists shards into the shard table (:mod:`~streambridge.importer.shards`:
+parents before children, where each shard starts, pacing), reads them with ``GetRecords``
+(:func:`streambridge._aws.attempt`, answers read by :mod:`~streambridge.importer.answers`),
+converts the records (:mod:`~streambridge.importer.conversion`), hands the events to the sink,
+and only then moves the shard's checkpoint (:mod:`~streambridge.importer.checkpoints`).
+Delivery is at-least-once; event uuids are deterministic, so PostHog drops the duplicates a
+retry may bring.
+
+Not thread-safe; one importer per stream and process (two importers on the same shards would
+both import them).
+"""
+
+from __future__ import annotations
+
+import logging
+import random as _random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from streambridge._aws import CallError, attempt, client_for, fatal_error
+from streambridge._tally import Tally
+from streambridge.errors import DeliveryError, FatalSinkError, MalformedAnswerError
+from streambridge.importer.answers import RecordsPage, records_page, shard_iterator, shards_page
+from streambridge.importer.checkpoints import (
+    CheckpointStore,
+    MemoryCheckpointStore,
+    ShardCheckpoint,
+)
+from streambridge.importer.conversion import RecordConverter
+from streambridge.importer.events import PostHogEvent
+from streambridge.importer.results import (
+    ImportResult,
+    ImportTotals,
+    SinkFailure,
+    SinkRefusal,
+    SkippedRecord,
+)
+from streambridge.importer.settings import ImporterSettings
+from streambridge.importer.shards import Shard, ShardTable, iterator_request
+from streambridge.importer.sinks import Sink
+from streambridge.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from mypy_boto3_kinesis import KinesisClient
+
+__all__ = ["KinesisImporter"]
+
+logger = logging.getLogger("streambridge.importer")
+
+_Poll = Tally[ImportResult]
+_THROTTLING = ("ProvisionedThroughputExceededException", "KMSThrottlingException")
+
+
+class KinesisImporter:
+    """Import a Kinesis Data Stream as PostHog events, as PostHog's Kinesis app meant to.
+
+    Example::
+
+        importer = KinesisImporter(
+            boto3.client("kinesis"),
+            ImporterSettings(stream_name="events", event_key="properties.eventName",
+                             additional_property_mappings="properties.userId:distinct_id"),
+            sink=PostHogSink(api_key="phc_...", host="https://eu.i.posthog.com"),
+            checkpoints=SQLiteCheckpointStore("kinesis.db"),
+        )
+        importer.run(stop=stop_event)
+    """
+
+    def __init__(
+        self,
+        client: KinesisClient,
+        settings: ImporterSettings,
+        *,
+        sink: Sink | None = None,
+        checkpoints: CheckpointStore | None = None,
+        on_skip: Callable[[SkippedRecord], object] | None = None,
+        backoff: RetryPolicy = RetryPolicy(base_delay=1.0, max_delay=30.0),  # noqa: B008 - frozen
+        shard_refresh_interval: float = 30.0,
+        sleep: Callable[[float], object] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        random: Callable[[], float] = _random.random,
+    ) -> None:
+        """Create an importer.
+
+        Args:
+            client: A boto3 Kinesis client (``boto3.client("kinesis")``).
+            settings: Stream, event key, mappings, start position and pacing.
+            sink: Receives each shard's events of a poll (never an empty sequence); the
+                shard's checkpoint moves only once it returns, so it must return only once
+                the destination has the events (:class:`~streambridge.PostHogSink` does).
+                If it raises, the events come again later; a
+                :class:`~streambridge.errors.FatalSinkError` stops the importer instead. It
+                may return a list of :class:`~streambridge.SinkRefusal`: events it can never
+                deliver, counted as skipped records. Without a sink, events are only
+                returned by :meth:`poll`.
+            checkpoints: Where positions are kept (default: in memory, lost at exit).
+            on_skip: Called with each record that cannot become an event.
+            backoff: Waits after throttling or a transient error, per shard (its delay
+                schedule is used; the importer never gives up on a shard).
+            shard_refresh_interval: Seconds between two ``ListShards`` (sooner when a shard
+                ends).
+            sleep: Waits in :meth:`run` (inject a fake in tests).
+            clock: Monotonic seconds, for pacing.
+            now: The wall clock, for where a ``LATEST`` start began.
+            random: Floats in [0, 1) for jitter.
+        """
+        self.client = client
+        self.settings = settings
+        self.sink = sink
+        self.checkpoints: CheckpointStore = (
+            MemoryCheckpointStore() if checkpoints is None else checkpoints
+        )
+        self.on_skip = on_skip
+        self.backoff = backoff
+        self.shard_refresh_interval = shard_refresh_interval
+        self._sleep = sleep
+        self._clock = clock
+        self._now = now
+        self._random = random
+        self._convert = RecordConverter(settings)
+        self._table = ShardTable()
+        self._next_refresh = 0.0
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: ImporterSettings,
+        *,
+        session: Any = None,
+        endpoint_url: str | None = None,
+        **options: Any,
+    ) -> KinesisImporter:
+        """Build the boto3 client from the settings (region, optional keys), then the importer."""
+        client = client_for("kinesis", settings, session=session, endpoint_url=endpoint_url)
+        return cls(client, settings, **options)
+
+    # ------------------------------------------------------------------ public calls
+
+    def poll(self) -> ImportResult:
+        """Make one pass over the shards that are readable and due; never sleeps.
+
+        Returns:
+            The events of this pass, what was skipped, and each shard's lag.
+
+        Raises:
+            StreamNotFoundError: The stream does not exist.
+            AccessDeniedError: A Kinesis permission is missing (the message names it).
+            DeliveryError: Another error retrying cannot fix.
+        """
+        result = _Poll(ImportResult)
+        if self._clock() >= self._next_refresh:
+            self._refresh_shards()
+        for shard in self._table.readable():
+            if self._clock() >= shard.next_call:
+                self._read(shard, result)
+        if result.items["finished_shards"]:
+            self._next_refresh = 0.0  # look for the children now
+        self._log_skips(result.items["skipped"])
+        return result.freeze()
+
+    def run(
+        self,
+        *,
+        stop: threading.Event | Callable[[], bool] | None = None,
+        max_events: int | None = None,
+        max_polls: int | None = None,
+        until_caught_up: bool = False,
+        on_poll: Callable[[ImportResult, ImportTotals], object] | None = None,
+    ) -> ImportTotals:
+        """Poll until told to stop; sleep between polls until a shard is due.
+
+        Args:
+            stop: An event (or a function) that ends the loop when set (returns True).
+            max_events: Stop once at least this many events were produced.
+            max_polls: Stop after this many polls.
+            until_caught_up: Stop once every shard is at its tip (0 ms behind, short read).
+            on_poll: Called after each poll with its result and the totals so far (progress
+                reports, metrics).
+
+        Returns:
+            Counts of what was done, and why the loop stopped.
+        """
+        should_stop: Callable[[], bool]
+        if stop is None:
+            should_stop = lambda: False  # noqa: E731
+        elif isinstance(stop, threading.Event):
+            should_stop = stop.is_set
+        else:
+            should_stop = stop
+        totals = ImportTotals()
+        while True:
+            if should_stop():
+                return self._ended(totals, "stop")
+            result = self.poll()
+            totals = totals.add(result)
+            if on_poll is not None:
+                on_poll(result, totals)
+            if max_events is not None and totals.events >= max_events:
+                return self._ended(totals, "max_events")
+            if max_polls is not None and totals.polls >= max_polls:
+                return self._ended(totals, "max_polls")
+            if until_caught_up and self._table.caught_up():
+                return self._ended(totals, "caught_up")
+            wait = self._table.next_due(self._next_refresh) - self._clock()
+            if wait > 0:
+                self._sleep(min(wait, 1.0))  # short naps, so that `stop` is seen quickly
+
+    def _ended(self, totals: ImportTotals, because: str) -> ImportTotals:
+        return attrs.evolve(totals, stopped_because=because, undelivered=self.undelivered)
+
+    @property
+    def undelivered(self) -> int:
+        """Events read whose sink call failed and that were not delivered since.
+
+        Their checkpoints did not move past them: the importer (or the next run) reads them
+        again. Non-zero when a run stops during a destination outage.
+        """
+        return self._table.undelivered
+
+    @property
+    def shards(self) -> dict[str, ShardCheckpoint]:
+        """Each known shard's checkpoint."""
+        return {shard_id: shard.checkpoint for shard_id, shard in self._table.shards.items()}
+
+    # ------------------------------------------------------------------ shards
+
+    def _refresh_shards(self) -> None:
+        """List the stream's shards (paginated) and decide where new ones start.
+
+        A transient failure — throttling, a connection error, a malformed answer — keeps the
+        last listing and tries again after the longest backoff.
+        """
+        listed: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"StreamName": self.settings.stream_name}
+        while True:
+            page = attempt(self.client.list_shards, "ListShards", shards_page, **params)
+            if isinstance(page, CallError) and page.code == "ExpiredNextTokenException":
+                listed, params = [], {"StreamName": self.settings.stream_name}
+                continue
+            if isinstance(page, CallError) and not page.retryable:
+                raise self._fatal(page) from page.error
+            if isinstance(page, CallError):
+                self._keep_listing(page)
+                return
+            shards, token = page
+            listed.extend(shards)
+            if not token:
+                break
+            params = {"NextToken": token}
+        saved = self.checkpoints.load(self.settings.stream_name)
+        start = self.settings.start_position
+        for shard in self._table.update(listed, saved, start_position=start):
+            self._save(shard, shard.checkpoint)  # closed before we began at LATEST: done
+        self._next_refresh = self._clock() + self.shard_refresh_interval
+
+    def _keep_listing(self, failure: CallError) -> None:
+        why = failure.message if failure.malformed else f"ListShards failed ({failure.code})"
+        if failure.connection:
+            why = f"ListShards failed ({failure.message})"
+        logger.warning("%s; keeping the last listing", why)
+        self._next_refresh = self._clock() + self.backoff.max_delay
+
+    # ------------------------------------------------------------------ reading
+
+    def _read(self, shard: Shard, result: _Poll) -> None:
+        """One GetRecords on one shard, then sink and checkpoint."""
+        page = self._fetch(shard, result)
+        if page is None:
+            return
+        records = page.records
+        result.maps["lag"][shard.shard_id] = page.millis_behind
+        events, skipped = self._convert.convert(shard.shard_id, records)
+        if events and self.sink is not None:
+            accepted = self._hand_over(shard, records, events, skipped, result)
+            if accepted is None:
+                return
+            events = accepted
+        shard.undelivered = 0
+        result.add("records", len(records))
+        result.extend("events", events)
+        result.extend("skipped", skipped)
+        for skip in skipped:
+            self._notify_skip(skip)
+        if records:
+            sequence = records[-1]["SequenceNumber"]
+            self._save(shard, attrs.evolve(shard.checkpoint, sequence_number=sequence))
+        shard.iterator = page.next_iterator
+        if shard.iterator is None:
+            shard.failures = 0
+            self._finish(shard, result)
+            return
+        now = self._clock()
+        shard.read(records=len(records), lag=page.millis_behind, settings=self.settings, now=now)
+
+    def _fetch(self, shard: Shard, result: _Poll) -> RecordsPage | None:
+        """One well-formed GetRecords answer, or None (the shard backs off or renews)."""
+        if shard.iterator is None:
+            params, begin = iterator_request(shard, self.settings, self._now())
+            if begin is not None:  # remember where we begin before we begin
+                self._save(shard, begin)
+            iterator = attempt(
+                self.client.get_shard_iterator, "GetShardIterator", shard_iterator, **params
+            )
+            if isinstance(iterator, CallError):
+                self._read_error(shard, iterator, result)
+                return None
+            shard.iterator = iterator
+        result.add("calls")
+        page = attempt(
+            self.client.get_records,
+            "GetRecords",
+            records_page,
+            ShardIterator=shard.iterator,
+            Limit=self.settings.records_per_call,
+        )
+        if isinstance(page, CallError):
+            self._read_error(shard, page, result)
+            return None
+        if page.next_iterator is None and not self._confirmed_closed(shard):
+            unbelieved = MalformedAnswerError(
+                f"GetRecords answered 200 with no NextShardIterator for shard "
+                f"{shard.shard_id}, which the shard listing says is open: the answer is "
+                f"not believed",
+                operation="GetRecords",
+            )
+            self._malformed(shard, unbelieved, result)
+            return None
+        return page
+
+    def _malformed(self, shard: Shard, exc: object, result: _Poll) -> None:
+        logger.warning("shard %s: %s; asking again from the checkpoint", shard.shard_id, exc)
+        result.add("malformed_answers")
+        shard.iterator = None  # the iterator's position is unknown too
+        self._back_off(shard)
+
+    def _hand_over(
+        self,
+        shard: Shard,
+        records: list[Any],
+        events: list[PostHogEvent],
+        skipped: list[SkippedRecord],
+        result: _Poll,
+    ) -> list[PostHogEvent] | None:
+        """Give the events to the sink: those it accepted, or None when it failed."""
+        assert self.sink is not None  # noqa: S101 - the caller checked
+        try:
+            answer = self.sink(events)
+        except FatalSinkError:
+            shard.undelivered = len(events)
+            raise
+        except Exception as exc:  # noqa: BLE001 - any sink failure: re-read later
+            logger.warning(
+                "sink did not take %d event(s) of shard %s (%r); they will be read again",
+                len(events),
+                shard.shard_id,
+                exc,
+            )
+            result.append("sink_failures", SinkFailure(shard.shard_id, len(events), repr(exc)))
+            shard.undelivered = len(events)
+            shard.iterator = None  # re-read from the checkpoint
+            self._back_off(shard)
+            return None
+        refusals = (
+            [r for r in answer if isinstance(r, SinkRefusal)] if isinstance(answer, list) else []
+        )
+        if not refusals:  # whatever else a sink returns (None, uuids…) means "all taken"
+            return events
+        skipped.extend(self._convert.refused(shard.shard_id, records, refusals))
+        refused = {r.event.uuid for r in refusals}
+        return [event for event in events if event.uuid not in refused]
+
+    def _confirmed_closed(self, shard: Shard) -> bool:
+        """Whether the shard listing says the shard is closed (listing again if need be)."""
+        if not shard.closed:
+            self._refresh_shards()
+        return shard.closed
+
+    def _read_error(self, shard: Shard, failure: CallError, result: _Poll) -> None:
+        code = failure.code
+        if failure.malformed:
+            self._malformed(shard, failure.message, result)
+        elif failure.connection:
+            logger.debug("shard %s: %s; backing off", shard.shard_id, failure.message)
+            self._back_off(shard)
+        elif code == "ExpiredIteratorException":
+            logger.info(
+                "shard %s: iterator expired; renewing it from the checkpoint", shard.shard_id
+            )
+            result.add("expired_iterators")
+            shard.iterator = None
+        elif code == "ResourceNotFoundException" and not self._stream_still_there(shard):
+            logger.warning("shard %s is gone (trimmed past retention); moving on", shard.shard_id)
+            self._finish(shard, result)
+        elif failure.retryable:
+            if code in _THROTTLING:
+                result.add("throttled")
+            self._back_off(shard)
+        else:
+            raise self._fatal(failure) from failure.error
+
+    def _stream_still_there(self, shard: Shard) -> bool:
+        """After a ResourceNotFound: is the shard still listed (so the error is real)?"""
+        self._refresh_shards()  # raises StreamNotFoundError when the stream itself is gone
+        return shard.shard_id in self._table.listed
+
+    def _back_off(self, shard: Shard) -> None:
+        shard.back_off(
+            backoff=self.backoff,
+            min_interval=self.settings.min_call_interval,
+            now=self._clock(),
+            random=self._random,
+        )
+
+    def _finish(self, shard: Shard, result: _Poll) -> None:
+        self._save(shard, attrs.evolve(shard.checkpoint, finished=True))
+        shard.iterator = None
+        result.append("finished_shards", shard.shard_id)
+        logger.info("shard %s read to its end", shard.shard_id)
+
+    def _save(self, shard: Shard, checkpoint: ShardCheckpoint) -> None:
+        self.checkpoints.save(self.settings.stream_name, shard.shard_id, checkpoint)
+        shard.checkpoint = checkpoint
+
+    def _notify_skip(self, skip: SkippedRecord) -> None:
+        if self.on_skip is None:
+            return
+        try:
+            self.on_skip(skip)
+        except Exception:
+            logger.exception("on_skip raised; the record stays in the result's skipped")
+
+    def _log_skips(self, skipped: Sequence[SkippedRecord]) -> None:
+        kinds = Counter(s.kind for s in skipped)
+        for kind, count in kinds.items():
+            first = next(s for s in skipped if s.kind == kind)
+            logger.warning(
+                "skipped %d record(s): %s (first: shard %s, sequence %s: %s)",
+                count,
+                kind,
+                first.shard_id,
+                first.sequence_number,
+                first.reason,
+            )
+
+    def _fatal(self, failure: CallError) -> DeliveryError:
+        """Turn a non-retryable error into a DeliveryError that says what to do."""
+        return fatal_error(
+            failure,
+            resource=f"Kinesis stream {self.settings.stream_name!r}",
+            region=self.client.meta.region_name,
+            not_found_hint="fix stream_name / region (or the shard was trimmed)",
+            permission=f"kinesis:{failure.operation}",
+            permission_hint=(
+                " (the importer needs kinesis:ListShards, kinesis:GetShardIterator and "
+                "kinesis:GetRecords)"
+            ),
+        )

@@ -1,0 +1,70 @@
+"""Test helpers: an embedded local AWS, a local PostHog, fault injection, a fake clock.
+
+Import this package only in tests and demos. :func:`local_aws` needs the ``local`` extra (moto,
+flask, flask-cors); :class:`FaultInjector` needs only botocore and works against any endpoint
+(the local one, LocalStack, real AWS); :func:`local_posthog` and :class:`FakeClock` need
+nothing. ``import streambridge`` never imports it. One module per tool:
+
+- :mod:`~streambridge.testing.local` — :class:`LocalAWS`, :func:`local_aws`;
+- :mod:`~streambridge.testing.posthog` — :class:`LocalPostHog`, :func:`local_posthog`;
+- :mod:`~streambridge.testing.faults` — :class:`FaultInjector` and the faults;
+- :mod:`~streambridge.testing.clock` — :class:`FakeClock`.
+
+Example::
+
+    with local_aws() as aws:
+        aws.create_delivery_stream("events")
+        forwarder = FirehoseForwarder(aws.client("firehose"), settings)
+        forwarder.forward_many(batches)
+        assert len(aws.delivered("events")) == ...
+"""
+
+from __future__ import annotations
+
+from streambridge.testing.clock import FakeClock
+from streambridge.testing.faults import (
+    MANGLES,
+    AcceptAll,
+    ConnectionFault,
+    ErrorFault,
+    EveryNth,
+    Fault,
+    FaultInjector,
+    MalformedAnswer,
+    PartialFailure,
+    ResponseFault,
+    access_denied,
+    connection_error,
+    expired_iterator,
+    not_found,
+    service_unavailable,
+    throttling,
+)
+from streambridge.testing.local import ACCOUNT_ID, LocalAWS, local_aws, split_records
+from streambridge.testing.posthog import LocalPostHog, local_posthog
+
+__all__ = [
+    "ACCOUNT_ID",
+    "MANGLES",
+    "AcceptAll",
+    "ConnectionFault",
+    "ErrorFault",
+    "EveryNth",
+    "FakeClock",
+    "Fault",
+    "FaultInjector",
+    "LocalAWS",
+    "LocalPostHog",
+    "MalformedAnswer",
+    "PartialFailure",
+    "ResponseFault",
+    "access_denied",
+    "connection_error",
+    "expired_iterator",
+    "local_aws",
+    "local_posthog",
+    "not_found",
+    "service_unavailable",
+    "split_records",
+    "throttling",
+]

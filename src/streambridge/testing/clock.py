@@ -1,0 +1,31 @@
+"""A fake clock: backoff and pacing run in no real time, in the same order as with real time."""
+
+from __future__ import annotations
+
+__all__ = ["FakeClock"]
+
+
+class FakeClock:
+    """A monotonic clock that moves only when :meth:`sleep` (or :meth:`advance`) is called.
+
+    Pass it as ``clock=clock, sleep=clock.sleep`` to a forwarder or an importer: backoff and
+    pacing then run in no real time, in the same order as with real time.
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        """Start at ``start`` seconds."""
+        self.now = start
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        """The current time."""
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        """Move time forward by ``seconds`` (recorded in :attr:`slept`)."""
+        self.slept.append(seconds)
+        self.now += max(seconds, 0.0)
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward without recording a sleep."""
+        self.now += seconds

@@ -1,0 +1,461 @@
+"""Fault injection through botocore's real parser and retry machinery, against any endpoint.
+
+:class:`FaultInjector` registers a ``before-send`` hook on a boto3 client: a call whose
+operation has a fault queued gets that fault's HTTP response instead of going to the endpoint,
+and botocore parses it as a real one. Needs only botocore: it works against the local AWS,
+LocalStack or real AWS.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import threading
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.compat import HTTPHeaders
+from botocore.exceptions import EndpointConnectionError
+from botocore.httpsession import URLLib3Session
+from typing_extensions import Self
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+
+__all__ = [
+    "MANGLES",
+    "AcceptAll",
+    "ConnectionFault",
+    "ErrorFault",
+    "EveryNth",
+    "Fault",
+    "FaultInjector",
+    "MalformedAnswer",
+    "PartialFailure",
+    "ResponseFault",
+    "access_denied",
+    "connection_error",
+    "expired_iterator",
+    "not_found",
+    "service_unavailable",
+    "throttling",
+]
+
+
+class Fault:
+    """One injected answer to one call. Subclasses build the HTTP response (or raise)."""
+
+    def respond(
+        self, injector: FaultInjector, operation: str, request: AWSPreparedRequest
+    ) -> AWSResponse | None:
+        """Answer ``request`` instead of the endpoint (None: let it through untouched)."""
+        raise NotImplementedError
+
+
+@attrs.frozen
+class EveryNth(Fault):
+    """Answer every ``n``-th call with ``fault``; let the others through (for :meth:`always`).
+
+    Attributes:
+        n: The period.
+        fault: The fault of every ``n``-th call.
+    """
+
+    n: int
+    fault: Fault
+    _count: list[int] = attrs.field(factory=lambda: [0], init=False, repr=False, eq=False)
+
+    def respond(
+        self, injector: FaultInjector, operation: str, request: AWSPreparedRequest
+    ) -> AWSResponse | None:
+        """The fault's answer on every ``n``-th call, else None."""
+        self._count[0] += 1
+        if self._count[0] % self.n:
+            return None
+        return self.fault.respond(injector, operation, request)
+
+
+@attrs.frozen
+class ErrorFault(Fault):
+    """An AWS error response: HTTP ``status`` with ``{"__type": code, "message": message}``."""
+
+    status: int
+    code: str
+    message: str = "injected by streambridge.testing"
+
+    def respond(
+        self, injector: FaultInjector, operation: str, request: AWSPreparedRequest
+    ) -> AWSResponse:
+        """Answer with the error document; botocore parses it into a ``ClientError``."""
+        return _json_response(request, self.status, {"__type": self.code, "message": self.message})
+
+
+@attrs.frozen
+class ResponseFault(Fault):
+    """Any response: HTTP ``status`` with ``body`` as the JSON document."""
+
+    status: int
+    body: dict[str, Any]
+
+    def respond(
+        self, injector: FaultInjector, operation: str, request: AWSPreparedRequest
+    ) -> AWSResponse:
+        """Answer with ``body``."""
+        return _json_response(request, self.status, self.body)
+
+
+#: How :class:`MalformedAnswer` spoils a body.
+MANGLES = ("truncate", "not_json", "empty", "other_shape")
+
+
+@attrs.frozen
+class MalformedAnswer(Fault):
+    """An HTTP 200 whose body is not a well-formed answer, as a broken proxy or network gives.
+
+    With ``deliver=True`` (the default) the request really goes to the endpoint first, over
+    HTTP, so its effect happens (records are stored, an iterator is advanced…) and only the
+    answer is spoilt on its way back: the caller cannot know what happened. With
+    ``deliver=False`` the endpoint never sees the request. With ``inner``, that fault answers
+    first (e.g. a :class:`PartialFailure`, so that some records were not stored) and its
+    answer is spoilt.
+
+    Attributes:
+        mangle: ``"truncate"`` (the body cut at ``keep``, a fraction of its length),
+            ``"not_json"`` (an HTML page), ``"empty"`` (no body), or ``"other_shape"`` (JSON
+            that is not this operation's answer).
+        keep: For ``"truncate"``: the share of the body kept.
+        deliver: Whether the endpoint gets the request.
+        inner: A fault whose answer is spoilt instead of the endpoint's.
+    """
+
+    mangle: str = "truncate"
+    keep: float = 0.5
+    deliver: bool = True
+    inner: Fault | None = None
+
+    def __attrs_post_init__(self) -> None:
+        """Check the mangle."""
+        if self.mangle not in MANGLES:
+            msg = f"mangle must be one of {MANGLES}, got {self.mangle!r}"
+            raise ValueError(msg)
+
+    def respond(
+        self, injector: FaultInjector, operation: str, request: AWSPreparedRequest
+    ) -> AWSResponse:
+        """Send the request for real (when ``deliver``), then answer 200 with a spoilt body."""
+        body = b'{"ResponseMetadata": {}}'
+        inner = self.inner.respond(injector, operation, request) if self.inner else None
+        if inner is not None:
+            body = inner.content
+        elif self.deliver:
+            body = URLLib3Session().send(request).content
+        if self.mangle == "truncate":
+            body = body[: int(len(body) * self.keep)]
+        elif self.mangle == "not_json":
+            body = b"<html><body>502 Bad Gateway</body></html>"
+        elif self.mangle == "empty":
+            body = b""
+        else:
+            body = b'{"Unexpected": true}'
+        return AWSResponse(
+            request.url,
+            200,
+            HTTPHeaders.from_dict(
+                {"Content-Type": "application/x-amz-json-1.1", "Content-Length": "999999"}
+            ),
+            _Body(body),
+        )
+
+
+@attrs.frozen
+class ConnectionFault(Fault):
+    """The connection fails, as if the endpoint could not be reached."""
+
+    def respond(
+        self, injector: FaultInjector, operation: str, request: AWSPreparedRequest
+    ) -> AWSResponse:
+        """Raise botocore's ``EndpointConnectionError``."""
+        raise EndpointConnectionError(endpoint_url=request.url)
+
+
+@attrs.frozen
+class PartialFailure(Fault):
+    """Fail a fraction of a ``PutRecordBatch`` / ``PutRecords`` call's entries; deliver the rest.
+
+    The entries that succeed are sent to the endpoint through the same client (so they are
+    really stored, and the successful response entries are the endpoint's own); the failed
+    ones get ``error_code`` in a ``200`` response, as Firehose and Kinesis do. For Kinesis,
+    pass ``error_code="ProvisionedThroughputExceededException"``.
+
+    Attributes:
+        fraction: Share of entries to fail, drawn independently per entry.
+        error_code: The per-entry ``ErrorCode``.
+        seed: Seed of the draw, for repeatable tests.
+    """
+
+    fraction: float = 0.3
+    error_code: str = "ServiceUnavailableException"
+    error_message: str = "Slow down."
+    seed: int = 0
+    _rng: random.Random = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        """Seed the draw."""
+        object.__setattr__(self, "_rng", random.Random(self.seed))
+
+    def respond(
+        self, injector: FaultInjector, operation: str, request: AWSPreparedRequest
+    ) -> AWSResponse:
+        """Deliver the lucky entries for real and answer with a mixed response."""
+        if operation not in ("PutRecordBatch", "PutRecords"):
+            msg = f"PartialFailure applies to PutRecordBatch and PutRecords, not {operation}"
+            raise ValueError(msg)
+        if not isinstance(request.body, (bytes, str)):
+            msg = "PartialFailure needs a JSON request body"
+            raise TypeError(msg)
+        body = json.loads(request.body)
+        entries = body["Records"]
+        failing = [self._rng.random() < self.fraction for _ in entries]
+        passed = [
+            {**entry, "Data": base64.b64decode(entry["Data"])}
+            for entry, fail in zip(entries, failing, strict=True)
+            if not fail
+        ]
+        answers: deque[dict[str, Any]] = deque()
+        if passed:
+            with injector.passthrough():
+                if operation == "PutRecordBatch":
+                    real = injector.client.put_record_batch(
+                        DeliveryStreamName=body["DeliveryStreamName"], Records=passed
+                    )
+                    answers.extend(real["RequestResponses"])
+                else:
+                    real = injector.client.put_records(
+                        StreamName=body["StreamName"], Records=passed
+                    )
+                    answers.extend(real["Records"])
+        failure = {"ErrorCode": self.error_code, "ErrorMessage": self.error_message}
+        responses = [failure if fail else answers.popleft() for fail in failing]
+        if operation == "PutRecordBatch":
+            document = {
+                "FailedPutCount": sum(failing),
+                "Encrypted": False,
+                "RequestResponses": responses,
+            }
+        else:
+            document = {"FailedRecordCount": sum(failing), "Records": responses}
+        return _json_response(request, 200, document)
+
+
+@attrs.frozen
+class AcceptAll(Fault):
+    """Answer ``PutRecordBatch`` / ``PutRecord`` with success, without reaching the endpoint.
+
+    A null sink for load tests and benchmarks: the client still serialises each request and
+    parses each response with botocore's real machinery. Counts what it accepted.
+    """
+
+    accepted: list[int] = attrs.field(factory=lambda: [0, 0], repr=False, eq=False)
+
+    @property
+    def records(self) -> int:
+        """Records accepted so far."""
+        return self.accepted[0]
+
+    @property
+    def data_bytes(self) -> int:
+        """Record bytes accepted so far (before base64)."""
+        return self.accepted[1]
+
+    def respond(
+        self, injector: FaultInjector, operation: str, request: AWSPreparedRequest
+    ) -> AWSResponse:
+        """Answer with one success entry per record."""
+        if not isinstance(request.body, (bytes, str)):
+            msg = "AcceptAll needs a JSON request body"
+            raise TypeError(msg)
+        body = json.loads(request.body)
+        if operation == "PutRecord":
+            self._count([body["Record"]])
+            return _json_response(request, 200, {"RecordId": "accepted", "Encrypted": False})
+        if operation != "PutRecordBatch":
+            msg = f"AcceptAll applies to PutRecordBatch and PutRecord, not {operation}"
+            raise ValueError(msg)
+        entries = body["Records"]
+        self._count(entries)
+        responses = [{"RecordId": "accepted"}] * len(entries)
+        return _json_response(
+            request, 200, {"FailedPutCount": 0, "Encrypted": False, "RequestResponses": responses}
+        )
+
+    def _count(self, entries: list[dict[str, str]]) -> None:
+        self.accepted[0] += len(entries)
+        self.accepted[1] += sum(len(base64.b64decode(e["Data"])) for e in entries)
+
+
+def throttling(code: str = "ThrottlingException") -> ErrorFault:
+    """A throttling error (HTTP 400)."""
+    return ErrorFault(400, code, "Rate exceeded")
+
+
+def service_unavailable() -> ErrorFault:
+    """Firehose's ``ServiceUnavailableException`` (HTTP 500): back off and retry."""
+    return ErrorFault(500, "ServiceUnavailableException", "Slow down.")
+
+
+def access_denied() -> ErrorFault:
+    """``AccessDeniedException`` (HTTP 400), as for a missing IAM permission."""
+    return ErrorFault(400, "AccessDeniedException", "User is not authorized to perform this")
+
+
+def not_found() -> ErrorFault:
+    """``ResourceNotFoundException`` (HTTP 400)."""
+    return ErrorFault(400, "ResourceNotFoundException", "Stream not found")
+
+
+def expired_iterator() -> ErrorFault:
+    """Kinesis ``ExpiredIteratorException`` (HTTP 400), as for an iterator older than 5 minutes."""
+    return ErrorFault(400, "ExpiredIteratorException", "Iterator expired")
+
+
+def connection_error() -> ConnectionFault:
+    """A failed connection."""
+    return ConnectionFault()
+
+
+class FaultInjector:
+    """Queue faults for a client's next calls, answered through botocore's real parser.
+
+    Registers a ``before-send`` hook on the client: a call whose operation has a fault queued
+    gets that fault's response instead of going to the endpoint; botocore then parses it and
+    runs its retry handler as for a real response. Calls with nothing queued go through.
+
+    Every call is recorded: :attr:`calls` lists the operation names, :attr:`requests` the
+    operation and its JSON parameters (blobs still base64-encoded, as on the wire).
+
+    Use as a context manager, or call :meth:`close` to unregister.
+    """
+
+    def __init__(self, client: BaseClient) -> None:
+        """Hook into ``client`` (any boto3 client)."""
+        self.client: Any = client
+        self._queues: dict[str, deque[Fault]] = {}
+        self._always: dict[str, Fault] = {}
+        self._local = threading.local()
+        self.calls: list[str] = []
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        prefix = client.meta.service_model.endpoint_prefix
+        self._event = f"before-send.{prefix}"
+        hook: Any = self._hook
+        client.meta.events.register(self._event, hook, unique_id=f"sb-faults-{id(self)}")
+
+    def add(self, operation: str, *faults: Fault) -> FaultInjector:
+        """Answer the next calls of ``operation`` (``"PutRecordBatch"``…) with ``faults``."""
+        self._queues.setdefault(operation, deque()).extend(faults)
+        return self
+
+    def repeat(self, operation: str, fault: Fault, times: int) -> FaultInjector:
+        """Answer the next ``times`` calls of ``operation`` with ``fault``."""
+        return self.add(operation, *([fault] * times))
+
+    def always(self, operation: str, fault: Fault | None) -> FaultInjector:
+        """Answer every call of ``operation`` with ``fault`` once its queue is empty."""
+        if fault is None:
+            self._always.pop(operation, None)
+        else:
+            self._always[operation] = fault
+        return self
+
+    def sent_records(self) -> list[bytes]:
+        """The data of every record put through this client, in the order sent.
+
+        Covers ``PutRecord``, ``PutRecordBatch`` and ``PutRecords``; data is decoded from
+        base64; a record sent twice (a retry) appears twice.
+        """
+        out: list[bytes] = []
+        for operation, params in self.requests:
+            if operation == "PutRecord":
+                entries = [params.get("Record") or params]
+            elif operation in ("PutRecordBatch", "PutRecords"):
+                entries = params.get("Records", [])
+            else:
+                continue
+            out.extend(base64.b64decode(entry["Data"]) for entry in entries)
+        return out
+
+    def pending(self, operation: str) -> int:
+        """Faults still queued for ``operation``."""
+        return len(self._queues.get(operation, ()))
+
+    @contextmanager
+    def passthrough(self) -> Iterator[None]:
+        """Within the block, calls from this thread go to the endpoint untouched."""
+        self._local.off = True
+        try:
+            yield
+        finally:
+            self._local.off = False
+
+    def close(self) -> None:
+        """Unregister the hook."""
+        hook: Any = self._hook
+        self.client.meta.events.unregister(self._event, hook, unique_id=f"sb-faults-{id(self)}")
+
+    def __enter__(self) -> Self:
+        """Return self."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Unregister the hook."""
+        self.close()
+
+    def _hook(self, request: AWSPreparedRequest, **kwargs: Any) -> AWSResponse | None:
+        if getattr(self._local, "off", False):
+            return None
+        operation = _operation_of(request)
+        self.calls.append(operation)
+        body = request.body if isinstance(request.body, (bytes, str)) else b""
+        try:
+            params = json.loads(body) if body else {}
+        except ValueError:
+            params = {}
+        self.requests.append((operation, params if isinstance(params, dict) else {}))
+        queue = self._queues.get(operation)
+        fault = queue.popleft() if queue else self._always.get(operation)
+        if fault is None:
+            return None
+        return fault.respond(self, operation, request)
+
+
+def _operation_of(request: AWSPreparedRequest) -> str:
+    target = request.headers.get("X-Amz-Target", b"")
+    if isinstance(target, bytes):
+        target = target.decode()
+    return str(target).rsplit(".", 1)[-1]
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._data
+
+    def read(self, *_: Any, **__: Any) -> bytes:
+        return self._data
+
+
+def _json_response(request: AWSPreparedRequest, status: int, body: dict[str, Any]) -> AWSResponse:
+    return AWSResponse(
+        request.url,
+        status,
+        HTTPHeaders.from_dict(
+            {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": "streambridge-fault"}
+        ),
+        _Body(json.dumps(body).encode()),
+    )

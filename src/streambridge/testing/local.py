@@ -1,0 +1,178 @@
+"""An embedded local AWS: moto's server on 127.0.0.1, and helpers to use it (the ``local`` extra).
+
+Example::
+
+    with local_aws() as aws:
+        aws.create_delivery_stream("events")
+        forwarder = FirehoseForwarder(aws.client("firehose"), settings)
+        forwarder.forward_many(batches)
+        assert len(aws.delivered("events")) == ...
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.request
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import boto3
+from botocore.config import Config
+
+from streambridge._json import documents
+
+if TYPE_CHECKING:
+    from mypy_boto3_firehose import FirehoseClient
+    from mypy_boto3_s3 import S3Client
+
+__all__ = ["ACCOUNT_ID", "LocalAWS", "local_aws", "split_records"]
+
+ACCOUNT_ID = "123456789012"  # moto's default account
+_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+@attrs.frozen
+class LocalAWS:
+    """A running local AWS (moto's server on 127.0.0.1) and helpers to use it.
+
+    Attributes:
+        endpoint_url: ``http://127.0.0.1:<port>``.
+        region: The region clients are made for.
+    """
+
+    endpoint_url: str
+    region: str = "us-east-1"
+
+    def client(self, service: str, *, max_attempts: int = 1) -> Any:
+        """A boto3 client for ``service`` on this endpoint (botocore retries off by default)."""
+        return boto3.client(  # type: ignore[call-overload]
+            service,
+            region_name=self.region,
+            endpoint_url=self.endpoint_url,
+            config=Config(retries={"mode": "standard", "total_max_attempts": max_attempts}),
+            **_CREDENTIALS,
+        )
+
+    def environment(self) -> dict[str, str]:
+        """Environment variables that point any AWS SDK or tool (a subprocess) at this endpoint.
+
+        Merge them into ``os.environ`` for a subprocess:
+        ``subprocess.run(cmd, env={**os.environ, **aws.environment()})``.
+        """
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": _CREDENTIALS["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": _CREDENTIALS["aws_secret_access_key"],
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+        }
+
+    def reset(self) -> None:
+        """Forget every stream, bucket and object (moto's ``/moto-api/reset``)."""
+        request = urllib.request.Request(  # noqa: S310 - always our own http://127.0.0.1 URL
+            f"{self.endpoint_url}/moto-api/reset", method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            response.read()
+
+    def create_delivery_stream(self, name: str, *, bucket: str | None = None) -> str:
+        """Create a Direct PUT delivery stream writing to a new S3 bucket; return the bucket."""
+        bucket = bucket or f"{name.lower()}-bucket"
+        s3: S3Client = self.client("s3")
+        s3.create_bucket(Bucket=bucket)
+        firehose: FirehoseClient = self.client("firehose")
+        firehose.create_delivery_stream(
+            DeliveryStreamName=name,
+            DeliveryStreamType="DirectPut",
+            ExtendedS3DestinationConfiguration={
+                "RoleARN": f"arn:aws:iam::{ACCOUNT_ID}:role/firehose",
+                "BucketARN": f"arn:aws:s3:::{bucket}",
+                "Prefix": f"{name}/",
+            },
+        )
+        return bucket
+
+    def create_stream(self, name: str, shards: int = 1) -> None:
+        """Create a Kinesis Data Stream with ``shards`` shards."""
+        self.client("kinesis").create_stream(StreamName=name, ShardCount=shards)
+
+    def put_records(
+        self, name: str, records: Iterable[bytes | str | dict[str, Any]], *, key: str | None = None
+    ) -> int:
+        """Put records on a Kinesis stream (dicts as JSON); spread over shards unless ``key``.
+
+        Returns:
+            How many records were put.
+        """
+        kinesis = self.client("kinesis")
+        entries = [
+            {
+                "Data": json.dumps(item).encode() if isinstance(item, dict) else item,
+                "PartitionKey": key or f"pk-{n}",
+            }
+            for n, item in enumerate(records)
+        ]
+        for start in range(0, len(entries), 500):
+            kinesis.put_records(StreamName=name, Records=entries[start : start + 500])
+        return len(entries)
+
+    def read_stream(self, name: str) -> list[bytes]:
+        """Every record's data on a Kinesis stream, shard by shard, from the start."""
+        kinesis = self.client("kinesis")
+        out: list[bytes] = []
+        for shard in kinesis.list_shards(StreamName=name)["Shards"]:
+            iterator = kinesis.get_shard_iterator(
+                StreamName=name, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            while iterator:
+                page = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
+                out.extend(record["Data"] for record in page["Records"])
+                if not page["Records"] or page.get("MillisBehindLatest") == 0:
+                    break
+                iterator = page.get("NextShardIterator")
+        return out
+
+    def delivered_objects(self, name: str, *, bucket: str | None = None) -> list[bytes]:
+        """The S3 objects the delivery stream wrote (moto: one per call, in no set order)."""
+        bucket = bucket or f"{name.lower()}-bucket"
+        s3: S3Client = self.client("s3")
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{name}/")
+        return [
+            s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            for page in pages
+            for item in page.get("Contents", [])
+        ]
+
+    def delivered(self, name: str, *, bucket: str | None = None) -> list[Any]:
+        """Every JSON record the delivery stream delivered, decoded (order across calls unset)."""
+        return [
+            record
+            for body in self.delivered_objects(name, bucket=bucket)
+            for record in split_records(body)
+        ]
+
+
+def split_records(body: bytes) -> list[Any]:
+    """Split concatenated JSON records, newline-delimited or not, into decoded values."""
+    return documents(body.decode("utf-8"))
+
+
+@contextmanager
+def local_aws(*, region: str = "us-east-1") -> Iterator[LocalAWS]:
+    """Run moto's server on 127.0.0.1 (a free port) for the duration of the block.
+
+    State is process-global in moto: call :meth:`LocalAWS.reset` between tests.
+    """
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415 - the `local` extra
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield LocalAWS(endpoint_url=f"http://{host}:{port}", region=region)
+    finally:
+        server.stop()
