@@ -25,11 +25,14 @@ from typing import Any
 
 from _timing import best_rate
 
-from streambridge import ImporterSettings, KinesisImporter, SQLiteCheckpointStore, encoding
-from streambridge.forwarder.encoding import HAS_ORJSON
-from streambridge.importer.decoding import decode_record
-from streambridge.importer.events import event_uuid, to_event
-from streambridge.importer.keys import parse_path, parse_property_mappings
+from streambridge import (
+    ImporterSettings,
+    KinesisImporter,
+    RecordConverter,
+    SQLiteCheckpointStore,
+    _json,
+)
+from streambridge._json import HAS_ORJSON
 from streambridge.testing import FaultInjector, LocalAWS, local_aws
 
 EVENT_KEY = "properties.eventName"
@@ -64,11 +67,18 @@ def realistic_records(count: int) -> list[bytes]:
 
 
 def bench_convert(seconds: float) -> None:
-    """decode_record + to_event vs json.loads, interleaved."""
+    """The importer's conversion (decode + events) vs json.loads, interleaved."""
     records = realistic_records(2_000)
-    key = parse_path(EVENT_KEY)
-    mappings = parse_property_mappings(MAPPINGS)
     arrival = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    converter = RecordConverter(
+        ImporterSettings(
+            stream_name="stream", event_key=EVENT_KEY, additional_property_mappings=MAPPINGS
+        )
+    )
+    kinesis_records = [
+        {"Data": data, "SequenceNumber": str(n), "ApproximateArrivalTimestamp": arrival}
+        for n, data in enumerate(records)
+    ]
 
     def baseline() -> int:
         for data in records:
@@ -76,16 +86,8 @@ def bench_convert(seconds: float) -> None:
         return len(records)
 
     def ours() -> int:
-        for n, data in enumerate(records):
-            for position, value in enumerate(decode_record(data)):
-                to_event(
-                    value,
-                    event_key=key,
-                    mappings=mappings,
-                    arrival=arrival,
-                    uuid=event_uuid("stream", "shardId-000000000000", str(n), position),
-                    default_distinct_id="AWS Kinesis",
-                )
+        events, skipped = converter.convert("shardId-000000000000", kinesis_records)
+        assert len(events) == len(records) and not skipped
         return len(records)
 
     base: list[float] = []
@@ -94,11 +96,11 @@ def bench_convert(seconds: float) -> None:
     for _ in range(5):
         base.append(best_rate(baseline, seconds / 15))
         mine.append(best_rate(ours, seconds / 15))
-        saved, encoding._orjson = encoding._orjson, None  # the path without the `fast` extra
+        saved, _json._orjson = _json._orjson, None  # the path without the `fast` extra
         try:
             stdlib.append(best_rate(ours, seconds / 15))
         finally:
-            encoding._orjson = saved
+            _json._orjson = saved
     size = sum(map(len, records)) / len(records)
     print(f"1. decode + convert / bare json.loads, {len(records)} records of ~{size:.0f} bytes")
     print(f"   json.loads      {max(base):>10,.0f} records/s")
@@ -123,13 +125,7 @@ def bench_pacing(seconds: float) -> None:
     """GetRecords per second per shard on a caught-up stream, in real time."""
     with local_aws() as aws:
         kinesis = create_stream(aws, "pacing", 2)
-        kinesis.put_records(
-            StreamName="pacing",
-            Records=[
-                {"Data": data, "PartitionKey": str(i)}
-                for i, data in enumerate(realistic_records(10))
-            ],
-        )
+        aws.put_records("pacing", realistic_records(10))
         settings = ImporterSettings(
             stream_name="pacing",
             event_key=EVENT_KEY,
@@ -154,14 +150,7 @@ def bench_end_to_end(count: int) -> None:
     with local_aws() as aws, tempfile.TemporaryDirectory() as folder:
         kinesis = create_stream(aws, "e2e", 4)
         start = time.perf_counter()
-        for offset in range(0, count, 500):
-            kinesis.put_records(
-                StreamName="e2e",
-                Records=[
-                    {"Data": data, "PartitionKey": f"pk-{offset + i}"}
-                    for i, data in enumerate(records[offset : offset + 500])
-                ],
-            )
+        aws.put_records("e2e", records)
         put_seconds = time.perf_counter() - start
         settings = ImporterSettings(
             stream_name="e2e",

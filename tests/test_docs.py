@@ -43,12 +43,11 @@ def test_python_blocks_run(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", aws.region)
     aws.create_delivery_stream("mparticle-events")
-    kinesis = aws.client("kinesis")
-    kinesis.create_stream(StreamName="app-clicks", ShardCount=1)
-    kinesis.put_record(
-        StreamName="app-clicks",
-        PartitionKey="u",
-        Data=b'{"properties": {"eventName": "Signed Up", "userId": "u-1", "foo": 1}}',
+    aws.create_stream("app-clicks")
+    aws.put_records(
+        "app-clicks",
+        [b'{"properties": {"eventName": "Signed Up", "userId": "u-1", "foo": 1}}'],
+        key="u",
     )
     monkeypatch.chdir(tmp_path)  # the README writes kinesis-state.db
     namespace: dict[str, Any] = {

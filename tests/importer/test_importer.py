@@ -57,16 +57,7 @@ def record(n: int, name: str | None = None) -> bytes:
 
 def put(aws: LocalAWS, items: Sequence[bytes], key: str | None = None) -> None:
     """Put records, spread over shards by partition key."""
-    kinesis = aws.client("kinesis")
-    for start in range(0, len(items), 500):
-        chunk = items[start : start + 500]
-        kinesis.put_records(
-            StreamName=STREAM,
-            Records=[
-                {"Data": data, "PartitionKey": key or f"pk-{start + i}"}
-                for i, data in enumerate(chunk)
-            ],
-        )
+    aws.put_records(STREAM, items, key=key)
 
 
 @attrs.define
