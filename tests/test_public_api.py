@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from importlib import import_module
 from importlib.metadata import version
 from pathlib import Path
 
@@ -24,10 +25,88 @@ def test_all_is_sorted_and_complete() -> None:
     assert public | {"__version__"} == set(streambridge.__all__)
 
 
+#: The top-level names of 0.1 (before the two halves had packages): all stay importable.
+NAMES_OF_0_1 = [
+    "AccessDeniedError",
+    "ConfigurationError",
+    "DeadLetter",
+    "DeadLetterFile",
+    "DecodeError",
+    "DeliveryError",
+    "DeliveryStreamInfo",
+    "EncodingError",
+    "FailedRecord",
+    "FatalSinkError",
+    "FirehoseForwarder",
+    "ForwardAbortedError",
+    "ForwardResult",
+    "ForwarderSettings",
+    "ImportResult",
+    "ImportTotals",
+    "ImporterSettings",
+    "InvalidBatchError",
+    "JsonLinesSink",
+    "KinesisImporter",
+    "MalformedAnswerError",
+    "MemoryCheckpointStore",
+    "PostHogAuthError",
+    "PostHogEvent",
+    "PostHogRefusedError",
+    "PostHogSink",
+    "PostHogUnavailableError",
+    "RejectedBatch",
+    "RetryPolicy",
+    "SQLiteCheckpointStore",
+    "SinkError",
+    "SinkFailure",
+    "SinkRefusal",
+    "SkippedBatch",
+    "SkippedRecord",
+    "StreamNotFoundError",
+    "StreamNotReadyError",
+    "StreambridgeError",
+    "UnusableRecordError",
+    "__version__",
+    "read_dead_letters",
+]
+#: The types users annotate with.
+ANNOTATION_TYPES = ["CheckpointStore", "PutMode", "ShardCheckpoint", "Sink", "StartPosition"]
+
+
+def test_the_names_of_0_1_and_the_annotation_types_are_exported() -> None:
+    """Every earlier top-level name stays; the types users annotate with are exported too."""
+    assert set(NAMES_OF_0_1) | set(ANNOTATION_TYPES) <= set(streambridge.__all__)
+    for name in [*NAMES_OF_0_1, *ANNOTATION_TYPES]:
+        assert getattr(streambridge, name) is not None
+
+
+@pytest.mark.parametrize(
+    "package", ["streambridge.forwarder", "streambridge.importer", "streambridge.testing"]
+)
+def test_subpackage_all_is_sorted_complete_and_the_same_objects(package: str) -> None:
+    """Each half's __all__ is sorted, lists its public names, and shares them with the top."""
+    module = import_module(package)
+    public = {
+        n
+        for n in dir(module)
+        if not n.startswith("_") and not isinstance(getattr(module, n), type(streambridge))
+    }
+    public -= {"annotations", "TYPE_CHECKING"}
+    # sorted as ruff keeps __all__ (RUF022): constants, then classes, then functions
+    kind = lambda n: (0 if n.isupper() else 1 if n[0].isupper() else 2, n)  # noqa: E731
+    assert sorted(module.__all__, key=kind) == module.__all__
+    assert public == set(module.__all__)
+    for name in module.__all__:
+        if name in streambridge.__all__:
+            assert getattr(module, name) is getattr(streambridge, name)
+
+
 def test_unknown_attribute() -> None:
     """A missing name raises AttributeError as for any module."""
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         streambridge.Nope  # noqa: B018
+    with pytest.raises(AttributeError, match=r"'streambridge\.forwarder' has no attribute 'Nope'"):
+        streambridge.forwarder.Nope  # noqa: B018
 
 
 def test_version_matches_metadata() -> None:

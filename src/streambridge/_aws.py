@@ -13,12 +13,13 @@ that says what to do.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import attrs
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.parsers import ResponseParserError
+from typing_extensions import Self
 
 from streambridge.errors import (
     AccessDeniedError,
@@ -32,6 +33,7 @@ __all__ = [
     "CONNECTION_ERROR",
     "PARSER_ERRORS",
     "CallError",
+    "ClientShell",
     "attempt",
     "build_client",
     "client_error",
@@ -144,6 +146,43 @@ def client_for(
         session=session,
         endpoint_url=endpoint_url,
     )
+
+
+S = TypeVar("S", bound=_ClientSettings)
+
+
+class ClientShell(Generic[S]):
+    """What both shells share: being built, client included, from their settings."""
+
+    #: The boto3 service name (``"firehose"``, ``"kinesis"``).
+    service: ClassVar[str]
+
+    def __init__(self, client: Any, settings: S, **options: Any) -> None:
+        """Take the client and the settings (the shells add their options)."""
+        self.client = client
+        self.settings = settings
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: S,
+        *,
+        session: Any = None,
+        endpoint_url: str | None = None,
+        **options: Any,
+    ) -> Self:
+        """Build the boto3 client from the settings (region, optional keys), then the shell.
+
+        The client has botocore's retries off, since the shells retry themselves.
+
+        Args:
+            settings: The settings; ``region`` and the optional keys are used.
+            session: A ``boto3.Session`` to build the client from (default: a new one).
+            endpoint_url: Another endpoint, e.g. a local AWS stand-in.
+            **options: Passed on to the class.
+        """
+        client = client_for(cls.service, settings, session=session, endpoint_url=endpoint_url)
+        return cls(client, settings, **options)
 
 
 def error_details(exc: ClientError) -> tuple[str, str, int | None]:

@@ -39,7 +39,6 @@ __all__ = [
     "DeadLetterFile",
     "Letter",
     "dead_letter_line",
-    "failed_fields",
     "read_dead_letters",
 ]
 
@@ -84,7 +83,7 @@ def dead_letter_line(item: Letter) -> bytes:
 
 @attrs.frozen
 class _Undelivered:
-    """A record a forwarder error carried: a "failed" line that was never sent."""
+    """A record a forwarder error carried (``DeliveryError.undelivered``), never sent."""
 
     data: bytes
     code: str
@@ -92,17 +91,13 @@ class _Undelivered:
     record_is_json = True
 
     def dead_letter_fields(self) -> dict[str, Any]:
-        return failed_fields(self.code, self.message, 0)
-
-
-def failed_fields(error_code: str, error_message: str, attempts: int) -> dict[str, Any]:
-    """The fields of a forwarder's ("failed") line, besides the data."""
-    return {
-        "kind": "failed",
-        "error_code": error_code,
-        "error_message": error_message,
-        "attempts": attempts,
-    }
+        """A forwarder line, as FailedRecord writes it, for a record never sent."""
+        return {
+            "kind": "failed",
+            "error_code": self.code,
+            "error_message": self.message,
+            "attempts": 0,
+        }
 
 
 @attrs.frozen

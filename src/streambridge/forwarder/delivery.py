@@ -7,19 +7,25 @@ last error. What is pending when a call-level error stops delivery is *undeliver
 forwarder's :class:`~streambridge.errors.DeliveryError` carries it. The ledger keeps the
 records' order throughout.
 
-Also here: what a delivery stream must be to take records (:func:`not_ready`).
+When delivery stops — an error retrying cannot fix (:class:`Stopped`), or anything else
+(the input iterable raising, a signal handler's exception, a bug) — :func:`carrying` raises
+a :class:`~streambridge.errors.DeliveryError` carrying every record not delivered: a fatal
+AWS error keeps its own type, anything else becomes a
+:class:`~streambridge.errors.ForwardAbortedError`. Also here: what a delivery stream must be
+to take records (:func:`not_ready`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import attrs
 
-from streambridge.errors import StreamNotReadyError
-from streambridge.forwarder.results import DeliveryStreamInfo, FailedRecord
+from streambridge.errors import DeliveryError, ForwardAbortedError, StreamNotReadyError
+from streambridge.forwarder.results import DeliveryStreamInfo, FailedRecord, ForwardResult
 
-__all__ = ["EntryError", "Ledger", "not_ready"]
+__all__ = ["EntryError", "Ledger", "Stopped", "carrying", "not_ready"]
 
 
 @attrs.frozen
@@ -119,3 +125,45 @@ def not_ready(info: DeliveryStreamInfo) -> StreamNotReadyError | None:
             error_code=info.stream_type,
         )
     return None
+
+
+class Stopped(Exception):  # noqa: N818 - a signal inside the forwarder, never escapes it
+    """Delivery met an error retrying cannot fix (``error``, caused by ``cause``)."""
+
+    def __init__(self, error: DeliveryError, cause: Exception) -> None:
+        """Wrap the error to raise and the exception behind it."""
+        super().__init__(str(error))
+        self.error = error
+        self.cause = cause
+
+
+@contextmanager
+def carrying(
+    undelivered: Callable[[], tuple[bytes, ...]], result: Callable[[], ForwardResult]
+) -> Iterator[None]:
+    """Whatever stops the block raises a DeliveryError carrying what was not delivered.
+
+    Args:
+        undelivered: Every record built and not delivered, in order (called once, on error).
+        result: The result so far (called once, on error).
+    """
+    try:
+        yield
+    except Stopped as stop:
+        raise _carry(stop.error, undelivered, result) from stop.cause
+    except Exception as exc:
+        error = ForwardAbortedError(
+            f"forwarding stopped on an unexpected {type(exc).__name__}: {exc}; the records "
+            f"built and not delivered are in .undelivered, what happened before in .result"
+        )
+        raise _carry(error, undelivered, result) from exc
+
+
+def _carry(
+    error: DeliveryError,
+    undelivered: Callable[[], tuple[bytes, ...]],
+    result: Callable[[], ForwardResult],
+) -> DeliveryError:
+    error.undelivered = undelivered()
+    error.result = result()
+    return error

@@ -20,16 +20,17 @@ import random as _random
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from streambridge._aws import CallError, attempt, client_error, client_for, fatal_error
+from streambridge._aws import CallError, ClientShell, client_error, fatal_error
 from streambridge._tally import Tally
-from streambridge.errors import DeliveryError, ForwardAbortedError, InvalidBatchError
-from streambridge.forwarder.answers import batch_failures, delivery_stream, record_id
-from streambridge.forwarder.delivery import EntryError, Ledger, not_ready
+from streambridge.errors import DeliveryError, InvalidBatchError
+from streambridge.forwarder.answers import delivery_stream
+from streambridge.forwarder.calls import put_batch, put_singly
+from streambridge.forwarder.delivery import EntryError, Ledger, Stopped, carrying, not_ready
 from streambridge.forwarder.encoding import (
     MAX_BATCH_BYTES,
     MAX_BATCH_RECORDS,
@@ -51,7 +52,7 @@ from streambridge.forwarder.results import (
     SkippedBatch,
 )
 from streambridge.forwarder.settings import ForwarderSettings, PutMode
-from streambridge.retry import RetryPolicy, is_retryable
+from streambridge.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from mypy_boto3_firehose import FirehoseClient
@@ -64,24 +65,7 @@ _PERMISSION = {"PutRecordBatch": "firehose:PutRecordBatch", "PutRecord": "fireho
 _Tally = Tally[ForwardResult]
 
 
-class _Stopped(Exception):  # noqa: N818 - internal signal, never escapes
-    """Delivery met an error retrying cannot fix; the ledger in flight holds what is left."""
-
-    def __init__(self, error: DeliveryError, cause: Exception) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.cause = cause
-
-
-def _aborted(exc: Exception) -> ForwardAbortedError:
-    """An unexpected error, as a ForwardAbortedError (its records are attached later)."""
-    return ForwardAbortedError(
-        f"forwarding stopped on an unexpected {type(exc).__name__}: {exc}; the records built "
-        f"and not delivered are in .undelivered, what happened before in .result"
-    )
-
-
-class FirehoseForwarder:
+class FirehoseForwarder(ClientShell[ForwarderSettings]):
     """Forward mParticle batches to a Firehose delivery stream, as mParticle's integration does.
 
     Example::
@@ -95,6 +79,9 @@ class FirehoseForwarder:
     (``Config(retries={"total_max_attempts": 1})``), or use :meth:`from_settings`:
     streambridge retries throttling itself, per record, and two retry layers multiply.
     """
+
+    service = "firehose"
+    client: FirehoseClient
 
     def __init__(
         self,
@@ -143,8 +130,7 @@ class FirehoseForwarder:
         if not 1 <= max_batch_records <= MAX_BATCH_RECORDS:
             msg = f"max_batch_records must be 1..{MAX_BATCH_RECORDS}, got {max_batch_records}"
             raise ValueError(msg)
-        self.client = client
-        self.settings = settings
+        super().__init__(client, settings)
         self.retry = retry
         self.on_failure = on_failure
         self.put_mode: PutMode = put_mode
@@ -162,30 +148,6 @@ class FirehoseForwarder:
             else None
         )
         self._in_flight: Ledger | None = None  # the group being delivered, if any
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: ForwarderSettings,
-        *,
-        session: Any = None,
-        endpoint_url: str | None = None,
-        **options: Any,
-    ) -> FirehoseForwarder:
-        """Build the boto3 client from the settings (region, optional keys), then the forwarder.
-
-        The client has botocore's retries off, since the forwarder retries itself.
-
-        Args:
-            settings: The connection settings; ``region`` and the optional keys are used.
-            session: A ``boto3.Session`` to build the client from (default: a new one).
-            endpoint_url: Another endpoint, e.g. a local AWS stand-in.
-            **options: Passed on to :class:`FirehoseForwarder`.
-        """
-        client = client_for("firehose", settings, session=session, endpoint_url=endpoint_url)
-        return cls(client, settings, **options)
-
-    # ------------------------------------------------------------------ public calls
 
     # ------------------------------------------------------------------ public calls
 
@@ -300,42 +262,24 @@ class FirehoseForwarder:
         dropped = sum(tally.maps["dropped_reasons"].values())
         return tally.freeze(dropped_events=dropped, pending_sessions=pending_sessions)
 
-    @contextmanager
     def _carrying(
         self,
         packer: BatchPacker,
         queue: deque[bytes],
         tally: _Tally,
         unread: Iterator[bytes] = iter(()),  # noqa: B008 - an empty iterator is never shared state
-    ) -> Iterator[None]:
+    ) -> AbstractContextManager[None]:
         """Whatever stops the block raises a DeliveryError carrying every record not delivered.
 
-        A fatal AWS error keeps its own type; anything else (the input iterable raising, a
-        signal handler's exception, a bug) becomes a ForwardAbortedError. Records are carried
-        in order: those of the call that failed, the packer's, the queue's, then ``unread``.
+        In order: those of the call in flight, the packer's, the queue's, then ``unread``.
         """
-        try:
-            yield
-        except _Stopped as stop:
-            raise self._carry(stop.error, packer, queue, tally, unread) from stop.cause
-        except Exception as exc:
-            raise self._carry(_aborted(exc), packer, queue, tally, unread) from exc
-        finally:
-            self._in_flight = None
 
-    def _carry(
-        self,
-        error: DeliveryError,
-        packer: BatchPacker,
-        queue: deque[bytes],
-        tally: _Tally,
-        unread: Iterator[bytes],
-    ) -> DeliveryError:
-        """Attach every record not delivered, in order, and the result so far, to the error."""
-        in_flight = self._in_flight.undelivered() if self._in_flight is not None else ()
-        error.undelivered = in_flight + tuple(packer.drain()) + tuple(queue) + tuple(unread)
-        error.result = self._result(tally, self.pending_sessions)
-        return error
+        def undelivered() -> tuple[bytes, ...]:
+            in_flight = self._in_flight.undelivered() if self._in_flight is not None else ()
+            self._in_flight = None
+            return in_flight + tuple(packer.drain()) + tuple(queue) + tuple(unread)
+
+        return carrying(undelivered, lambda: self._result(tally, self.pending_sessions))
 
     # ------------------------------------------------------------------ building records
 
@@ -406,7 +350,7 @@ class FirehoseForwarder:
             outcomes, stop = self._attempt(ledger.to_send(), tally)
             self._count(ledger.settle(outcomes), tally)
             if stop is not None:
-                raise _Stopped(self._fatal(stop), stop.error)
+                raise Stopped(self._fatal(stop), stop.error)
             if ledger.done:
                 break
             retry += 1
@@ -440,39 +384,13 @@ class FirehoseForwarder:
         self, records: list[bytes], tally: _Tally
     ) -> tuple[list[EntryError | None], CallError | None]:
         """Send once. Per record None (delivered) or why not; and the error that stops it all."""
-        name = self.settings.delivery_stream_name
-        if self.put_mode == "single":
-            done: list[EntryError | None] = []
-            for record in records:
-                tally.add("api_calls")
-                answer = attempt(
-                    self.client.put_record,
-                    "PutRecord",
-                    record_id,
-                    DeliveryStreamName=name,
-                    Record={"Data": record},
-                )
-                if not isinstance(answer, CallError):
-                    done.append(None)
-                elif not answer.retryable:
-                    return done, answer
-                else:
-                    done.append(_again(answer, 1)[0])
-            return done, None
-        tally.add("api_calls")
-        failed = attempt(
-            self.client.put_record_batch,
-            "PutRecordBatch",
-            lambda response: batch_failures(response, len(records)),
-            DeliveryStreamName=name,
-            Records=[{"Data": record} for record in records],
+        put = put_singly if self.put_mode == "single" else put_batch
+        return put(
+            self.client,
+            self.settings.delivery_stream_name,
+            records,
+            count=lambda: tally.add("api_calls"),
         )
-        if isinstance(failed, CallError):
-            return ([], failed) if not failed.retryable else (_again(failed, len(records)), None)
-        outcomes: list[EntryError | None] = [None] * len(records)
-        for index, code, message in failed:
-            outcomes[index] = EntryError(code, message, is_retryable(code))
-        return outcomes, None
 
     def _record_failures(self, failures: list[FailedRecord], tally: _Tally) -> None:
         tally.extend("failed", failures)
@@ -500,10 +418,3 @@ class FirehoseForwarder:
             permission=_PERMISSION.get(failure.operation, f"firehose:{failure.operation}"),
             permission_hint=hint,
         )
-
-
-def _again(failure: CallError, records: int) -> list[EntryError | None]:
-    """A retryable call failure, as the outcome of each of its records."""
-    if failure.malformed:  # the outcome is unknown: treat it as not done
-        logger.warning("%s; re-sending the call's %d record(s)", failure.message, records)
-    return [EntryError(failure.code, failure.message, retryable=True)] * records

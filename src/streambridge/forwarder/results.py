@@ -7,8 +7,6 @@ from typing import Any, ClassVar
 
 import attrs
 
-from streambridge.deadletter import failed_fields
-
 __all__ = [
     "DeliveryStreamInfo",
     "FailedRecord",
@@ -40,7 +38,12 @@ class FailedRecord:
 
     def dead_letter_fields(self) -> dict[str, Any]:
         """What a dead-letter line says of this record, besides its data."""
-        return failed_fields(self.error_code, self.error_message, self.attempts)
+        return {
+            "kind": "failed",
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+            "attempts": self.attempts,
+        }
 
 
 @attrs.frozen

@@ -20,27 +20,11 @@ import threading
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-import attrs
 from typing_extensions import Self
 
+from streambridge.importer.shards import ShardCheckpoint
+
 __all__ = ["CheckpointStore", "MemoryCheckpointStore", "SQLiteCheckpointStore", "ShardCheckpoint"]
-
-
-@attrs.frozen
-class ShardCheckpoint:
-    """The saved state of one shard.
-
-    Attributes:
-        sequence_number: The last record done with, or None when none yet.
-        finished: Whether the shard was read to its end (closed and drained).
-        start: Where reading began when there was no record yet: ``"TRIM_HORIZON"`` or an
-            ISO 8601 time (for a ``LATEST`` or ``AT_TIMESTAMP`` start), so that a restart or an
-            expired iterator resumes there instead of at ``LATEST``.
-    """
-
-    sequence_number: str | None = None
-    finished: bool = False
-    start: str | None = None
 
 
 @runtime_checkable

@@ -26,10 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from streambridge._aws import CallError, attempt, client_for, fatal_error
+from streambridge._aws import CallError, ClientShell, attempt, fatal_error
 from streambridge._tally import Tally
 from streambridge.errors import DeliveryError, FatalSinkError, MalformedAnswerError
-from streambridge.importer.answers import RecordsPage, records_page, shard_iterator, shards_page
+from streambridge.importer.answers import RecordsPage, records_page, shard_iterator
+from streambridge.importer.calls import list_shards
 from streambridge.importer.checkpoints import (
     CheckpointStore,
     MemoryCheckpointStore,
@@ -60,7 +61,7 @@ _Poll = Tally[ImportResult]
 _THROTTLING = ("ProvisionedThroughputExceededException", "KMSThrottlingException")
 
 
-class KinesisImporter:
+class KinesisImporter(ClientShell[ImporterSettings]):
     """Import a Kinesis Data Stream as PostHog events, as PostHog's Kinesis app meant to.
 
     Example::
@@ -74,6 +75,9 @@ class KinesisImporter:
         )
         importer.run(stop=stop_event)
     """
+
+    service = "kinesis"
+    client: KinesisClient
 
     def __init__(
         self,
@@ -114,8 +118,7 @@ class KinesisImporter:
             now: The wall clock, for where a ``LATEST`` start began.
             random: Floats in [0, 1) for jitter.
         """
-        self.client = client
-        self.settings = settings
+        super().__init__(client, settings)
         self.sink = sink
         self.checkpoints: CheckpointStore = (
             MemoryCheckpointStore() if checkpoints is None else checkpoints
@@ -130,19 +133,6 @@ class KinesisImporter:
         self._convert = RecordConverter(settings)
         self._table = ShardTable()
         self._next_refresh = 0.0
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: ImporterSettings,
-        *,
-        session: Any = None,
-        endpoint_url: str | None = None,
-        **options: Any,
-    ) -> KinesisImporter:
-        """Build the boto3 client from the settings (region, optional keys), then the importer."""
-        client = client_for("kinesis", settings, session=session, endpoint_url=endpoint_url)
-        return cls(client, settings, **options)
 
     # ------------------------------------------------------------------ public calls
 
@@ -240,23 +230,12 @@ class KinesisImporter:
         A transient failure — throttling, a connection error, a malformed answer — keeps the
         last listing and tries again after the longest backoff.
         """
-        listed: list[dict[str, Any]] = []
-        params: dict[str, Any] = {"StreamName": self.settings.stream_name}
-        while True:
-            page = attempt(self.client.list_shards, "ListShards", shards_page, **params)
-            if isinstance(page, CallError) and page.code == "ExpiredNextTokenException":
-                listed, params = [], {"StreamName": self.settings.stream_name}
-                continue
-            if isinstance(page, CallError) and not page.retryable:
-                raise self._fatal(page) from page.error
-            if isinstance(page, CallError):
-                self._keep_listing(page)
-                return
-            shards, token = page
-            listed.extend(shards)
-            if not token:
-                break
-            params = {"NextToken": token}
+        listed = list_shards(self.client, self.settings.stream_name)
+        if isinstance(listed, CallError) and not listed.retryable:
+            raise self._fatal(listed) from listed.error
+        if isinstance(listed, CallError):
+            self._keep_listing(listed)
+            return
         saved = self.checkpoints.load(self.settings.stream_name)
         start = self.settings.start_position
         for shard in self._table.update(listed, saved, start_position=start):

@@ -23,15 +23,31 @@ from typing import Any
 
 import attrs
 
-from streambridge.importer.checkpoints import ShardCheckpoint
 from streambridge.importer.settings import ImporterSettings
 from streambridge.retry import RetryPolicy
 
-__all__ = ["SKEW_MARGIN", "Shard", "ShardTable", "iterator_request"]
+__all__ = ["SKEW_MARGIN", "Shard", "ShardCheckpoint", "ShardTable", "iterator_request"]
 
 #: A LATEST start is remembered this much earlier, so a resume at that time (AT_TIMESTAMP)
 #: cannot miss records because of clock skew between this machine and AWS.
 SKEW_MARGIN = timedelta(seconds=5)
+
+
+@attrs.frozen
+class ShardCheckpoint:
+    """The saved state of one shard.
+
+    Attributes:
+        sequence_number: The last record done with, or None when none yet.
+        finished: Whether the shard was read to its end (closed and drained).
+        start: Where reading began when there was no record yet: ``"TRIM_HORIZON"`` or an
+            ISO 8601 time (for a ``LATEST`` or ``AT_TIMESTAMP`` start), so that a restart or an
+            expired iterator resumes there instead of at ``LATEST``.
+    """
+
+    sequence_number: str | None = None
+    finished: bool = False
+    start: str | None = None
 
 
 @attrs.define

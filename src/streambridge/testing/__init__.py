@@ -7,7 +7,8 @@ nothing. ``import streambridge`` never imports it. One module per tool:
 
 - :mod:`~streambridge.testing.local` — :class:`LocalAWS`, :func:`local_aws`;
 - :mod:`~streambridge.testing.posthog` — :class:`LocalPostHog`, :func:`local_posthog`;
-- :mod:`~streambridge.testing.faults` — :class:`FaultInjector` and the faults;
+- :mod:`~streambridge.testing.faults` — :class:`FaultInjector` and error faults;
+- :mod:`~streambridge.testing.responses` — spoilt answers, partial failures, ``AcceptAll``;
 - :mod:`~streambridge.testing.clock` — :class:`FakeClock`.
 
 Example::
@@ -23,15 +24,11 @@ from __future__ import annotations
 
 from streambridge.testing.clock import FakeClock
 from streambridge.testing.faults import (
-    MANGLES,
-    AcceptAll,
     ConnectionFault,
     ErrorFault,
     EveryNth,
     Fault,
     FaultInjector,
-    MalformedAnswer,
-    PartialFailure,
     ResponseFault,
     access_denied,
     connection_error,
@@ -42,6 +39,7 @@ from streambridge.testing.faults import (
 )
 from streambridge.testing.local import ACCOUNT_ID, LocalAWS, local_aws, split_records
 from streambridge.testing.posthog import LocalPostHog, local_posthog
+from streambridge.testing.responses import MANGLES, AcceptAll, MalformedAnswer, PartialFailure
 
 __all__ = [
     "ACCOUNT_ID",
