@@ -27,10 +27,9 @@ from streambridge.errors import (
     MalformedAnswerError,
     StreamNotFoundError,
 )
-from streambridge.retry import ACCESS_DENIED_CODES, is_retryable
+from streambridge.retry import ACCESS_DENIED_CODES, CONNECTION_ERROR, is_retryable
 
 __all__ = [
-    "CONNECTION_ERROR",
     "PARSER_ERRORS",
     "CallError",
     "ClientShell",
@@ -47,8 +46,6 @@ T = TypeVar("T")
 #: What botocore's parser raises on a body of the wrong shape: it wraps only some cases in
 #: ResponseParserError (a list member that is a string, for one, raises AttributeError).
 PARSER_ERRORS = (ResponseParserError, AttributeError, TypeError, ValueError, KeyError, IndexError)
-#: streambridge's error code for a connection that failed or timed out.
-CONNECTION_ERROR = "ConnectionError"
 
 
 @attrs.frozen
@@ -157,10 +154,22 @@ class ClientShell(Generic[S]):
     #: The boto3 service name (``"firehose"``, ``"kinesis"``).
     service: ClassVar[str]
 
-    def __init__(self, client: Any, settings: S, **options: Any) -> None:
-        """Take the client and the settings (the shells add their options)."""
+    def __init__(
+        self,
+        client: Any,
+        settings: S,
+        *,
+        sleep: Callable[[float], object],
+        clock: Callable[[], float],
+        random: Callable[[], float],
+        **options: Any,
+    ) -> None:
+        """Take the client, the settings and the sources of time and jitter (tests fake them)."""
         self.client = client
         self.settings = settings
+        self._sleep = sleep
+        self._clock = clock
+        self._random = random
 
     @classmethod
     def from_settings(

@@ -15,7 +15,16 @@ import attrs
 
 from streambridge.errors import ConfigurationError
 
-__all__ = ["ACCESS_DENIED_CODES", "RETRYABLE_CODES", "RetryPolicy", "is_retryable"]
+__all__ = [
+    "ACCESS_DENIED_CODES",
+    "CONNECTION_ERROR",
+    "RETRYABLE_CODES",
+    "RetryPolicy",
+    "is_retryable",
+]
+
+#: streambridge's error code for a connection that failed or timed out (no answer at all).
+CONNECTION_ERROR = "ConnectionError"
 
 #: Error codes worth retrying: throttling and transient service faults.
 RETRYABLE_CODES = frozenset(
@@ -38,7 +47,7 @@ RETRYABLE_CODES = frozenset(
         "RequestTimeout",
         "RequestTimeoutException",
         "PriorRequestNotComplete",
-        "ConnectionError",  # streambridge's code for a connection that failed or timed out
+        CONNECTION_ERROR,
     }
 )
 

@@ -130,7 +130,7 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
         if not 1 <= max_batch_records <= MAX_BATCH_RECORDS:
             msg = f"max_batch_records must be 1..{MAX_BATCH_RECORDS}, got {max_batch_records}"
             raise ValueError(msg)
-        super().__init__(client, settings)
+        super().__init__(client, settings, sleep=sleep, clock=clock, random=random)
         self.retry = retry
         self.on_failure = on_failure
         self.put_mode: PutMode = put_mode
@@ -139,9 +139,6 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
         self.max_batch_bytes = max_batch_bytes
         self.max_record_bytes = max_record_bytes
         self._encode = encoder
-        self._sleep = sleep
-        self._clock = clock
-        self._random = random
         self._sessions = (
             SessionBuffer(max_sessions=max_pending_sessions, max_age=max_session_age)
             if settings.wait_for_complete_batch

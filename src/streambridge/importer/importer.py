@@ -118,7 +118,7 @@ class KinesisImporter(ClientShell[ImporterSettings]):
             now: The wall clock, for where a ``LATEST`` start began.
             random: Floats in [0, 1) for jitter.
         """
-        super().__init__(client, settings)
+        super().__init__(client, settings, sleep=sleep, clock=clock, random=random)
         self.sink = sink
         self.checkpoints: CheckpointStore = (
             MemoryCheckpointStore() if checkpoints is None else checkpoints
@@ -126,10 +126,7 @@ class KinesisImporter(ClientShell[ImporterSettings]):
         self.on_skip = on_skip
         self.backoff = backoff
         self.shard_refresh_interval = shard_refresh_interval
-        self._sleep = sleep
-        self._clock = clock
         self._now = now
-        self._random = random
         self._convert = RecordConverter(settings)
         self._table = ShardTable()
         self._next_refresh = 0.0

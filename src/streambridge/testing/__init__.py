@@ -10,14 +10,6 @@ nothing. ``import streambridge`` never imports it. One module per tool:
 - :mod:`~streambridge.testing.faults` — :class:`FaultInjector` and error faults;
 - :mod:`~streambridge.testing.responses` — spoilt answers, partial failures, ``AcceptAll``;
 - :mod:`~streambridge.testing.clock` — :class:`FakeClock`.
-
-Example::
-
-    with local_aws() as aws:
-        aws.create_delivery_stream("events")
-        forwarder = FirehoseForwarder(aws.client("firehose"), settings)
-        forwarder.forward_many(batches)
-        assert len(aws.delivered("events")) == ...
 """
 
 from __future__ import annotations

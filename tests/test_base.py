@@ -1,0 +1,149 @@
+"""Unit tests of the shared base's helpers: the tally, the JSON codec, botocore at the edge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+from streambridge import (
+    AccessDeniedError,
+    DeliveryError,
+    FailedRecord,
+    ForwardResult,
+    ImportResult,
+    MalformedAnswerError,
+    RejectedBatch,
+    StreamNotFoundError,
+)
+from streambridge._aws import CallError, attempt, fatal_error
+from streambridge._json import documents, loads
+from streambridge._settings import did_you_mean, normalise
+from streambridge._tally import Tally
+
+REJECTED = RejectedBatch(0, "not an object")
+FAILED = FailedRecord(b"x", "ThrottlingException", "m", 10)
+
+
+def test_a_tally_freezes_into_its_result() -> None:
+    """Counts, lists and mappings are read from the result class; freeze builds it."""
+    tally = Tally(ForwardResult)
+    tally.add("sent", 3)
+    tally.add("batches")
+    tally.append("rejected", REJECTED)
+    tally.extend("failed", [FAILED, FAILED])
+    tally.maps["dropped_reasons"]["bad"] = 2
+    assert 3 == tally["sent"]
+    result = tally.freeze(dropped_events=2)
+    assert (3, 1, (REJECTED,), (FAILED, FAILED)) == (
+        result.sent,
+        result.batches,
+        result.rejected,
+        result.failed,
+    )
+    assert ({"bad": 2}, 2, 0) == (result.dropped_reasons, result.dropped_events, result.retries)
+    with pytest.raises(KeyError):
+        tally.add("sen")
+    assert ImportResult() == Tally(ImportResult).freeze()
+
+
+def test_documents_and_loads() -> None:
+    """Concatenated documents in order; errors say which document; big integers stay exact."""
+    assert [{"a": 1}, [2], "x", 3] == documents('{"a":1}[2]\n"x"\n 3 ')
+    assert [] == documents("  \n")
+    with pytest.raises(ValueError, match=r"not JSON \(document 2\)"):
+        documents('{"a": 1} {')
+    with pytest.raises(ValueError, match="NaN is not JSON"):
+        documents("NaN")
+    assert 18446744073709551617 == loads(b'{"big": 18446744073709551617}')["big"]
+
+
+def test_setting_names() -> None:
+    """Names match ignoring case, underscores and spaces; a close name is suggested."""
+    assert "send as batch" == normalise("  Send_as   BATCH ")
+    assert "; did you mean 'Send as Batch'?" == did_you_mean("Send as Btch", ["Send as Batch"])
+    assert "" == did_you_mean("zzz", ["Send as Batch"])
+
+
+def client_error(code: str, status: int) -> ClientError:
+    """A ClientError as botocore raises it for an error answer."""
+    response: Any = {
+        "Error": {"Code": code, "Message": "m"},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+    }
+    return ClientError(response, "PutRecordBatch")
+
+
+def raising(exc: Exception) -> object:
+    """A client method that raises ``exc``."""
+
+    def call(**_: object) -> object:
+        raise exc
+
+    return call
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "retryable"),
+    [
+        (client_error("ThrottlingException", 400), "ThrottlingException", True),
+        (client_error("Weird", 503), "Weird", True),
+        (client_error("AccessDeniedException", 400), "AccessDeniedException", False),
+        (EndpointConnectionError(endpoint_url="http://127.0.0.1:9"), "ConnectionError", True),
+        (NoCredentialsError(), "NoCredentialsError", False),
+        (AttributeError("'str' object has no attribute 'get'"), "MalformedAnswer", True),
+    ],
+)
+def test_attempt_maps_every_failure_once(exc: Exception, code: str, retryable: bool) -> None:
+    """Error answers, connections, other botocore errors and parser crashes become CallErrors."""
+    failure = attempt(raising(exc), "PutRecordBatch", lambda r: r)  # type: ignore[arg-type]
+    assert isinstance(failure, CallError)
+    assert (code, retryable, "PutRecordBatch") == (
+        failure.code,
+        failure.retryable,
+        failure.operation,
+    )
+    assert failure.connection == (code == "ConnectionError")
+    assert failure.malformed == (code == "MalformedAnswer")
+
+
+def test_attempt_reads_the_answer() -> None:
+    """The reader's value comes back; a reader that does not believe the answer is malformed."""
+    assert 3 == attempt(lambda **kw: {"n": kw["x"]}, "Op", lambda r: r["n"], x=3)
+
+    def unbelieving(_: object) -> object:
+        raise MalformedAnswerError.because("Op", "has no N")
+
+    failure = attempt(lambda **_: {}, "Op", unbelieving)
+    assert isinstance(failure, CallError)
+    assert failure.malformed
+    assert "Op answered 200 but has no N" in failure.message
+
+
+@pytest.mark.parametrize(
+    ("code", "kind", "text"),
+    [
+        (
+            "ResourceNotFoundException",
+            StreamNotFoundError,
+            "was not found in region r1 for these credentials: fix it (m)",
+        ),
+        ("AccessDeniedException", AccessDeniedError, "allow 'kinesis:GetRecords' (hint)"),
+        ("InvalidArgumentException", DeliveryError, "which retrying cannot fix"),
+    ],
+)
+def test_fatal_errors_say_what_to_do(code: str, kind: type[Exception], text: str) -> None:
+    """Not found, access denied, anything else: each its own type and advice."""
+    failure = CallError("GetRecords", code, "m", 400, retryable=False, error=ValueError())
+    error = fatal_error(
+        failure,
+        resource="Kinesis stream 's'",
+        region="r1",
+        not_found_hint="fix it",
+        permission="kinesis:GetRecords",
+        permission_hint=" (hint)",
+    )
+    assert type(error) is kind
+    assert text in str(error)
+    assert code == error.error_code
