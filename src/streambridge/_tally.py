@@ -1,9 +1,10 @@
 """One mutable accumulator for any frozen result: its fields are declared once, on the result.
 
 Pure. A :class:`Tally` reads the fields of an attrs result class by their defaults: a field
-defaulting to ``0`` is a count, to ``()`` a list of items, to a dict factory a mapping of
-counts. The shells fill the tally while they work, and :meth:`Tally.freeze` builds the frozen
-result; a field name that the result class does not have is a ``KeyError`` at once.
+defaulting to an integer is a count, to ``()`` a list of items, to a factory a mapping; any
+other field is set when freezing. The shells fill the tally while they work, and
+:meth:`Tally.freeze` builds the frozen result; a field name that the result class does not
+have is a ``KeyError`` at once.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ class Tally(Generic[R]):
                 self.maps[field.name] = {}
             elif field.default == ():
                 self.items[field.name] = []
-            elif field.default == 0:
-                self.counts[field.name] = 0
+            elif type(field.default) is int:  # not a bool: those are no counts
+                self.counts[field.name] = field.default
 
     def add(self, field: str, count: int = 1) -> None:
         """Add ``count`` to an integer field."""

@@ -240,9 +240,12 @@ class KinesisImporter(ClientShell[ImporterSettings]):
         self._next_refresh = self._clock() + self.shard_refresh_interval
 
     def _keep_listing(self, failure: CallError) -> None:
-        why = failure.message if failure.malformed else f"ListShards failed ({failure.code})"
-        if failure.connection:
+        if failure.malformed:
+            why = failure.message
+        elif failure.connection:
             why = f"ListShards failed ({failure.message})"
+        else:
+            why = f"ListShards failed ({failure.code})"
         logger.warning("%s; keeping the last listing", why)
         self._next_refresh = self._clock() + self.backoff.max_delay
 
