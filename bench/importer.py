@@ -87,7 +87,8 @@ def bench_convert(seconds: float) -> None:
 
     def ours() -> int:
         events, skipped = converter.convert("shardId-000000000000", kinesis_records)
-        assert len(events) == len(records) and not skipped
+        assert len(events) == len(records)
+        assert not skipped
         return len(records)
 
     base: list[float] = []
