@@ -126,7 +126,7 @@ class MalformedAnswerError(StreambridgeError):
     The outcome of such a call is unknown, so it is treated as not done: the forwarder sends
     the call's records again, the importer asks again. Neither shell lets it escape; it shows
     as the ``"MalformedAnswer"`` error code of records that still failed when the retry budget
-    ran out. :mod:`streambridge.answers` decides what "well formed" means for each operation.
+    ran out. The ``answers`` module of each half decides what "well formed" means per operation.
 
     Attributes:
         operation: The API operation (``"PutRecordBatch"``, ``"GetRecords"``…).

@@ -243,7 +243,7 @@ def failed_entries(response: Mapping[str, Any], sent: int) -> list[tuple[int, st
     Returns:
         ``(index, error_code, error_message)`` for each failed entry, in request order; an
         empty list when every entry was delivered; None when the answer is not well formed
-        (see :func:`streambridge.answers.batch_failures`): then nothing is known to be
+        (see :func:`streambridge.forwarder.answers.batch_failures`): then nothing is known to be
         delivered.
     """
     try:

@@ -90,7 +90,7 @@ class SessionBuffer:
         Args:
             original: The batch as received, read for user identity and ``session_end``
                 events (which a setting may have filtered out of ``filtered``).
-            filtered: The same batch after :func:`streambridge.filtering.filter_batch`.
+            filtered: The same batch after :func:`streambridge.forwarder.filtering.filter_batch`.
             now: The current time in seconds (any monotonic clock).
         """
         ready: list[dict[str, Any]] = []
