@@ -12,6 +12,7 @@ that says what to do.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -27,7 +28,13 @@ from streambridge.errors import (
     MalformedAnswerError,
     StreamNotFoundError,
 )
-from streambridge.retry import ACCESS_DENIED_CODES, CONNECTION_ERROR, is_retryable
+from streambridge.retry import (
+    ACCESS_DENIED_CODES,
+    BAD_CREDENTIALS_CODES,
+    CONNECTION_ERROR,
+    PERMISSION_DENIED_CODES,
+    is_retryable,
+)
 
 __all__ = [
     "PARSER_ERRORS",
@@ -73,6 +80,11 @@ class CallError:
     def malformed(self) -> bool:
         """Whether there was an answer that could not be believed (the outcome is unknown)."""
         return self.code == MalformedAnswerError.code
+
+    @property
+    def denied(self) -> bool:
+        """Whether the principal lacks a permission for the operation (its credentials are good)."""
+        return self.code in PERMISSION_DENIED_CODES
 
     @property
     def connection(self) -> bool:
@@ -194,15 +206,30 @@ class ClientShell(Generic[S]):
         return cls(client, settings, **options)
 
 
+_XML_CODE = re.compile(r"<Code>([^<]*)</Code>")
+_XML_MESSAGE = re.compile(r"<Message>([^<]*)</Message>")
+_FORBIDDEN = 403
+
+
 def error_details(exc: ClientError) -> tuple[str, str, int | None]:
-    """A ClientError's AWS error code, message and HTTP status."""
+    """A ClientError's AWS error code, message and HTTP status.
+
+    An error body botocore could not read as this service's JSON — an XML ``ErrorResponse``
+    (what IAM enforcement in front of a JSON service may answer), or none at all — leaves
+    botocore with the HTTP status as the code and the raw body as the message; the code and
+    message are then read from the XML, and a 403 without either counts as ``AccessDenied``.
+    """
     error = exc.response.get("Error", {})
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return (
-        str(error.get("Code", "Unknown")),
-        str(error.get("Message", "")),
-        int(status) if status is not None else None,
-    )
+    code, message = str(error.get("Code", "Unknown")), str(error.get("Message", ""))
+    if message.lstrip().startswith("<"):
+        found_code, found_message = _XML_CODE.search(message), _XML_MESSAGE.search(message)
+        if found_code is not None:
+            code = found_code.group(1).strip()
+        message = found_message.group(1).strip() if found_message is not None else message
+    if status == _FORBIDDEN and (code.isdigit() or code in ("Forbidden", "Unknown")):
+        code, message = "AccessDenied", f"HTTP 403 without an AWS error ({message or 'no body'})"
+    return code, message, int(status) if status is not None else None
 
 
 def build_client(
@@ -253,6 +280,13 @@ def fatal_error(
         return StreamNotFoundError(
             f"{resource} was not found in region {region} for these credentials: "
             f"{not_found_hint} ({message})",
+            error_code=code,
+        )
+    if code in BAD_CREDENTIALS_CODES:
+        return AccessDeniedError(
+            f"{operation} on {resource} was refused ({code}): the credentials are not valid "
+            f"here (unknown, expired or wrongly signed): check the access key, the session "
+            f"token and the clock. AWS said: {message}",
             error_code=code,
         )
     if code in ACCESS_DENIED_CODES:

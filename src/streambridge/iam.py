@@ -15,23 +15,28 @@ def _policy(actions: list[str], resource: str) -> dict[str, Any]:
 
 
 def forwarder_policy(
-    stream_arn: str, *, put_mode: Literal["batch", "single"] = "batch", check: bool = True
+    stream_arn: str, *, put_mode: Literal["auto", "batch", "single"] = "auto", check: bool = True
 ) -> dict[str, Any]:
     """The policy :class:`FirehoseForwarder` needs on one delivery stream.
 
     Args:
         stream_arn: ``arn:aws:firehose:{region}:{account}:deliverystream/{name}``.
-        put_mode: ``"batch"`` needs ``firehose:PutRecordBatch``; ``"single"`` needs only
-            ``firehose:PutRecord`` (mParticle's template policy).
+        put_mode: ``"auto"`` and ``"batch"`` batch with ``firehose:PutRecordBatch`` (with
+            ``"auto"``, ``firehose:PutRecord`` alone — mParticle's template policy — works too,
+            one call per record); ``"single"`` needs only ``firehose:PutRecord``.
         check: Include ``firehose:DescribeDeliveryStream`` for :meth:`FirehoseForwarder.check`.
     """
     actions = ["firehose:DescribeDeliveryStream"] if check else []
-    actions.append("firehose:PutRecordBatch" if put_mode == "batch" else "firehose:PutRecord")
+    actions.append("firehose:PutRecord" if put_mode == "single" else "firehose:PutRecordBatch")
     return _policy(actions, stream_arn)
 
 
 def importer_policy(stream_arn: str) -> dict[str, Any]:
-    """The policy :class:`KinesisImporter` needs on one stream (``…:stream/{name}``)."""
+    """The policy :class:`KinesisImporter` needs on one stream (``…:stream/{name}``).
+
+    ``kinesis:DescribeStream`` in place of ``kinesis:ListShards`` (PostHog's documented policy)
+    works too: the importer then lists shards with ``DescribeStream``, at its lower rate limit.
+    """
     return _policy(
         ["kinesis:ListShards", "kinesis:GetShardIterator", "kinesis:GetRecords"], stream_arn
     )

@@ -17,7 +17,9 @@ from streambridge.errors import ConfigurationError
 
 __all__ = [
     "ACCESS_DENIED_CODES",
+    "BAD_CREDENTIALS_CODES",
     "CONNECTION_ERROR",
+    "PERMISSION_DENIED_CODES",
     "RETRYABLE_CODES",
     "RetryPolicy",
     "is_retryable",
@@ -51,20 +53,27 @@ RETRYABLE_CODES = frozenset(
     }
 )
 
-#: Error codes meaning the credentials may not do this; never retried.
-ACCESS_DENIED_CODES = frozenset(
+#: Error codes meaning the principal lacks a permission (the credentials themselves are good).
+PERMISSION_DENIED_CODES = frozenset(
+    {"AccessDeniedException", "AccessDenied", "UnauthorizedOperation"}
+)
+
+#: Error codes meaning the credentials themselves are not accepted (unknown, expired, bad
+#: signature, missing).
+BAD_CREDENTIALS_CODES = frozenset(
     {
-        "AccessDeniedException",
-        "AccessDenied",
-        "UnauthorizedOperation",
         "UnrecognizedClientException",
         "InvalidClientTokenId",
         "InvalidSignatureException",
+        "SignatureDoesNotMatch",
         "ExpiredTokenException",
         "ExpiredToken",
         "MissingAuthenticationTokenException",
     }
 )
+
+#: Error codes meaning the credentials may not do this; never retried.
+ACCESS_DENIED_CODES = PERMISSION_DENIED_CODES | BAD_CREDENTIALS_CODES
 
 
 def is_retryable(code: str, http_status: int | None = None) -> bool:

@@ -176,7 +176,7 @@ def test_forward_failed_records_file(
             3,
         ),
         (["check"], "name something to check", 2),
-        (["check", "--kinesis-stream", "missing"], "was not found", 2),
+        (["check", "--kinesis-stream", "missing"], "was not found", 3),  # an AWS refusal
         (["check", "--firehose-stream", "missing"], "was not found", 3),
     ],
 )

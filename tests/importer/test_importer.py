@@ -357,9 +357,10 @@ def test_missing_stream(aws: LocalAWS) -> None:
 
 
 def test_access_denied_names_the_permission(make: Any) -> None:
-    """Without kinesis:ListShards the error says which permission to add."""
+    """Without kinesis:ListShards (nor DescribeStream) the error says which permission to add."""
     h = make(shards=1)
     h.faults.add("ListShards", access_denied())
+    h.faults.add("DescribeStream", access_denied())
     with pytest.raises(AccessDeniedError, match="kinesis:ListShards"):
         h.importer.poll()
 

@@ -222,8 +222,11 @@ def test_mismatched_response_is_resent(make: Any, ios: dict[str, Any]) -> None:
 def test_fatal_error_mid_stream_carries_undelivered(
     make: Any, samples: list[dict[str, Any]]
 ) -> None:
-    """Access denied on the 3rd call: the error carries every record built and not delivered."""
-    h = make(max_batch_records=10)
+    """Access denied on the 3rd call: the error carries every record built and not delivered.
+
+    With put_mode="batch" pinned: the default ("auto") falls back to PutRecord instead.
+    """
+    h = make(max_batch_records=10, put_mode="batch")
     h.faults.add(
         "PutRecordBatch",
         PartialFailure(fraction=0.0),
@@ -242,7 +245,7 @@ def test_fatal_error_mid_stream_carries_undelivered(
     error = info.value
     assert isinstance(error, PermissionError)
     assert "firehose:PutRecordBatch" in str(error)
-    assert "put_mode='single'" in str(error)
+    assert "put_mode at 'auto'" in str(error)
     # android (13 records) + ios (13) + odd (20) were read: 46 records built; calls 1 and 2
     # delivered records 0-19, call 3 (records 20-29) was denied when record 30 was packed.
     assert 3 == len(read)

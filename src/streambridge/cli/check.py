@@ -1,19 +1,31 @@
-"""``streambridge check``: verify streams and credentials; print the IAM policy they need."""
+"""``streambridge check``: verify streams and credentials; print the IAM policy they need.
+
+Each permission is reported as ``verified`` (a call that needs it succeeded), ``denied`` (AWS
+refused it), or ``not verified`` (checking it would write a record). The exit code is 3 when AWS
+refused something the command needs (a missing stream, a denied permission), as for every
+command.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from streambridge.cli._common import EXIT_OK, UsageError, aws_client, aws_options
+from streambridge._aws import CallError, attempt
+from streambridge.cli._common import EXIT_AWS, EXIT_OK, UsageError, aws_client, aws_options
+from streambridge.errors import DeliveryError
 from streambridge.forwarder import ForwarderSettings
 from streambridge.forwarder.forwarder import FirehoseForwarder
 from streambridge.iam import forwarder_policy, importer_policy
+from streambridge.importer.answers import records_page, shard_iterator
+from streambridge.importer.calls import describe_shards, list_shards, refusal_error
+from streambridge.retry import PERMISSION_DENIED_CODES
 
 __all__ = ["add_parser"]
+
+VERIFIED, DENIED, NOT_VERIFIED = "verified", "denied", "not verified"
 
 
 def add_parser(commands: Any) -> None:
@@ -23,7 +35,7 @@ def add_parser(commands: Any) -> None:
     )
     check.add_argument("--firehose-stream", help="a Firehose delivery stream to check")
     check.add_argument("--kinesis-stream", help="a Kinesis Data Stream to check (for import)")
-    check.add_argument("--put-mode", choices=["batch", "single"], default="batch")
+    check.add_argument("--put-mode", choices=["auto", "batch", "single"], default="auto")
     aws_options(check)
     check.set_defaults(run=_check)
 
@@ -31,40 +43,85 @@ def add_parser(commands: Any) -> None:
 def _check(args: argparse.Namespace) -> int:
     if not args.firehose_stream and not args.kinesis_stream:
         raise UsageError("name something to check: --firehose-stream and/or --kinesis-stream")
+    code = EXIT_OK
     if args.firehose_stream:
-        client = aws_client(args, "firehose")
-        settings = ForwarderSettings(delivery_stream_name=args.firehose_stream)
-        info = FirehoseForwarder(client, settings, put_mode=args.put_mode).check()
-        print(
-            f"firehose: delivery stream {info.name!r} is {info.status}, source {info.stream_type}"
-        )
-        print(json.dumps(forwarder_policy(info.arn, put_mode=args.put_mode), indent=2))
+        code = max(code, _check_firehose(aws_client(args, "firehose"), args))
     if args.kinesis_stream:
-        client = aws_client(args, "kinesis")
-        arn = _check_kinesis(client, args.kinesis_stream)
-        print(json.dumps(importer_policy(arn), indent=2))
+        code = max(code, _check_kinesis(aws_client(args, "kinesis"), args.kinesis_stream))
+    return code
+
+
+def _error(error: object) -> None:
+    print(f"streambridge: error: {error}", file=sys.stderr)
+
+
+def _report(status: str, permission: str, note: str = "") -> None:
+    print(f"  {status:<13} {permission}{f'  ({note})' if note else ''}")
+
+
+def _check_firehose(client: Any, args: argparse.Namespace) -> int:
+    settings = ForwarderSettings(delivery_stream_name=args.firehose_stream)
+    try:
+        info = FirehoseForwarder(client, settings, put_mode=args.put_mode).check()
+    except DeliveryError as exc:
+        denied = exc.error_code in PERMISSION_DENIED_CODES
+        _report(DENIED if denied else NOT_VERIFIED, "firehose:DescribeDeliveryStream")
+        _error(exc)
+        return EXIT_AWS
+    print(f"firehose: delivery stream {info.name!r} is {info.status}, source {info.stream_type}")
+    _report(VERIFIED, "firehose:DescribeDeliveryStream")
+    writes = "checking it would write a record"
+    if args.put_mode != "single":
+        fallback = "; without it, put mode 'auto' sends one PutRecord per record"
+        _report(
+            NOT_VERIFIED, "firehose:PutRecordBatch", writes + fallback * (args.put_mode == "auto")
+        )
+    if args.put_mode != "batch":
+        _report(NOT_VERIFIED, "firehose:PutRecord", writes)
+    print(json.dumps(forwarder_policy(info.arn, put_mode=args.put_mode), indent=2))
     return EXIT_OK
 
 
-def _check_kinesis(client: Any, stream: str) -> str:
-    """ListShards, GetShardIterator and GetRecords on one shard; return the stream's ARN."""
-    try:
-        shards = client.list_shards(StreamName=stream)["Shards"]
-        if not shards:
-            raise UsageError(f"Kinesis stream {stream!r} has no shards")
-        iterator = client.get_shard_iterator(
-            StreamName=stream, ShardId=shards[0]["ShardId"], ShardIteratorType="LATEST"
-        )["ShardIterator"]
-        client.get_records(ShardIterator=iterator, Limit=1)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        operation = exc.operation_name
-        if code == "ResourceNotFoundException":
-            raise UsageError(f"Kinesis stream {stream!r} was not found ({exc})") from None
-        raise UsageError(
-            f"{operation} on Kinesis stream {stream!r} failed ({code}): the importer needs "
-            f"kinesis:ListShards, kinesis:GetShardIterator and kinesis:GetRecords"
-        ) from None
+def _check_kinesis(client: Any, stream: str) -> int:
+    """List the shards, get an iterator and read one record at LATEST, reporting each step."""
+    print(f"kinesis: stream {stream!r}")
+    refusal: CallError | None = None
+    shards = list_shards(client, stream)
+    if isinstance(shards, CallError) and shards.denied:
+        _report(DENIED, "kinesis:ListShards", "the importer lists shards with DescribeStream")
+        shards = describe_shards(client, stream)
+        steps: list[tuple[str, object]] = [("kinesis:DescribeStream", shards)]
+    else:
+        steps = [("kinesis:ListShards", shards)]
+    if not isinstance(shards, CallError) and shards:
+        iterator = attempt(
+            client.get_shard_iterator,
+            "GetShardIterator",
+            shard_iterator,
+            StreamName=stream,
+            ShardId=shards[0]["ShardId"],
+            ShardIteratorType="LATEST",
+        )
+        steps.append(("kinesis:GetShardIterator", iterator))
+        if not isinstance(iterator, CallError):
+            read = attempt(
+                client.get_records, "GetRecords", records_page, ShardIterator=iterator, Limit=1
+            )
+            steps.append(("kinesis:GetRecords", read))
+    for permission, outcome in steps:
+        if isinstance(outcome, CallError):
+            _report(DENIED if outcome.denied else NOT_VERIFIED, permission, outcome.code)
+            refusal = refusal or outcome
+        else:
+            _report(VERIFIED, permission)
+    if refusal is not None:
+        _error(refusal_error(refusal, stream, client.meta.region_name))
+        return EXIT_AWS
+    if isinstance(shards, CallError) or not shards:
+        _error(f"Kinesis stream {stream!r} has no shards")
+        return EXIT_AWS
     region = client.meta.region_name
     print(f"kinesis: stream {stream!r} readable: {len(shards)} shard(s) listed, records readable")
-    return f"arn:aws:kinesis:{region}:{{account-id}}:stream/{stream}"
+    arn = f"arn:aws:kinesis:{region}:{{account-id}}:stream/{stream}"
+    print(json.dumps(importer_policy(arn), indent=2))
+    return EXIT_OK

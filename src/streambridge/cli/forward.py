@@ -47,9 +47,10 @@ def add_parser(commands: Any) -> None:
     )
     forward.add_argument(
         "--put-mode",
-        choices=["batch", "single"],
-        default="batch",
-        help="PutRecordBatch (default) or one PutRecord per record",
+        choices=["auto", "batch", "single"],
+        default="auto",
+        help="auto (default): PutRecordBatch, and PutRecord once that is denied; batch: "
+        "PutRecordBatch only; single: one PutRecord per record",
     )
     forward.add_argument(
         "--newline", action="store_true", help="end every record with a newline (NDJSON in S3)"

@@ -12,11 +12,13 @@ When delivery stops — an error retrying cannot fix (:class:`Stopped`), or anyt
 a :class:`~streambridge.errors.DeliveryError` carrying every record not delivered: a fatal
 AWS error keeps its own type, anything else becomes a
 :class:`~streambridge.errors.ForwardAbortedError`. Also here: what a delivery stream must be
-to take records (:func:`not_ready`).
+to take records (:func:`not_ready`), and when ``put_mode="auto"`` stops batching
+(:func:`falls_back`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -24,8 +26,17 @@ import attrs
 
 from streambridge.errors import DeliveryError, ForwardAbortedError, StreamNotReadyError
 from streambridge.forwarder.results import DeliveryStreamInfo, FailedRecord, ForwardResult
+from streambridge.retry import PERMISSION_DENIED_CODES
 
-__all__ = ["EntryError", "Ledger", "Stopped", "carrying", "not_ready"]
+__all__ = [
+    "EntryError",
+    "Ledger",
+    "Stopped",
+    "batching_statement",
+    "carrying",
+    "falls_back",
+    "not_ready",
+]
 
 
 @attrs.frozen
@@ -167,3 +178,23 @@ def _carry(
     error.undelivered = undelivered()
     error.result = result()
     return error
+
+
+def falls_back(put_mode: str, operation: str, code: str) -> bool:
+    """Whether a failed call makes an ``"auto"`` forwarder use ``PutRecord`` from now on.
+
+    Only a ``PutRecordBatch`` denied for lack of permission does (mParticle's template policy
+    grants ``firehose:PutRecord`` alone); bad credentials would fail ``PutRecord`` too.
+    """
+    return put_mode == "auto" and operation == "PutRecordBatch" and code in PERMISSION_DENIED_CODES
+
+
+def batching_statement(region: str | None, name: str) -> str:
+    """The IAM policy statement that lets a forwarder batch again, as JSON."""
+    return json.dumps(
+        {
+            "Effect": "Allow",
+            "Action": "firehose:PutRecordBatch",
+            "Resource": f"arn:aws:firehose:{region}:<account-id>:deliverystream/{name}",
+        }
+    )

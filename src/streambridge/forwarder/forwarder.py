@@ -30,7 +30,15 @@ from streambridge._tally import Tally
 from streambridge.errors import DeliveryError, InvalidBatchError
 from streambridge.forwarder.answers import delivery_stream
 from streambridge.forwarder.calls import put_batch, put_singly
-from streambridge.forwarder.delivery import EntryError, Ledger, Stopped, carrying, not_ready
+from streambridge.forwarder.delivery import (
+    EntryError,
+    Ledger,
+    Stopped,
+    batching_statement,
+    carrying,
+    falls_back,
+    not_ready,
+)
 from streambridge.forwarder.encoding import (
     MAX_BATCH_BYTES,
     MAX_BATCH_RECORDS,
@@ -90,7 +98,7 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
         *,
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen, so one shared default is safe
         on_failure: Callable[[FailedRecord], object] | None = None,
-        put_mode: PutMode = "batch",
+        put_mode: PutMode = "auto",
         record_delimiter: bytes = b"",
         max_batch_records: int = MAX_BATCH_RECORDS,
         max_batch_bytes: int = MAX_BATCH_BYTES,
@@ -109,9 +117,11 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
             settings: The connection settings.
             retry: Backoff and budgets for throttling and transient errors.
             on_failure: Called with each record that finally fails (also in the result).
-            put_mode: ``"batch"`` uses ``PutRecordBatch`` (needs ``firehose:PutRecordBatch``);
-                ``"single"`` uses one ``PutRecord`` per record (the only write permission in
-                mParticle's template policy).
+            put_mode: ``"auto"`` (the default) uses ``PutRecordBatch`` until it is denied,
+                then ``PutRecord`` for the rest of the forwarder's life, re-sending the denied
+                call's records (mParticle's template policy grants only
+                ``firehose:PutRecord``); ``"batch"`` uses only ``PutRecordBatch`` (a denial is
+                an :class:`~streambridge.AccessDeniedError`); ``"single"`` only ``PutRecord``.
             record_delimiter: Bytes appended to each record, e.g. ``b"\\n"`` so that S3
                 objects hold one JSON document per line. Default none, like mParticle.
             max_batch_records: Records per ``PutRecordBatch`` call (at most 500).
@@ -124,8 +134,8 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
             clock: Monotonic seconds, for the retry time budget and session ages.
             random: Floats in [0, 1) for jitter.
         """
-        if put_mode not in ("batch", "single"):
-            msg = f"put_mode must be 'batch' or 'single', got {put_mode!r}"
+        if put_mode not in ("auto", "batch", "single"):
+            msg = f"put_mode must be 'auto', 'batch' or 'single', got {put_mode!r}"
             raise ValueError(msg)
         if not 1 <= max_batch_records <= MAX_BATCH_RECORDS:
             msg = f"max_batch_records must be 1..{MAX_BATCH_RECORDS}, got {max_batch_records}"
@@ -134,6 +144,8 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
         self.retry = retry
         self.on_failure = on_failure
         self.put_mode: PutMode = put_mode
+        #: The operation in use now: ``"batch"`` or ``"single"`` (``"auto"`` starts batching).
+        self.mode: PutMode = "single" if put_mode == "single" else "batch"
         self.record_delimiter = record_delimiter
         self.max_batch_records = max_batch_records
         self.max_batch_bytes = max_batch_bytes
@@ -346,6 +358,8 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
         while True:
             outcomes, stop = self._attempt(ledger.to_send(), tally)
             self._count(ledger.settle(outcomes), tally)
+            if stop is not None and self._falls_back(stop):
+                continue  # the same records again, one PutRecord each: not a retry
             if stop is not None:
                 raise Stopped(self._fatal(stop), stop.error)
             if ledger.done:
@@ -381,13 +395,28 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
         self, records: list[bytes], tally: _Tally
     ) -> tuple[list[EntryError | None], CallError | None]:
         """Send once. Per record None (delivered) or why not; and the error that stops it all."""
-        put = put_singly if self.put_mode == "single" else put_batch
+        put = put_singly if self.mode == "single" else put_batch
         return put(
             self.client,
             self.settings.delivery_stream_name,
             records,
             count=lambda: tally.add("api_calls"),
         )
+
+    def _falls_back(self, failure: CallError) -> bool:
+        """``put_mode="auto"`` and PutRecordBatch denied: use PutRecord from now on."""
+        if not falls_back(self.put_mode, failure.operation, failure.code):
+            return False
+        self.mode = "single"
+        name = self.settings.delivery_stream_name
+        logger.warning(
+            "PutRecordBatch is denied on delivery stream %r (%s); sending one PutRecord per "
+            "record from now on. To batch again, allow it: %s",
+            name,
+            failure.code,
+            batching_statement(self.client.meta.region_name, name),
+        )
+        return True
 
     def _record_failures(self, failures: list[FailedRecord], tally: _Tally) -> None:
         tally.extend("failed", failures)
@@ -404,7 +433,7 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
         hint = " on the stream's ARN in the IAM policy"
         if failure.operation == "PutRecordBatch":
             hint += (
-                " — or create the forwarder with put_mode='single', which needs only "
+                " — or leave put_mode at 'auto' (the default), which falls back to "
                 "firehose:PutRecord (mParticle's template policy)"
             )
         return fatal_error(

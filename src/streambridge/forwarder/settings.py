@@ -24,8 +24,10 @@ from streambridge.forwarder.exclusion import parse_selectors
 
 __all__ = ["DISPLAY_NAMES", "ForwarderSettings", "PutMode"]
 
-#: How records are put: ``"batch"`` (``PutRecordBatch``) or ``"single"`` (``PutRecord``).
-PutMode = Literal["batch", "single"]
+#: How records are put: ``"auto"`` (``PutRecordBatch``, and ``PutRecord`` from the moment
+#: ``PutRecordBatch`` is denied), ``"batch"`` (``PutRecordBatch`` only) or ``"single"``
+#: (``PutRecord`` only).
+PutMode = Literal["auto", "batch", "single"]
 
 _STREAM_NAME = re.compile(r"[a-zA-Z0-9_.-]{1,64}")
 

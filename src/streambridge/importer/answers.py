@@ -13,6 +13,8 @@ Rules:
   listing says is closed.
 * ``ListShards``: ``Shards`` is a list of objects with a string ``ShardId``; ``NextToken`` is a
   string when present.
+* ``DescribeStream`` (the listing when ``ListShards`` is denied): a ``StreamDescription`` whose
+  ``Shards`` is such a list, with a boolean ``HasMoreShards``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,13 @@ import attrs
 from streambridge._answers import required_text, text
 from streambridge.errors import MalformedAnswerError
 
-__all__ = ["RecordsPage", "records_page", "shard_iterator", "shards_page"]
+__all__ = [
+    "RecordsPage",
+    "described_shards_page",
+    "records_page",
+    "shard_iterator",
+    "shards_page",
+]
 
 _malformed = MalformedAnswerError.because
 _text = text
@@ -83,18 +91,39 @@ def records_page(response: Mapping[str, Any]) -> RecordsPage:
     return RecordsPage(records, following, lag)
 
 
+def _shards(operation: str, shards: object) -> list[dict[str, Any]]:
+    if not isinstance(shards, list):
+        raise _malformed(operation, "has no Shards")
+    for shard in shards:
+        if not (isinstance(shard, Mapping) and _text(shard.get("ShardId"))):
+            raise _malformed(operation, "holds a shard without ShardId")
+    return shards
+
+
+def described_shards_page(response: Mapping[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+    """Read a ``DescribeStream`` answer: its shards and whether more follow.
+
+    Raises:
+        MalformedAnswerError: ``StreamDescription``, its ``Shards`` or ``HasMoreShards`` is
+            missing, or a shard has no ``ShardId``.
+    """
+    description = response.get("StreamDescription")
+    if not isinstance(description, Mapping):
+        raise _malformed("DescribeStream", "has no StreamDescription")
+    shards = _shards("DescribeStream", description.get("Shards"))
+    more = description.get("HasMoreShards")
+    if not isinstance(more, bool):
+        raise _malformed("DescribeStream", "has no HasMoreShards")
+    return shards, more
+
+
 def shards_page(response: Mapping[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
     """Read a ``ListShards`` answer: its shards and its ``NextToken``.
 
     Raises:
         MalformedAnswerError: ``Shards`` is missing, or a shard has no ``ShardId``.
     """
-    shards = response.get("Shards")
-    if not isinstance(shards, list):
-        raise _malformed("ListShards", "has no Shards")
-    for shard in shards:
-        if not (isinstance(shard, Mapping) and _text(shard.get("ShardId"))):
-            raise _malformed("ListShards", "holds a shard without ShardId")
+    shards = _shards("ListShards", response.get("Shards"))
     token = response.get("NextToken")
     if token is not None and not _text(token):
         raise _malformed("ListShards", "has a NextToken that is not a string")

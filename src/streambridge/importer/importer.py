@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from streambridge._aws import CallError, ClientShell, attempt, fatal_error
+from streambridge._aws import CallError, ClientShell, attempt
 from streambridge._tally import Tally
 from streambridge.errors import DeliveryError, FatalSinkError, MalformedAnswerError
 from streambridge.importer.answers import RecordsPage, records_page, shard_iterator
-from streambridge.importer.calls import list_shards
+from streambridge.importer.calls import ShardLister, refusal_error
 from streambridge.importer.checkpoints import (
     CheckpointStore,
     MemoryCheckpointStore,
@@ -130,6 +130,7 @@ class KinesisImporter(ClientShell[ImporterSettings]):
         self._convert = RecordConverter(settings)
         self._table = ShardTable()
         self._next_refresh = 0.0
+        self._lister = ShardLister(client, settings.stream_name)
 
     # ------------------------------------------------------------------ public calls
 
@@ -227,7 +228,7 @@ class KinesisImporter(ClientShell[ImporterSettings]):
         A transient failure — throttling, a connection error, a malformed answer — keeps the
         last listing and tries again after the longest backoff.
         """
-        listed = list_shards(self.client, self.settings.stream_name)
+        listed = self._lister.list()
         if isinstance(listed, CallError) and not listed.retryable:
             raise self._fatal(listed) from listed.error
         if isinstance(listed, CallError):
@@ -433,14 +434,4 @@ class KinesisImporter(ClientShell[ImporterSettings]):
 
     def _fatal(self, failure: CallError) -> DeliveryError:
         """Turn a non-retryable error into a DeliveryError that says what to do."""
-        return fatal_error(
-            failure,
-            resource=f"Kinesis stream {self.settings.stream_name!r}",
-            region=self.client.meta.region_name,
-            not_found_hint="fix stream_name / region (or the shard was trimmed)",
-            permission=f"kinesis:{failure.operation}",
-            permission_hint=(
-                " (the importer needs kinesis:ListShards, kinesis:GetShardIterator and "
-                "kinesis:GetRecords)"
-            ),
-        )
+        return refusal_error(failure, self.settings.stream_name, self.client.meta.region_name)

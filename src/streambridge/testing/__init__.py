@@ -29,7 +29,7 @@ from streambridge.testing.faults import (
     service_unavailable,
     throttling,
 )
-from streambridge.testing.local import ACCOUNT_ID, LocalAWS, local_aws, split_records
+from streambridge.testing.local import ACCOUNT_ID, Credentials, LocalAWS, local_aws, split_records
 from streambridge.testing.posthog import LocalPostHog, local_posthog
 from streambridge.testing.responses import MANGLES, AcceptAll, MalformedAnswer, PartialFailure
 
@@ -38,6 +38,7 @@ __all__ = [
     "MANGLES",
     "AcceptAll",
     "ConnectionFault",
+    "Credentials",
     "ErrorFault",
     "EveryNth",
     "FakeClock",

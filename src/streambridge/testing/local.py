@@ -28,10 +28,23 @@ if TYPE_CHECKING:
     from mypy_boto3_firehose import FirehoseClient
     from mypy_boto3_s3 import S3Client
 
-__all__ = ["ACCOUNT_ID", "LocalAWS", "local_aws", "split_records"]
+__all__ = ["ACCOUNT_ID", "Credentials", "LocalAWS", "local_aws", "split_records"]
 
 ACCOUNT_ID = "123456789012"  # moto's default account
 _CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+@attrs.frozen
+class Credentials:
+    """An access key pair (of an IAM user made by :meth:`LocalAWS.iam_user`).
+
+    Attributes:
+        access_key_id: The access key id.
+        secret_access_key: The secret (not shown in ``repr``).
+    """
+
+    access_key_id: str
+    secret_access_key: str = attrs.field(repr=False)
 
 
 @attrs.frozen
@@ -46,37 +59,88 @@ class LocalAWS:
     endpoint_url: str
     region: str = "us-east-1"
 
-    def client(self, service: str, *, max_attempts: int = 1) -> Any:
-        """A boto3 client for ``service`` on this endpoint (botocore retries off by default)."""
+    def client(
+        self, service: str, *, max_attempts: int = 1, credentials: Credentials | None = None
+    ) -> Any:
+        """A boto3 client for ``service`` on this endpoint (botocore retries off by default).
+
+        Args:
+            service: ``"firehose"``, ``"kinesis"``, ``"s3"``, ``"iam"``…
+            max_attempts: botocore's attempts per call.
+            credentials: Sign with these (an :meth:`iam_user`'s) instead of the test keys.
+        """
+        keys = _CREDENTIALS
+        if credentials is not None:
+            keys = {
+                "aws_access_key_id": credentials.access_key_id,
+                "aws_secret_access_key": credentials.secret_access_key,
+            }
         return boto3.client(  # type: ignore[call-overload]
             service,
             region_name=self.region,
             endpoint_url=self.endpoint_url,
             config=Config(retries={"mode": "standard", "total_max_attempts": max_attempts}),
-            **_CREDENTIALS,
+            **keys,
         )
 
-    def environment(self) -> dict[str, str]:
+    def iam_user(self, name: str, policy: dict[str, Any]) -> Credentials:
+        """Create an IAM user whose only permissions are ``policy``; return its access key.
+
+        The policy is enforced inside :meth:`enforcing_iam` only. moto matches Firehose and
+        Kinesis actions against ``"Resource": "*"`` alone (moto issue 9581): write ``"*"``
+        where a real policy names the stream's ARN.
+        """
+        iam = self.client("iam")
+        iam.create_user(UserName=name)
+        iam.put_user_policy(UserName=name, PolicyName=name, PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        return Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+
+    @contextmanager
+    def enforcing_iam(self) -> Iterator[None]:
+        """Within the block, every request must be signed by an IAM user allowed to make it.
+
+        Requests signed with the default test keys are refused then (``InvalidClientTokenId``):
+        use :meth:`iam_user` credentials. moto's setting is process-wide, so do not run other
+        tests against the same server concurrently.
+        """
+        self._moto_api("reset-auth", b"0")
+        try:
+            yield
+        finally:
+            self._moto_api("reset-auth", b"inf")
+
+    def _moto_api(self, path: str, body: bytes = b"") -> None:
+        request = urllib.request.Request(  # noqa: S310 - always our own http://127.0.0.1 URL
+            f"{self.endpoint_url}/moto-api/{path}",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "text/plain"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            response.read()
+
+    def environment(self, credentials: Credentials | None = None) -> dict[str, str]:
         """Environment variables that point any AWS SDK or tool (a subprocess) at this endpoint.
 
         Merge them into ``os.environ`` for a subprocess:
         ``subprocess.run(cmd, env={**os.environ, **aws.environment()})``.
         """
+        key_id = _CREDENTIALS["aws_access_key_id"]
+        secret = _CREDENTIALS["aws_secret_access_key"]
+        if credentials is not None:
+            key_id, secret = credentials.access_key_id, credentials.secret_access_key
         return {
             "AWS_ENDPOINT_URL": self.endpoint_url,
-            "AWS_ACCESS_KEY_ID": _CREDENTIALS["aws_access_key_id"],
-            "AWS_SECRET_ACCESS_KEY": _CREDENTIALS["aws_secret_access_key"],
+            "AWS_ACCESS_KEY_ID": key_id,
+            "AWS_SECRET_ACCESS_KEY": secret,
             "AWS_REGION": self.region,
             "AWS_DEFAULT_REGION": self.region,
         }
 
     def reset(self) -> None:
-        """Forget every stream, bucket and object (moto's ``/moto-api/reset``)."""
-        request = urllib.request.Request(  # noqa: S310 - always our own http://127.0.0.1 URL
-            f"{self.endpoint_url}/moto-api/reset", method="POST"
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            response.read()
+        """Forget every stream, bucket, object and IAM user (moto's ``/moto-api/reset``)."""
+        self._moto_api("reset")
 
     def create_delivery_stream(self, name: str, *, bucket: str | None = None) -> str:
         """Create a Direct PUT delivery stream writing to a new S3 bucket; return the bucket."""
