@@ -42,6 +42,7 @@ PURE = {
     *(f"streambridge.forwarder.{name}" for name in ("delivery", "results")),
     *(f"streambridge.importer.{name}" for name in ("settings", "keys", "decoding", "events")),
     *(f"streambridge.importer.{name}" for name in ("conversion", "shards", "answers", "results")),
+    "streambridge.importer.kpl",
     "streambridge._answers",
     "streambridge._json",
     "streambridge._settings",

@@ -52,7 +52,7 @@ def test_decode_gzip_cloudwatch_style() -> None:
         (b'{"a":1}\n{oops}', "not JSON (document 2)"),
         (gzip.compress(b'{"a":1}')[:-6], "gzip data is truncated"),
         (b"\x1f\x8bnot gzip at all", "gzip data is corrupt"),
-        (b"\xf3\x89\x9a\xc2rest", "KPL-aggregated record"),
+        (b"\xf3\x89\x9a\xc2rest", "has the KPL magic bytes but is not an aggregated record"),
     ],
 )
 def test_decode_errors_have_reasons(data: bytes, reason: str) -> None:

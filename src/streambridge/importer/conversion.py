@@ -4,16 +4,19 @@ One conversion for every engine that reads a stream: :class:`~streambridge.Kines
 today, and adapters that take records from elsewhere (Lambda, the KCL) — the same record gives
 the same events with the same uuids whichever reads it, so PostHog drops the duplicates.
 
-A record is decoded (:func:`~streambridge.importer.decoding.decode_record`: one or more JSON
-documents), and each document becomes one event (:func:`~streambridge.importer.events.to_event`)
-whose uuid is :func:`~streambridge.importer.events.event_uuid` of stream, shard, sequence number
-and the document's position. Whatever cannot become an event is a
-:class:`~streambridge.SkippedRecord` with the reason; one bad record never stops the others.
+A KPL-aggregated record is first split into its user records
+(:func:`~streambridge.importer.kpl.deaggregate`); a record, or each user record, is decoded
+(:func:`~streambridge.importer.decoding.decode_record`: one or more JSON documents), and each
+document becomes one event (:func:`~streambridge.importer.events.to_event`) whose uuid is
+:func:`~streambridge.importer.events.event_uuid` of stream, shard, sequence number, the user
+record's sub-sequence number (aggregated records only) and the document's position. Whatever
+cannot become an event is a :class:`~streambridge.SkippedRecord` with the reason; one bad
+record never stops the others.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -21,6 +24,7 @@ from streambridge.errors import DecodeError, UnusableRecordError
 from streambridge.importer.decoding import decode_record
 from streambridge.importer.events import PostHogEvent, event_uuid, to_event
 from streambridge.importer.keys import parse_path
+from streambridge.importer.kpl import NotAggregatedError, deaggregate, is_aggregated
 from streambridge.importer.results import SinkRefusal, SkippedRecord
 from streambridge.importer.settings import ImporterSettings
 
@@ -56,35 +60,38 @@ class RecordConverter:
         events: list[PostHogEvent] = []
         skipped: list[SkippedRecord] = []
         for record in records:
-            data: bytes = record["Data"]
             sequence: str = record["SequenceNumber"]
             arrival: datetime = record.get("ApproximateArrivalTimestamp") or _EPOCH
-            try:
-                values = decode_record(data)
-            except DecodeError as exc:
-                skipped.append(SkippedRecord(shard_id, sequence, 0, exc.reason, data))
-                continue
-            except Exception as exc:  # noqa: BLE001 - the last line: one record never stops a shard
-                skipped.append(SkippedRecord(shard_id, sequence, 0, _unexpected(exc), data))
-                continue
-            for position, value in enumerate(values):
+            for sub, data in _payloads(record["Data"]):
                 try:
-                    events.append(
-                        to_event(
-                            value,
-                            event_key=self.event_key,
-                            mappings=self.mappings,
-                            arrival=arrival,
-                            uuid=event_uuid(self.stream, shard_id, sequence, position),
-                            default_distinct_id=self.default_distinct_id,
+                    values = decode_record(data)
+                except DecodeError as exc:
+                    skipped.append(SkippedRecord(shard_id, sequence, 0, exc.reason, data, sub))
+                    continue
+                except Exception as exc:  # noqa: BLE001 - the last line: one record never stops a shard
+                    reason = _unexpected(exc)
+                    skipped.append(SkippedRecord(shard_id, sequence, 0, reason, data, sub))
+                    continue
+                for position, value in enumerate(values):
+                    try:
+                        events.append(
+                            to_event(
+                                value,
+                                event_key=self.event_key,
+                                mappings=self.mappings,
+                                arrival=arrival,
+                                uuid=event_uuid(self.stream, shard_id, sequence, position, sub),
+                                default_distinct_id=self.default_distinct_id,
+                            )
                         )
-                    )
-                except UnusableRecordError as exc:  # noqa: PERF203 - rare, and per document
-                    skipped.append(SkippedRecord(shard_id, sequence, position, exc.reason, data))
-                except Exception as exc:  # noqa: BLE001 - the last line, as above
-                    skipped.append(
-                        SkippedRecord(shard_id, sequence, position, _unexpected(exc), data)
-                    )
+                    except UnusableRecordError as exc:  # noqa: PERF203 - rare, and per document
+                        skipped.append(
+                            SkippedRecord(shard_id, sequence, position, exc.reason, data, sub)
+                        )
+                    except Exception as exc:  # noqa: BLE001 - the last line, as above
+                        skipped.append(
+                            SkippedRecord(shard_id, sequence, position, _unexpected(exc), data, sub)
+                        )
         return events, skipped
 
     def refused(
@@ -98,20 +105,32 @@ class RecordConverter:
         skipped: list[SkippedRecord] = []
         for record in records:  # rare: find each refused event's record again
             sequence = record["SequenceNumber"]
-            try:
-                count = len(decode_record(record["Data"]))
-            except Exception:  # noqa: BLE001, S112 - it became no event, so none was refused
-                continue
-            for position in range(count):
-                reason = reasons.get(event_uuid(self.stream, shard_id, sequence, position))
-                if reason is not None:
-                    skipped.append(
-                        SkippedRecord(
-                            shard_id,
-                            sequence,
-                            position,
-                            f"refused by the sink: {reason}",
-                            record["Data"],
-                        )
-                    )
+            for sub, data in _payloads(record["Data"]):
+                try:
+                    count = len(decode_record(data))
+                except Exception:  # noqa: BLE001, S112 - it became no event, so none was refused
+                    continue
+                for position in range(count):
+                    uuid = event_uuid(self.stream, shard_id, sequence, position, sub)
+                    reason = reasons.get(uuid)
+                    if reason is not None:
+                        text = f"refused by the sink: {reason}"
+                        skipped.append(SkippedRecord(shard_id, sequence, position, text, data, sub))
         return skipped
+
+
+def _payloads(data: bytes) -> Iterator[tuple[int | None, bytes]]:
+    """``(sub-sequence, data)`` of each user record of an aggregated record; else ``(None, data)``.
+
+    An aggregated record that is not valid is a plain record (as the KCL does it).
+    """
+    if is_aggregated(data):
+        try:
+            users = deaggregate(data)
+        except NotAggregatedError:
+            pass
+        else:
+            for sub, user in enumerate(users):
+                yield sub, user.data
+            return
+    yield None, data

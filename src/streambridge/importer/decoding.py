@@ -6,7 +6,8 @@
   and decompressed first (at most :data:`MAX_DECOMPRESSED_BYTES`).
 * Several JSON documents in one record — newline-delimited or simply concatenated — give
   several documents, in order.
-* KPL-aggregated records are recognised by their magic bytes and refused with a reason.
+* KPL-aggregated records are de-aggregated first, by :mod:`streambridge.importer.kpl` (the
+  conversion does it); a record that has the KPL magic bytes here is refused with a reason.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from streambridge._json import documents, loads
 from streambridge.errors import DecodeError
+from streambridge.importer.kpl import NotAggregatedError, deaggregate, is_aggregated
 
 __all__ = ["MAX_DECOMPRESSED_BYTES", "decode_record"]
 
@@ -24,7 +26,6 @@ MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
 
 _BOM = b"\xef\xbb\xbf"
 _GZIP_MAGIC = b"\x1f\x8b"
-_KPL_MAGIC = b"\xf3\x89\x9a\xc2"
 _TOO_DEEP = "nested too deeply to decode"
 
 
@@ -43,8 +44,8 @@ def decode_record(data: bytes) -> list[Any]:
     """
     if data[:2] == _GZIP_MAGIC:
         data = _gunzip(data)
-    elif data[:4] == _KPL_MAGIC:
-        raise DecodeError("KPL-aggregated record (de-aggregation is not supported)")
+    elif is_aggregated(data):
+        raise DecodeError(_kpl_reason(data))
     if data[:3] == _BOM:
         data = data[3:]
     if not data.strip():
@@ -80,3 +81,11 @@ def _gunzip(data: bytes) -> bytes:
     if not decompressor.eof:
         raise DecodeError("gzip data is truncated")
     return out
+
+
+def _kpl_reason(data: bytes) -> str:
+    try:
+        deaggregate(data)
+    except NotAggregatedError as exc:  # treated as a plain record, as the KCL does: not JSON
+        return f"has the KPL magic bytes but is not an aggregated record ({exc}), nor JSON"
+    return "KPL-aggregated record: de-aggregate it first (streambridge.importer.kpl.deaggregate)"

@@ -11,8 +11,9 @@ Pure: no I/O. (Whole records -> events is :mod:`streambridge.importer.conversion
   a string), and a ``timestamp`` target its timestamp (ISO 8601 text, or epoch seconds /
   milliseconds); neither stays in ``properties``;
 * without a ``timestamp`` mapping the record's ``ApproximateArrivalTimestamp`` is the timestamp;
-* the ``uuid`` is derived from stream, shard, sequence number and position inside the record, so
-  importing the same record twice gives the same uuid and PostHog de-duplicates it.
+* the ``uuid`` is derived from stream, shard, sequence number (and, for a KPL-aggregated record,
+  the user record's sub-sequence number) and position inside the record, so importing the same
+  record twice gives the same uuid and PostHog de-duplicates it.
 """
 
 from __future__ import annotations
@@ -102,13 +103,25 @@ class PostHogEvent:
 _NAMESPACE_BYTES = UUID_NAMESPACE.bytes
 
 
-def event_uuid(stream: str, shard_id: str, sequence_number: str, position: int = 0) -> str:
+def event_uuid(
+    stream: str,
+    shard_id: str,
+    sequence_number: str,
+    position: int = 0,
+    sub_sequence: int | None = None,
+) -> str:
     """The deterministic uuid of the ``position``-th event of a record.
 
     The same value as ``str(uuid.uuid5(UUID_NAMESPACE, "stream/shard/sequence/position"))``,
-    computed without building ``UUID`` objects (it is on the importer's hot path).
+    computed without building ``UUID`` objects (it is on the importer's hot path). For the
+    ``sub_sequence``-th user record of a KPL-aggregated record the name is
+    ``"stream/shard/sequence/sub_sequence/position"``: distinct per user record, and never
+    the name of a plain record's event (those have one part fewer).
     """
-    name = f"{stream}/{shard_id}/{sequence_number}/{position}".encode()
+    if sub_sequence is None:
+        name = f"{stream}/{shard_id}/{sequence_number}/{position}".encode()
+    else:
+        name = f"{stream}/{shard_id}/{sequence_number}/{sub_sequence}/{position}".encode()
     digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name).digest()[:16])  # noqa: S324 - RFC 4122 v5
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant

@@ -30,7 +30,10 @@ class SkippedRecord:
         sequence_number: Its sequence number.
         position: The document's index inside the record (0 unless newline-delimited).
         reason: Why it was skipped (``"not JSON: …"``, ``"no event name at 'a.b'"``…).
-        data: The record's data as read (after base64, before decompression).
+        data: The record's data as read (after base64, before decompression); for a user
+            record of a KPL-aggregated record, that user record's data.
+        sub_sequence: The user record's sub-sequence number inside a KPL-aggregated record
+            (None for a plain record).
     """
 
     shard_id: str
@@ -38,6 +41,7 @@ class SkippedRecord:
     position: int
     reason: str
     data: bytes = attrs.field(repr=lambda data: f"<{len(data)} bytes>")
+    sub_sequence: int | None = None
 
     #: A dead-letter line keeps the data as read (it may be gzip, or not JSON at all).
     record_is_json: ClassVar[bool] = False
@@ -50,6 +54,7 @@ class SkippedRecord:
             "sequence_number": self.sequence_number,
             "position": self.position,
             "reason": self.reason,
+            **({} if self.sub_sequence is None else {"sub_sequence": self.sub_sequence}),
         }
 
     @property
