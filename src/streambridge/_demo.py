@@ -67,7 +67,7 @@ def _forward(aws: LocalAWS) -> bool:
     """Forward the sample batches; True when everything sent was read back from S3."""
     bucket = aws.create_delivery_stream(STREAM)
     settings = ForwarderSettings(delivery_stream_name=STREAM)
-    forwarder = FirehoseForwarder(aws.client("firehose"), settings, record_delimiter=b"\n")
+    forwarder = FirehoseForwarder(aws.client("firehose"), settings)
     info = forwarder.check()
     print(
         f"1. Firehose delivery stream {info.name!r}: {info.status}, source {info.stream_type}, "

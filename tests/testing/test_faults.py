@@ -334,7 +334,7 @@ def test_flush_fatal_error_carries_the_sessions(make: Any, ios: dict[str, Any]) 
 def test_accept_all_is_a_null_sink(make: Any, samples: list[dict[str, Any]]) -> None:
     """AcceptAll answers success through botocore without storing anything, and counts."""
     sink = AcceptAll()
-    h = make(settings=SINGLE)
+    h = make(settings=SINGLE, record_delimiter=b"")  # mParticle's framing: sizes as encoded
     h.faults.always("PutRecordBatch", sink)
     result = h.forwarder.forward_many(samples)
     assert (5, 5) == (result.sent, sink.records)

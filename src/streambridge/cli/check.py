@@ -70,6 +70,13 @@ def _check_firehose(client: Any, args: argparse.Namespace) -> int:
         return EXIT_AWS
     print(f"firehose: delivery stream {info.name!r} is {info.status}, source {info.stream_type}")
     _report(VERIFIED, "firehose:DescribeDeliveryStream")
+    if info.appends_delimiter:
+        print(
+            "  the delivery stream appends a delimiter to each record (AppendDelimiterToRecord):"
+            " forward with --no-newline, or S3 objects will hold empty lines"
+        )
+    else:
+        print("  the delivery stream appends no delimiter: forward ends each record with a newline")
     writes = "checking it would write a record"
     if args.put_mode != "single":
         fallback = "; without it, put mode 'auto' sends one PutRecord per record"

@@ -53,7 +53,11 @@ def add_parser(commands: Any) -> None:
         "PutRecordBatch only; single: one PutRecord per record",
     )
     forward.add_argument(
-        "--newline", action="store_true", help="end every record with a newline (NDJSON in S3)"
+        "--newline",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="end every record with a newline, so S3 objects are JSON lines (default); "
+        "--no-newline keeps mParticle's framing byte for byte",
     )
     forward.add_argument(
         "--dead-letter",

@@ -10,7 +10,8 @@ Rules:
   each entry is either delivered (a non-empty string ``RecordId``) or failed (a non-empty
   string ``ErrorCode``); ``FailedPutCount``, when present, equals the number of failed entries.
 * ``PutRecord``: a non-empty string ``RecordId``.
-* ``DescribeDeliveryStream``: a ``DeliveryStreamDescription`` with name, ARN, status and type.
+* ``DescribeDeliveryStream``: a ``DeliveryStreamDescription`` with name, ARN, status and type
+  (its destinations are read for an ``AppendDelimiterToRecord`` processor, when present).
 """
 
 from __future__ import annotations
@@ -86,6 +87,26 @@ def delivery_stream(response: Mapping[str, Any]) -> DeliveryStreamInfo:
             arn=description["DeliveryStreamARN"],
             status=description["DeliveryStreamStatus"],
             stream_type=description["DeliveryStreamType"],
+            appends_delimiter=_appends_delimiter(description.get("Destinations")),
         )
     except (KeyError, TypeError) as exc:
         raise MalformedAnswerError.unparsable("DescribeDeliveryStream", exc) from exc
+
+
+def _appends_delimiter(destinations: object) -> bool:
+    """Whether a destination has an enabled ``AppendDelimiterToRecord`` processor."""
+    for destination in destinations if isinstance(destinations, list) else ():
+        for key, described in destination.items() if isinstance(destination, Mapping) else ():
+            config = (
+                described.get("ProcessingConfiguration") if key.endswith("Description") else None
+            )
+            if not isinstance(config, Mapping) or config.get("Enabled") is not True:
+                continue
+            processors = config.get("Processors")
+            for processor in processors if isinstance(processors, list) else ():
+                if (
+                    isinstance(processor, Mapping)
+                    and processor.get("Type") == "AppendDelimiterToRecord"
+                ):
+                    return True
+    return False

@@ -34,6 +34,7 @@ __all__ = [
     "Stopped",
     "batching_statement",
     "carrying",
+    "doubled_delimiter",
     "falls_back",
     "not_ready",
 ]
@@ -112,6 +113,13 @@ class Ledger:
     def codes(self) -> list[str]:
         """The last error codes of the pending records, sorted."""
         return sorted({self._last[i].code for i in self.pending if i in self._last})
+
+    def exhausted(self, attempts: int, seconds: float) -> str:
+        """The warning for the pending records when the retry budget ran out."""
+        return (
+            f"Retry Limit Exceeded: {len(self.pending)} of {len(self.records)} record(s) failed "
+            f"after {attempts} attempt(s) in {seconds:.1f}s ({', '.join(self.codes())})"
+        )
 
     def undelivered(self) -> tuple[bytes, ...]:
         """The pending records, in order."""
@@ -197,4 +205,16 @@ def batching_statement(region: str | None, name: str) -> str:
             "Action": "firehose:PutRecordBatch",
             "Resource": f"arn:aws:firehose:{region}:<account-id>:deliverystream/{name}",
         }
+    )
+
+
+def doubled_delimiter(info: DeliveryStreamInfo, record_delimiter: bytes) -> str | None:
+    """A warning when both the delivery stream and the forwarder delimit records, else None."""
+    if not (info.appends_delimiter and record_delimiter):
+        return None
+    return (
+        f"delivery stream {info.name!r} appends a delimiter to each record itself "
+        f"(AppendDelimiterToRecord) and this forwarder ends each record with "
+        f"{record_delimiter!r}: S3 objects would hold empty lines; pass record_delimiter=b'' "
+        f"(streambridge forward --no-newline)"
     )

@@ -36,6 +36,7 @@ from streambridge.forwarder.delivery import (
     Stopped,
     batching_statement,
     carrying,
+    doubled_delimiter,
     falls_back,
     not_ready,
 )
@@ -99,7 +100,7 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen, so one shared default is safe
         on_failure: Callable[[FailedRecord], object] | None = None,
         put_mode: PutMode = "auto",
-        record_delimiter: bytes = b"",
+        record_delimiter: bytes = b"\n",
         max_batch_records: int = MAX_BATCH_RECORDS,
         max_batch_bytes: int = MAX_BATCH_BYTES,
         max_record_bytes: int = MAX_RECORD_BYTES,
@@ -122,8 +123,10 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
                 call's records (mParticle's template policy grants only
                 ``firehose:PutRecord``); ``"batch"`` uses only ``PutRecordBatch`` (a denial is
                 an :class:`~streambridge.AccessDeniedError`); ``"single"`` only ``PutRecord``.
-            record_delimiter: Bytes appended to each record, e.g. ``b"\\n"`` so that S3
-                objects hold one JSON document per line. Default none, like mParticle.
+            record_delimiter: Bytes appended to each record: by default ``b"\\n"``, so that
+                S3 objects hold one JSON document per line (Athena, Glue, PostHog's S3 import
+                read them); ``b""`` keeps mParticle's framing byte for byte (Firehose
+                concatenates records with nothing between them).
             max_batch_records: Records per ``PutRecordBatch`` call (at most 500).
             max_batch_bytes: Record bytes per ``PutRecordBatch`` call.
             max_record_bytes: Bytes per record; larger batches are split by events.
@@ -179,6 +182,9 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
         problem = not_ready(info)
         if problem is not None:
             raise problem
+        doubled = doubled_delimiter(info, self.record_delimiter)
+        if doubled is not None:
+            logger.warning("%s", doubled)
         return info
 
     def forward(self, batch: object) -> ForwardResult:
@@ -367,15 +373,7 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
             retry += 1
             wait = self.retry.next_delay(retry, self._clock() - start, self._random)
             if wait is None:
-                logger.warning(
-                    "Retry Limit Exceeded: %d of %d record(s) failed after %d attempt(s) in "
-                    "%.1fs (%s)",
-                    len(ledger.pending),
-                    len(records),
-                    retry,
-                    self._clock() - start,
-                    ", ".join(ledger.codes()),
-                )
+                logger.warning("%s", ledger.exhausted(retry, self._clock() - start))
                 self._record_failures(ledger.give_up(), tally)
                 break
             logger.debug(

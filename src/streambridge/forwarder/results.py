@@ -55,12 +55,15 @@ class DeliveryStreamInfo:
         arn: Its ARN.
         status: ``"ACTIVE"`` (check raises otherwise).
         stream_type: ``"DirectPut"`` (check raises otherwise).
+        appends_delimiter: Whether the delivery stream itself appends a delimiter to each
+            record (an enabled ``AppendDelimiterToRecord`` processor).
     """
 
     name: str
     arn: str
     status: str
     stream_type: str
+    appends_delimiter: bool = False
 
 
 @attrs.frozen

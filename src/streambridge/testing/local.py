@@ -142,20 +142,40 @@ class LocalAWS:
         """Forget every stream, bucket, object and IAM user (moto's ``/moto-api/reset``)."""
         self._moto_api("reset")
 
-    def create_delivery_stream(self, name: str, *, bucket: str | None = None) -> str:
-        """Create a Direct PUT delivery stream writing to a new S3 bucket; return the bucket."""
+    def create_delivery_stream(
+        self, name: str, *, bucket: str | None = None, append_delimiter: bool = False
+    ) -> str:
+        """Create a Direct PUT delivery stream writing to a new S3 bucket; return the bucket.
+
+        Args:
+            name: The delivery stream.
+            bucket: The bucket (default: ``<name>-bucket``).
+            append_delimiter: Configure an ``AppendDelimiterToRecord`` processor (moto stores
+                and describes it; it does not apply it).
+        """
         bucket = bucket or f"{name.lower()}-bucket"
         s3: S3Client = self.client("s3")
         s3.create_bucket(Bucket=bucket)
         firehose: FirehoseClient = self.client("firehose")
+        destination: dict[str, Any] = {
+            "RoleARN": f"arn:aws:iam::{ACCOUNT_ID}:role/firehose",
+            "BucketARN": f"arn:aws:s3:::{bucket}",
+            "Prefix": f"{name}/",
+        }
+        if append_delimiter:
+            destination["ProcessingConfiguration"] = {
+                "Enabled": True,
+                "Processors": [
+                    {
+                        "Type": "AppendDelimiterToRecord",
+                        "Parameters": [{"ParameterName": "Delimiter", "ParameterValue": "\\n"}],
+                    }
+                ],
+            }
         firehose.create_delivery_stream(
             DeliveryStreamName=name,
             DeliveryStreamType="DirectPut",
-            ExtendedS3DestinationConfiguration={
-                "RoleARN": f"arn:aws:iam::{ACCOUNT_ID}:role/firehose",
-                "BucketARN": f"arn:aws:s3:::{bucket}",
-                "Prefix": f"{name}/",
-            },
+            ExtendedS3DestinationConfiguration=destination,  # type: ignore[arg-type]
         )
         return bucket
 
