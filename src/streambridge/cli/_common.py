@@ -54,10 +54,24 @@ def log_to_stderr() -> None:
         logger.setLevel(logging.WARNING)
 
 
-def aws_client(args: argparse.Namespace, service: str) -> Any:
-    """A client from the AWS environment, with botocore's own retries off."""
+def aws_client(
+    args: argparse.Namespace, service: str, *, keys: tuple[str | None, str | None] = (None, None)
+) -> Any:
+    """A client with botocore's own retries off.
+
+    Credentials: ``keys`` (an access key pair from a settings or config file) when given —
+    they win over the environment, as they did in the product the file comes from; else the
+    AWS environment (variables, ``--profile``, the config files, a role).
+    """
     import boto3  # noqa: PLC0415
 
+    key_id, secret = keys
+    if bool(key_id) != bool(secret):
+        raise UsageError("the file gives an access key id or a secret access key, not both")
+    if key_id and args.profile:
+        raise UsageError(
+            "the file holds access keys and --profile names a profile: use one of them"
+        )
     # boto3 reads AWS_DEFAULT_REGION; AWS_REGION is what the other AWS SDKs and tools use
     region = args.region or os.environ.get("AWS_REGION") or None
     session: Any = boto3.Session(profile_name=args.profile, region_name=region)
@@ -66,8 +80,8 @@ def aws_client(args: argparse.Namespace, service: str) -> Any:
     return build_client(
         service,
         region=session.region_name,
-        access_key_id=None,  # the session's credentials: environment, profile, role…
-        secret_access_key=None,
+        access_key_id=key_id or None,  # None: the session's (environment, profile, role…)
+        secret_access_key=secret or None,
         session=session,
         endpoint_url=args.endpoint_url,
     )

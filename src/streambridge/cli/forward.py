@@ -43,7 +43,10 @@ def add_parser(commands: Any) -> None:
     forward.add_argument("input", nargs="?", default="-", help="a file, or - for stdin (default)")
     forward.add_argument("--stream", help="the Firehose delivery stream (Delivery Stream Name)")
     forward.add_argument(
-        "--settings", type=Path, help="a JSON file of mParticle connection settings (display names)"
+        "--settings",
+        type=Path,
+        help="a JSON file of mParticle connection settings (display names); its Access Key ID "
+        "and Secret Access Key, when set, are used instead of the AWS environment's credentials",
     )
     forward.add_argument(
         "--put-mode",
@@ -83,9 +86,14 @@ def _forward(args: argparse.Namespace) -> int:
         raise UsageError("--replay reads a dead-letter file: give no input file with it")
     if args.replay is not None and dead_path is not None and _same_file(args.replay, dead_path):
         raise UsageError("--dead-letter must be another file than the one --replay reads")
+    client = aws_client(args, "firehose", keys=(settings.access_key_id, settings.secret_access_key))
     source = None if args.replay is not None else _open_input(args.input)
-    client = aws_client(args, "firehose")
-    letters = open_dead_letters(dead_path)
+    try:
+        letters = open_dead_letters(dead_path)
+    except UsageError:
+        if source is not None and source is not sys.stdin:
+            source.close()
+        raise
     forwarder = FirehoseForwarder(
         client,
         settings,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -41,9 +42,16 @@ __all__ = ["add_parser"]
 def add_parser(commands: Any) -> None:
     """Add the ``import`` command to ``commands`` (argparse sub-parsers)."""
     imp = commands.add_parser("import", help="import a Kinesis stream as PostHog events")
-    imp.add_argument("--stream", required=True, help="the Kinesis Data Stream")
-    imp.add_argument("--event-key", required=True, help="dotted path to the event name")
-    imp.add_argument("--mappings", default="", help="additionalPropertyMappings: 'a.b:c,d:e'")
+    imp.add_argument(
+        "--config",
+        type=Path,
+        help="a JSON file of the PostHog app's configuration (kinesisStreamName, eventKey, "
+        "additionalPropertyMappings, awsRegion, iamAccessKeyId, iamSecretAccessKey); its IAM "
+        "keys, when set, are used instead of the AWS environment's credentials",
+    )
+    imp.add_argument("--stream", help="the Kinesis Data Stream (or kinesisStreamName)")
+    imp.add_argument("--event-key", help="dotted path to the event name (or eventKey)")
+    imp.add_argument("--mappings", help="additionalPropertyMappings: 'a.b:c,d:e'")
     imp.add_argument("--checkpoints", type=Path, help="a SQLite file keeping the positions")
     imp.add_argument(
         "--start", default="LATEST", help="TRIM_HORIZON, LATEST (default) or an ISO 8601 time"
@@ -51,6 +59,17 @@ def add_parser(commands: Any) -> None:
     imp.add_argument("--output", default="-", help="write events as JSON lines here (- = stdout)")
     imp.add_argument("--posthog-host", help="send the events to this PostHog host instead")
     imp.add_argument("--posthog-key", help="the PostHog project API key (with --posthog-host)")
+    imp.add_argument(
+        "--historical",
+        action="store_true",
+        help="send to PostHog as a historical migration (backfills of old data)",
+    )
+    imp.add_argument(
+        "--personless",
+        action="store_true",
+        help="events without a mapped distinct_id are personless ($process_person_profile: "
+        "false) instead of all belonging to one 'AWS Kinesis' person",
+    )
     imp.add_argument(
         "--dead-letter",
         type=Path,
@@ -66,20 +85,15 @@ def add_parser(commands: Any) -> None:
 
 def _import(args: argparse.Namespace) -> int:
 
-    settings = ImporterSettings(
-        stream_name=args.stream,
-        event_key=args.event_key,
-        additional_property_mappings=args.mappings,
-        start_position=args.start,
-    )
+    settings = _importer_settings(args)
     if args.max_records is not None and args.max_records < 1:
         raise UsageError("--max-records must be at least 1")
     sink, close, abandon = _event_sink(args)
     letters = open_dead_letters(args.dead_letter)
     store = SQLiteCheckpointStore(args.checkpoints) if args.checkpoints else None
-    importer = KinesisImporter(
-        aws_client(args, "kinesis"), settings, sink=sink, checkpoints=store, on_skip=letters
-    )
+    keys = (settings.access_key_id, settings.secret_access_key)
+    client = aws_client(args, "kinesis", keys=keys)
+    importer = KinesisImporter(client, settings, sink=sink, checkpoints=store, on_skip=letters)
     stopped = Stop()
 
     def on_signal(signum: int) -> None:
@@ -135,6 +149,36 @@ def _import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _importer_settings(args: argparse.Namespace) -> ImporterSettings:
+    """From --config (the PostHog app's keys), with the options given on the command line."""
+    config: dict[str, object] = {}
+    if args.config is not None:
+        try:
+            loaded = json.loads(args.config.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise UsageError(f"cannot read {str(args.config)!r}: {exc.strerror}") from None
+        except ValueError as exc:
+            raise UsageError(f"{str(args.config)!r} is not JSON: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise UsageError(f"{str(args.config)!r} must hold a JSON object")
+        config = loaded
+    for key, value in (
+        ("kinesisStreamName", args.stream),
+        ("eventKey", args.event_key),
+        ("additionalPropertyMappings", args.mappings),
+    ):
+        if value is not None:
+            config[key] = value
+    if args.region is None and isinstance(config.get("awsRegion"), str) and config["awsRegion"]:
+        args.region = config["awsRegion"]
+    for key, option in (("kinesisStreamName", "--stream"), ("eventKey", "--event-key")):
+        if not config.get(key):
+            raise UsageError(f"no {key}: pass {option} or put it in --config")
+    return ImporterSettings.from_posthog_config(
+        config, start_position=args.start, personless=args.personless
+    )
+
+
 def _event_sink(
     args: argparse.Namespace,
 ) -> tuple[Callable[[Any], object], Callable[[], None], Callable[[], None]]:
@@ -142,7 +186,11 @@ def _event_sink(
     if args.posthog_key or args.posthog_host:
         if not (args.posthog_key and args.posthog_host):
             raise UsageError("--posthog-host and --posthog-key go together")
-        sink = PostHogSink(api_key=args.posthog_key, host=args.posthog_host)
+        sink = PostHogSink(
+            api_key=args.posthog_key,
+            host=args.posthog_host,
+            historical_migration=args.historical,
+        )
         return sink, lambda: None, sink.abandon
     output = open_output(Path(args.output)) if args.output != "-" else sys.stdout
 

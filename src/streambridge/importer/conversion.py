@@ -52,6 +52,7 @@ class RecordConverter:
         self.event_key = parse_path(settings.event_key)
         self.mappings = settings.additional_property_mappings
         self.default_distinct_id = settings.default_distinct_id
+        self.personless = settings.personless
 
     def convert(
         self, shard_id: str, records: Iterable[Mapping[str, Any]]
@@ -82,6 +83,7 @@ class RecordConverter:
                                 arrival=arrival,
                                 uuid=event_uuid(self.stream, shard_id, sequence, position, sub),
                                 default_distinct_id=self.default_distinct_id,
+                                personless=self.personless,
                             )
                         )
                     except UnusableRecordError as exc:  # noqa: PERF203 - rare, and per document

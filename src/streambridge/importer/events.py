@@ -137,6 +137,7 @@ def to_event(
     arrival: datetime,
     uuid: str,
     default_distinct_id: str,
+    personless: bool = False,
 ) -> PostHogEvent:
     """Convert one decoded record into a PostHog event.
 
@@ -147,6 +148,8 @@ def to_event(
         arrival: The record's ``ApproximateArrivalTimestamp`` (the default timestamp).
         uuid: The event's uuid (see :func:`event_uuid`).
         default_distinct_id: The ``distinct_id`` when no mapping provides one.
+        personless: Mark an event that gets ``default_distinct_id`` as personless
+            (``$process_person_profile: false``).
 
     Returns:
         The event.
@@ -170,6 +173,8 @@ def to_event(
     distinct_id = default_distinct_id
     if "distinct_id" in properties:
         distinct_id = _distinct_id(properties.pop("distinct_id"))
+    elif personless:
+        properties["$process_person_profile"] = False
     timestamp = arrival
     if "timestamp" in properties:
         timestamp = _timestamp(properties.pop("timestamp"))

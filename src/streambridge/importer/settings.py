@@ -116,6 +116,9 @@ class ImporterSettings:
         idle_poll_interval: Seconds between polls of a shard that is caught up.
         default_distinct_id: The ``distinct_id`` of events with no ``distinct_id`` mapping
             (the app's events all belonged to its name, "AWS Kinesis").
+        personless: Send the events that get ``default_distinct_id`` as personless events
+            (``$process_person_profile: false``), so that they do not all pile onto one
+            person. Off by default, as in the app.
         region: AWS region for :meth:`KinesisImporter.from_settings` (None: boto3's default).
         access_key_id: Optional IAM access key id (never printed).
         secret_access_key: Optional IAM secret access key (never printed).
@@ -131,6 +134,7 @@ class ImporterSettings:
     min_call_interval: float = attrs.field(default=0.2, validator=_between(0.0, 3600.0))
     idle_poll_interval: float = attrs.field(default=1.0, validator=_between(0.0, 3600.0))
     default_distinct_id: str = attrs.field(default="AWS Kinesis", validator=_stream_free_text())
+    personless: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     region: str | None = attrs.field(default=None, validator=optional_region)
     access_key_id: str | None = attrs.field(default=None, repr=False, validator=optional_str)
     secret_access_key: str | None = attrs.field(default=None, repr=False, validator=optional_str)

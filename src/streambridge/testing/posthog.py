@@ -30,6 +30,7 @@ class LocalPostHog:
         events: The events of the requests answered 200, in order (duplicates kept).
         requests: Requests received.
         api_keys: The ``api_key`` of each request.
+        historical: The ``historical_migration`` flag of each request.
     """
 
     def __init__(self) -> None:
@@ -38,6 +39,7 @@ class LocalPostHog:
         self.events: list[dict[str, Any]] = []
         self.requests = 0
         self.api_keys: list[str] = []
+        self.historical: list[bool] = []
         self.status = 200
         self.max_batch: int | None = None
         self.refuse: Callable[[dict[str, Any]], bool] | None = None
@@ -61,6 +63,7 @@ class LocalPostHog:
         with self._lock:
             self.requests += 1
             self.api_keys.append(str(body.get("api_key")))
+            self.historical.append(body.get("historical_migration") is True)
             if self._queue:
                 status = self._queue.popleft()
             elif time.monotonic() < self._down_until:
