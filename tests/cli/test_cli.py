@@ -359,6 +359,21 @@ def test_check_prints_the_policies(
     assert "arn:aws:firehose:us-east-1:123456789012:deliverystream/events" in out
 
 
+def test_check_without_a_verdict_exits_1(aws: LocalAWS, capsys: pytest.CaptureFixture[str]) -> None:
+    """Throttled while checking: no verdict on the permission, exit 1 and "try again"."""
+    from streambridge.cli.check import _check_kinesis  # noqa: PLC0415
+    from streambridge.testing import FaultInjector, throttling  # noqa: PLC0415
+
+    aws.create_stream("clicks", shards=1)
+    client = aws.client("kinesis")
+    with FaultInjector(client) as faults:
+        faults.add("GetShardIterator", throttling("ProvisionedThroughputExceededException"))
+        assert 1 == _check_kinesis(client, "clicks")
+    out, err = capsys.readouterr()
+    assert "not verified  kinesis:GetShardIterator" in out
+    assert "GetShardIterator on Kinesis stream 'clicks' failed (Rate exceeded): try again" in err
+
+
 def test_import_without_the_posthog_extra(
     env: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

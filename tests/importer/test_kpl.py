@@ -140,6 +140,13 @@ def test_a_corrupt_aggregate_is_a_plain_record_skipped_with_a_reason() -> None:
     assert skipped[0].sub_sequence is None
 
 
+def test_an_empty_aggregate_is_skipped_with_a_reason() -> None:
+    """An aggregate of no user records is no silent gap: a skip says so."""
+    events, skipped = RecordConverter(SETTINGS).convert("s", [kinesis_record("6", framed(b""))])
+    assert [] == events
+    assert ["KPL-aggregated record with no user records"] == [s.reason for s in skipped]
+
+
 def test_uuids_of_plain_records_do_not_change() -> None:
     """A plain record's uuid is what it always was (PostHog dedupes on it across upgrades)."""
     sequence = "49590338271490256608559692538361571095921575989136588898"

@@ -3,7 +3,8 @@
 Each permission is reported as ``verified`` (a call that needs it succeeded), ``denied`` (AWS
 refused it), or ``not verified`` (checking it would write a record). The exit code is 3 when AWS
 refused something the command needs (a missing stream, a denied permission), as for every
-command.
+command, and 1 when a call failed in a way that may pass on a second try (throttling, a
+connection that failed).
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ import sys
 from typing import Any
 
 from streambridge._aws import CallError, attempt
-from streambridge.cli._common import EXIT_AWS, EXIT_OK, UsageError, aws_client, aws_options
+from streambridge.cli._common import (
+    EXIT_AWS,
+    EXIT_FAILED,
+    EXIT_OK,
+    UsageError,
+    aws_client,
+    aws_options,
+)
 from streambridge.errors import DeliveryError
 from streambridge.forwarder import ForwarderSettings
 from streambridge.forwarder.forwarder import FirehoseForwarder
@@ -79,10 +87,10 @@ def _check_firehose(client: Any, args: argparse.Namespace) -> int:
         print("  the delivery stream appends no delimiter: forward ends each record with a newline")
     writes = "checking it would write a record"
     if args.put_mode != "single":
-        fallback = "; without it, put mode 'auto' sends one PutRecord per record"
-        _report(
-            NOT_VERIFIED, "firehose:PutRecordBatch", writes + fallback * (args.put_mode == "auto")
-        )
+        note = writes
+        if args.put_mode == "auto":
+            note += "; without it, put mode 'auto' sends one PutRecord per record"
+        _report(NOT_VERIFIED, "firehose:PutRecordBatch", note)
     if args.put_mode != "batch":
         _report(NOT_VERIFIED, "firehose:PutRecord", writes)
     print(json.dumps(forwarder_policy(info.arn, put_mode=args.put_mode), indent=2))
@@ -121,6 +129,10 @@ def _check_kinesis(client: Any, stream: str) -> int:
             refusal = refusal or outcome
         else:
             _report(VERIFIED, permission)
+    if refusal is not None and refusal.retryable:  # throttled, unreachable…: no verdict
+        what = f"{refusal.operation} on Kinesis stream {stream!r}"
+        _error(f"{what} failed ({refusal.message}): try again")
+        return EXIT_FAILED
     if refusal is not None:
         _error(refusal_error(refusal, stream, client.meta.region_name))
         return EXIT_AWS

@@ -130,9 +130,9 @@ def _payloads(data: bytes) -> Iterator[tuple[int | None, bytes]]:
         try:
             users = deaggregate(data)
         except NotAggregatedError:
-            pass
-        else:
+            users = []
+        if users:
             for sub, user in enumerate(users):
                 yield sub, user.data
             return
-    yield None, data
+    yield None, data  # a plain record; or an aggregate that is corrupt or empty: skipped

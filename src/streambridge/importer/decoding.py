@@ -85,7 +85,9 @@ def _gunzip(data: bytes) -> bytes:
 
 def _kpl_reason(data: bytes) -> str:
     try:
-        deaggregate(data)
+        users = deaggregate(data)
     except NotAggregatedError as exc:  # treated as a plain record, as the KCL does: not JSON
         return f"has the KPL magic bytes but is not an aggregated record ({exc}), nor JSON"
+    if not users:
+        return "KPL-aggregated record with no user records"
     return "KPL-aggregated record: de-aggregate it first (streambridge.importer.kpl.deaggregate)"
