@@ -13,6 +13,8 @@ import logging
 from typing import Any
 
 import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
 
 from streambridge import (
     AccessDeniedError,
@@ -22,7 +24,8 @@ from streambridge import (
     KinesisImporter,
 )
 from streambridge.cli import main
-from streambridge.testing import Credentials, FaultInjector, LocalAWS
+from streambridge.testing import Credentials, Fault, FaultInjector, LocalAWS
+from streambridge.testing.faults import Body
 
 pytestmark = pytest.mark.integration
 
@@ -205,3 +208,25 @@ def test_forward_command_with_the_template_policy(
     assert "sent 1 record(s)" in out
     assert "PutRecordBatch is denied" in err
     assert 1 == len(aws.delivered(STREAM))
+
+
+class _BareForbidden(Fault):
+    """An HTTP 403 with an empty body, as a proxy in front of AWS may answer."""
+
+    def respond(self, injector: FaultInjector, operation: str, request: Any) -> AWSResponse:
+        """403, no body."""
+        return AWSResponse(request.url, 403, HTTPHeaders.from_dict({}), Body(b""))
+
+
+def test_a_403_without_an_error_body_is_access_denied(aws: LocalAWS, ios: dict[str, Any]) -> None:
+    """No JSON, no XML: still an AccessDeniedError with the permission to grant."""
+    aws.create_delivery_stream(STREAM)
+    client = aws.client("firehose")
+    forwarder = FirehoseForwarder(client, PER_EVENT, put_mode="batch")
+    with FaultInjector(client) as faults:
+        faults.add("PutRecordBatch", _BareForbidden())
+        with pytest.raises(AccessDeniedError) as info:
+            forwarder.forward(ios)
+    assert "AccessDenied" == info.value.error_code
+    assert "allow 'firehose:PutRecordBatch'" in str(info.value)
+    assert "HTTP 403 without an AWS error" in str(info.value)
