@@ -209,7 +209,7 @@ def test_expired_iterator_on_the_emulator(kinesis: Any) -> None:
         attrs.evolve(SETTINGS, records_per_call=10),
         sink=events.extend,
     )
-    with FaultInjector(kinesis) as faults:
+    with FaultInjector(kinesis, keep_requests=True) as faults:
         importer.poll()
         faults.add("GetRecords", ErrorFault(400, "ExpiredIteratorException", "Iterator expired"))
         for _ in range(10):

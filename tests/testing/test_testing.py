@@ -28,7 +28,7 @@ def test_partial_put_records_failure_and_recording(aws: LocalAWS) -> None:
     """PartialFailure fails some PutRecords entries for real; sent_records sees every send."""
     aws.create_stream("s", shards=1)
     kinesis = aws.client("kinesis")
-    with FaultInjector(kinesis) as faults:
+    with FaultInjector(kinesis, keep_requests=True) as faults:
         faults.add(
             "PutRecords",
             PartialFailure(
@@ -92,3 +92,15 @@ def test_fake_clock() -> None:
     clock.sleep(-3)
     clock.advance(2)
     assert (13.5, [1.5, -3]) == (clock(), clock.slept)
+
+
+def test_requests_are_kept_only_when_asked(aws: LocalAWS) -> None:
+    """By default an injector keeps operation names, not payloads (load tests stay flat)."""
+    aws.create_stream("s")
+    kinesis = aws.client("kinesis")
+    with FaultInjector(kinesis) as faults:
+        kinesis.put_record(StreamName="s", Data=b"x" * 1000, PartitionKey="k")
+    assert ["PutRecord"] == faults.calls
+    assert [] == faults.requests
+    with pytest.raises(ValueError, match="keep_requests=True"):
+        faults.sent_records()

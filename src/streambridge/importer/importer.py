@@ -267,7 +267,9 @@ class KinesisImporter(ClientShell[ImporterSettings]):
             events = accepted
         shard.undelivered = 0
         result.add("records", len(records))
-        result.extend("events", events)
+        result.add("event_count", len(events))
+        if self.sink is None:  # with a sink the events are there, not held here
+            result.extend("events", events)
         result.extend("skipped", skipped)
         for skip in skipped:
             self._notify_skip(skip)

@@ -99,7 +99,10 @@ class ImportResult:
     """The outcome of one :meth:`KinesisImporter.poll`.
 
     Attributes:
-        events: Events produced (and accepted by the sink, when there is one), shard by shard.
+        events: The events produced, shard by shard — only when the importer has no sink
+            (with a sink they went there, and a result holding them all would make memory
+            grow with the shards read; :attr:`event_count` counts them).
+        event_count: Events produced (and accepted by the sink, when there is one).
         skipped: Records that could not become events, with reasons.
         lag: ``MillisBehindLatest`` of each shard read in this poll.
         records: Kinesis records read (a newline-delimited record counts once).
@@ -113,6 +116,7 @@ class ImportResult:
     """
 
     events: tuple[PostHogEvent, ...] = ()
+    event_count: int = 0
     skipped: tuple[SkippedRecord, ...] = ()
     lag: Mapping[str, int] = attrs.field(factory=dict, hash=False)
     records: int = 0
@@ -156,7 +160,7 @@ class ImportTotals:
         return attrs.evolve(
             self,
             polls=self.polls + 1,
-            events=self.events + len(result.events),
+            events=self.events + result.event_count,
             skipped=self.skipped + len(result.skipped),
             records=self.records + result.records,
             calls=self.calls + result.calls,

@@ -151,15 +151,18 @@ class FaultInjector:
     gets that fault's response instead of going to the endpoint; botocore then parses it and
     runs its retry handler as for a real response. Calls with nothing queued go through.
 
-    Every call is recorded: :attr:`calls` lists the operation names, :attr:`requests` the
-    operation and its JSON parameters (blobs still base64-encoded, as on the wire).
+    Every call's operation name is recorded in :attr:`calls`. With ``keep_requests=True``,
+    :attr:`requests` also keeps each call's JSON parameters (blobs still base64-encoded, as on
+    the wire) for :meth:`sent_records`; it is off by default, because a long load test through
+    an injector would otherwise hold every record it ever sent.
 
     Use as a context manager, or call :meth:`close` to unregister.
     """
 
-    def __init__(self, client: BaseClient) -> None:
-        """Hook into ``client`` (any boto3 client)."""
+    def __init__(self, client: BaseClient, *, keep_requests: bool = False) -> None:
+        """Hook into ``client`` (any boto3 client); ``keep_requests`` keeps every request."""
         self.client: Any = client
+        self.keep_requests = keep_requests
         self._queues: dict[str, deque[Fault]] = {}
         self._always: dict[str, Fault] = {}
         self._local = threading.local()
@@ -192,7 +195,13 @@ class FaultInjector:
 
         Covers ``PutRecord``, ``PutRecordBatch`` and ``PutRecords``; data is decoded from
         base64; a record sent twice (a retry) appears twice.
+
+        Raises:
+            ValueError: The injector was made without ``keep_requests=True``.
         """
+        if not self.keep_requests:
+            msg = "sent_records() needs FaultInjector(client, keep_requests=True)"
+            raise ValueError(msg)
         out: list[bytes] = []
         for operation, params in self.requests:
             if operation == "PutRecord":
@@ -235,12 +244,13 @@ class FaultInjector:
             return None
         operation = _operation_of(request)
         self.calls.append(operation)
-        body = request.body if isinstance(request.body, (bytes, str)) else b""
-        try:
-            params = json.loads(body) if body else {}
-        except ValueError:
-            params = {}
-        self.requests.append((operation, params if isinstance(params, dict) else {}))
+        if self.keep_requests:
+            body = request.body if isinstance(request.body, (bytes, str)) else b""
+            try:
+                params = json.loads(body) if body else {}
+            except ValueError:
+                params = {}
+            self.requests.append((operation, params if isinstance(params, dict) else {}))
         queue = self._queues.get(operation)
         fault = queue.popleft() if queue else self._always.get(operation)
         if fault is None:
