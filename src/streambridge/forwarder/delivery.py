@@ -29,6 +29,8 @@ from streambridge.forwarder.results import DeliveryStreamInfo, FailedRecord, For
 from streambridge.retry import PERMISSION_DENIED_CODES
 
 __all__ = [
+    "GROW_ABOVE",
+    "ConcurrencyLimit",
     "EntryError",
     "Ledger",
     "Stopped",
@@ -218,3 +220,37 @@ def doubled_delimiter(info: DeliveryStreamInfo, record_delimiter: bytes) -> str 
         f"{record_delimiter!r}: S3 objects would hold empty lines; pass record_delimiter=b'' "
         f"(streambridge forward --no-newline)"
     )
+
+
+#: A call that takes at least this long (seconds) was waiting on the network, not on this
+#: process: another call in flight beside it pays.
+GROW_ABOVE = 0.010
+
+
+class ConcurrencyLimit:
+    """How many calls may be in flight: additive increase, multiplicative decrease.
+
+    It starts at 1. A call that took at least :data:`GROW_ABOVE` seconds without
+    backpressure adds one (up to :attr:`maximum`); a call that was throttled or failed
+    transiently halves it (down to 1); a fast call leaves it. On a local endpoint, and with a
+    fake clock, calls are fast: one at a time, as a sequential forwarder.
+
+    Attributes:
+        maximum: The most calls in flight.
+        value: The calls allowed in flight now.
+    """
+
+    def __init__(self, maximum: int) -> None:
+        """A limit that starts at 1 and never exceeds ``maximum``."""
+        if maximum < 1:
+            msg = f"max_in_flight must be at least 1, got {maximum}"
+            raise ValueError(msg)
+        self.maximum = maximum
+        self.value = 1
+
+    def record(self, seconds: float, *, backpressure: bool) -> None:
+        """Take one group's longest call time, and whether it met backpressure."""
+        if backpressure:
+            self.value = max(1, self.value // 2)
+        elif seconds >= GROW_ABOVE:
+            self.value = min(self.maximum, self.value + 1)

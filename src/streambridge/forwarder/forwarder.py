@@ -29,17 +29,7 @@ from streambridge._aws import CallError, ClientShell, client_error, fatal_error
 from streambridge._tally import Tally
 from streambridge.errors import DeliveryError, InvalidBatchError
 from streambridge.forwarder.answers import delivery_stream
-from streambridge.forwarder.calls import put_batch, put_singly
-from streambridge.forwarder.delivery import (
-    EntryError,
-    Ledger,
-    Stopped,
-    batching_statement,
-    carrying,
-    doubled_delimiter,
-    falls_back,
-    not_ready,
-)
+from streambridge.forwarder.delivery import Stopped, carrying, doubled_delimiter, not_ready
 from streambridge.forwarder.encoding import (
     MAX_BATCH_BYTES,
     MAX_BATCH_RECORDS,
@@ -60,6 +50,7 @@ from streambridge.forwarder.results import (
     RejectedBatch,
     SkippedBatch,
 )
+from streambridge.forwarder.sending import GroupOutcome, Sender
 from streambridge.forwarder.settings import ForwarderSettings, PutMode
 from streambridge.retry import RetryPolicy
 
@@ -107,6 +98,7 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
         max_pending_sessions: int = 10_000,
         max_session_age: float = 3600.0,
         encoder: Encoder = encode_record,
+        max_in_flight: int = 16,
         sleep: Callable[[float], object] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = _random.random,
@@ -133,7 +125,11 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
             max_pending_sessions: Wait for Complete Batch: sessions held at most.
             max_session_age: Wait for Complete Batch: seconds a session is held at most.
             encoder: Turns a payload into bytes (default: orjson when installed, else stdlib).
-            sleep: Waits between retries (inject a fake in tests).
+            max_in_flight: The most calls in flight at once. The forwarder starts with one,
+                adds one after each call that waited on the network (10 ms or more), and
+                halves on throttling; 1 sends one call at a time.
+            sleep: Waits between retries (inject a fake in tests; called from the threads
+                that send, with calls in flight).
             clock: Monotonic seconds, for the retry time budget and session ages.
             random: Floats in [0, 1) for jitter.
         """
@@ -147,8 +143,6 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
         self.retry = retry
         self.on_failure = on_failure
         self.put_mode: PutMode = put_mode
-        #: The operation in use now: ``"batch"`` or ``"single"`` (``"auto"`` starts batching).
-        self.mode: PutMode = "single" if put_mode == "single" else "batch"
         self.record_delimiter = record_delimiter
         self.max_batch_records = max_batch_records
         self.max_batch_bytes = max_batch_bytes
@@ -159,7 +153,22 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
             if settings.wait_for_complete_batch
             else None
         )
-        self._in_flight: Ledger | None = None  # the group being delivered, if any
+        self._sender = Sender(
+            client,
+            settings.delivery_stream_name,
+            put_mode=put_mode,
+            retry=retry,
+            max_in_flight=max_in_flight,
+            sleep=sleep,
+            clock=clock,
+            random=random,
+        )
+        self._unsent: list[tuple[int, tuple[bytes, ...]]] = []  # groups stopped, by order
+
+    @property
+    def mode(self) -> PutMode:
+        """The operation in use now: ``"batch"`` or ``"single"`` (``"auto"`` starts batching)."""
+        return self._sender.mode
 
     # ------------------------------------------------------------------ public calls
 
@@ -220,6 +229,7 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
                 queue.extend(self._encode_payloads(self._sessions.expire(self._clock()), tally))
                 self._pack(queue, packer, tally)
             self._deliver(packer.drain(), tally)
+            self._sender.drain(lambda outcome: self._merge(outcome, tally))
         return self._result(tally, self.pending_sessions)
 
     def send(self, records: Iterable[bytes]) -> ForwardResult:
@@ -250,6 +260,7 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
                 queue.append(record)
                 self._pack(queue, packer, tally)
             self._deliver(packer.drain(), tally)
+            self._sender.drain(lambda outcome: self._merge(outcome, tally))
         return self._result(tally, self.pending_sessions)
 
     def flush(self) -> ForwardResult:
@@ -262,6 +273,7 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
         with self._carrying(packer, records, tally):
             self._pack(records, packer, tally)
             self._deliver(packer.drain(), tally)
+            self._sender.drain(lambda outcome: self._merge(outcome, tally))
         return self._result(tally, 0)
 
     @property
@@ -286,13 +298,16 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
     ) -> AbstractContextManager[None]:
         """Whatever stops the block raises a DeliveryError carrying every record not delivered.
 
-        In order: those of the call in flight, the packer's, the queue's, then ``unread``.
+        The calls in flight end first (no more retries). Records come in order: those of the
+        groups that were stopped, the packer's, the queue's, then ``unread``.
         """
 
         def undelivered() -> tuple[bytes, ...]:
-            in_flight = self._in_flight.undelivered() if self._in_flight is not None else ()
-            self._in_flight = None
-            return in_flight + tuple(packer.drain()) + tuple(queue) + tuple(unread)
+            self._sender.abandon(lambda outcome: self._absorb(outcome, tally))
+            groups = [records for _, records in sorted(self._unsent, key=lambda u: u[0])]
+            self._unsent.clear()
+            stopped = tuple(record for group in groups for record in group)
+            return stopped + tuple(packer.drain()) + tuple(queue) + tuple(unread)
 
         return carrying(undelivered, lambda: self._result(tally, self.pending_sessions))
 
@@ -355,66 +370,27 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
     # ------------------------------------------------------------------ delivery
 
     def _deliver(self, records: list[bytes], tally: _Tally) -> None:
-        """Deliver one group with retries; failures go to the tally, fatal errors raise."""
-        if not records:
-            return
-        ledger = self._in_flight = Ledger(records)
-        start = self._clock()
-        retry = 0
-        while True:
-            outcomes, stop = self._attempt(ledger.to_send(), tally)
-            self._count(ledger.settle(outcomes), tally)
-            if stop is not None and self._falls_back(stop):
-                continue  # the same records again, one PutRecord each: not a retry
-            if stop is not None:
-                raise Stopped(self._fatal(stop), stop.error)
-            if ledger.done:
-                break
-            retry += 1
-            wait = self.retry.next_delay(retry, self._clock() - start, self._random)
-            if wait is None:
-                logger.warning("%s", ledger.exhausted(retry, self._clock() - start))
-                self._record_failures(ledger.give_up(), tally)
-                break
-            logger.debug(
-                "retrying %d record(s) in %.3fs (retry %d)", len(ledger.pending), wait, retry
-            )
-            self._sleep(wait)
-            tally.add("retries")
-        self._in_flight = None
+        """Hand one group to the sender (it returns once fewer calls are in flight)."""
+        if records:
+            self._sender.submit(records, lambda outcome: self._merge(outcome, tally))
 
-    def _count(self, settled: tuple[int, list[FailedRecord]], tally: _Tally) -> None:
-        delivered, failed = settled
-        tally.add("sent", delivered)
-        if failed:
-            self._record_failures(failed, tally)
+    def _absorb(self, outcome: GroupOutcome, tally: _Tally) -> None:
+        """Count a group's outcome (in this thread: on_failure too); keep what it did not send."""
+        tally.add("sent", outcome.sent)
+        tally.add("api_calls", outcome.api_calls)
+        tally.add("retries", outcome.retries)
+        if outcome.failed:
+            self._record_failures(outcome.failed, tally)
+        if outcome.stop is not None or outcome.raised is not None:
+            self._unsent.append((outcome.index, outcome.undelivered))
 
-    def _attempt(
-        self, records: list[bytes], tally: _Tally
-    ) -> tuple[list[EntryError | None], CallError | None]:
-        """Send once. Per record None (delivered) or why not; and the error that stops it all."""
-        put = put_singly if self.mode == "single" else put_batch
-        return put(
-            self.client,
-            self.settings.delivery_stream_name,
-            records,
-            count=lambda: tally.add("api_calls"),
-        )
-
-    def _falls_back(self, failure: CallError) -> bool:
-        """``put_mode="auto"`` and PutRecordBatch denied: use PutRecord from now on."""
-        if not falls_back(self.put_mode, failure.operation, failure.code):
-            return False
-        self.mode = "single"
-        name = self.settings.delivery_stream_name
-        logger.warning(
-            "PutRecordBatch is denied on delivery stream %r (%s); sending one PutRecord per "
-            "record from now on. To batch again, allow it: %s",
-            name,
-            failure.code,
-            batching_statement(self.client.meta.region_name, name),
-        )
-        return True
+    def _merge(self, outcome: GroupOutcome, tally: _Tally) -> None:
+        """Count a group's outcome; a group that was stopped stops the forwarder."""
+        self._absorb(outcome, tally)
+        if outcome.stop is not None:
+            raise Stopped(self._fatal(outcome.stop), outcome.stop.error)
+        if outcome.raised is not None:
+            raise outcome.raised
 
     def _record_failures(self, failures: list[FailedRecord], tally: _Tally) -> None:
         tally.extend("failed", failures)

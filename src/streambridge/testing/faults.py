@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ __all__ = [
     "EveryNth",
     "Fault",
     "FaultInjector",
+    "Latency",
     "ResponseFault",
     "access_denied",
     "connection_error",
@@ -256,6 +258,50 @@ class FaultInjector:
         if fault is None:
             return None
         return fault.respond(self, operation, request)
+
+
+class Latency:
+    """Every call of a client waits ``seconds`` before it goes out, as over a real network.
+
+    A ``before-send`` hook registered first, so the wait comes before any fault answers; it
+    sleeps in the calling thread, so calls from several threads overlap as they would on the
+    network. :attr:`most_in_flight` is the most calls seen waiting at once. Use as a context
+    manager, or call :meth:`close`.
+    """
+
+    def __init__(self, client: BaseClient, seconds: float) -> None:
+        """Delay each of ``client``'s calls by ``seconds``."""
+        self.client: Any = client
+        self.seconds = seconds
+        self.most_in_flight = 0
+        self._in_flight = 0
+        self._lock = threading.Lock()
+        self._event = f"before-send.{client.meta.service_model.endpoint_prefix}"
+        hook: Any = self._hook
+        client.meta.events.register_first(self._event, hook, unique_id=f"sb-latency-{id(self)}")
+
+    def _hook(self, **_: Any) -> None:
+        with self._lock:
+            self._in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self._in_flight)
+        try:
+            time.sleep(self.seconds)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def close(self) -> None:
+        """Unregister the hook."""
+        hook: Any = self._hook
+        self.client.meta.events.unregister(self._event, hook, unique_id=f"sb-latency-{id(self)}")
+
+    def __enter__(self) -> Self:
+        """Return self."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Unregister the hook."""
+        self.close()
 
 
 def _operation_of(request: AWSPreparedRequest) -> str:
