@@ -1,6 +1,6 @@
 """Forwarder benchmarks: ratios against baselines measured in the same run.
 
-Run:  python bench/forwarder.py            (all four; needs the `local` and `fast` extras)
+Run:  python bench/forwarder.py            (all five; needs the `local` and `fast` extras)
       python bench/forwarder.py --quick    (smaller sizes, for a smoke run)
 
 1. Core throughput: filter + exclude + encode (default settings, the sample batches) against a
@@ -11,6 +11,10 @@ Run:  python bench/forwarder.py            (all four; needs the `local` and `fas
    ``put_record`` per batch, in records per second.
 4. Peak traced memory forwarding 100k and 1M events from a generator (each measured in a fresh
    subprocess), into a null sink that still runs botocore's serialiser and parser.
+5. Throughput at network latency (T1, T2 of issue 11): records/s with 40 ms injected before
+   each call (``streambridge.testing.Latency``, which lets calls overlap) against the same with
+   none, one record per event and Send as Batch; and ``FirehoseForwarder.send`` against a plain
+   8-thread boto3 sender of the same encoded records.
 """
 
 from __future__ import annotations
@@ -24,11 +28,13 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import attrs
 import boto3
 from _timing import best_rate
+from botocore.config import Config
 
 from streambridge import FirehoseForwarder, ForwarderSettings
 from streambridge._demo import sample_batches
@@ -39,7 +45,8 @@ from streambridge.forwarder.encoding import (
     encode_record_stdlib,
 )
 from streambridge.forwarder.filtering import filter_batch
-from streambridge.testing import AcceptAll, FaultInjector, local_aws
+from streambridge.forwarder.framing import record_payloads
+from streambridge.testing import AcceptAll, FaultInjector, Latency, local_aws
 
 SETTINGS = ForwarderSettings(delivery_stream_name="bench")
 SAMPLES = [batch for _, batch in sample_batches()]
@@ -103,18 +110,98 @@ def event_batches(n_events: int) -> Iterator[dict[str, Any]]:
                 return
 
 
-def null_sink_forwarder(settings: ForwarderSettings) -> tuple[FirehoseForwarder, AcceptAll]:
-    """A forwarder whose boto3 client answers success through botocore, with no endpoint."""
+def null_client() -> tuple[Any, AcceptAll]:
+    """A boto3 Firehose client whose puts AcceptAll answers through botocore (no endpoint)."""
     client = boto3.client(
         "firehose",
         region_name="us-east-1",
         endpoint_url="http://127.0.0.1:9",
         aws_access_key_id="x",
         aws_secret_access_key="x",
+        config=Config(retries={"total_max_attempts": 1}, max_pool_connections=32),
     )
     sink = AcceptAll()
     FaultInjector(client).always("PutRecordBatch", sink)
+    return client, sink
+
+
+def null_sink_forwarder(settings: ForwarderSettings) -> tuple[FirehoseForwarder, AcceptAll]:
+    """A forwarder whose boto3 client answers success through botocore, with no endpoint."""
+    client, sink = null_client()
     return FirehoseForwarder(client, settings), sink
+
+
+def bench_latency(n_events: int, latency: float, rounds: int) -> None:
+    """Records/s at `latency` seconds per call / at none; and a plain threaded boto3 sender."""
+    print(
+        f"5. records/s with {latency * 1000:.0f} ms per call / with none, {n_events:,} sample "
+        f"events (null endpoint: AcceptAll answers through botocore; Latency sleeps first)"
+    )
+
+    def ours(settings: ForwarderSettings, delay: float) -> float:
+        client, sink = null_client()
+        forwarder = FirehoseForwarder(client, settings)
+        batches = list(event_batches(n_events))
+        with Latency(client, delay):
+            start = time.perf_counter()
+            result = forwarder.forward_many(batches)
+            elapsed = time.perf_counter() - start
+        assert result.ok
+        assert result.sent == sink.records
+        return result.sent / elapsed
+
+    for name, settings in (
+        ("T1 one record per event", attrs.evolve(SETTINGS, send_as_batch=False)),
+        ("T2 Send as Batch       ", SETTINGS),
+    ):
+        zero = max(ours(settings, 0.0) for _ in range(rounds))
+        slow = max(ours(settings, latency) for _ in range(rounds))
+        print(
+            f"   {name}: {zero:>9,.0f} records/s at 0 ms, {slow:>9,.0f} at "
+            f"{latency * 1000:.0f} ms: ratio {slow / zero:.2f} (target >= 0.8)"
+        )
+
+    per_event = attrs.evolve(SETTINGS, send_as_batch=False)
+    records = [
+        encode_record(payload) + b"\n"
+        for batch in event_batches(n_events)
+        for payload in record_payloads(filter_batch(batch, per_event) or {}, send_as_batch=False)
+    ]
+
+    def plain(threads: int) -> float:
+        """Threads sending the same encoded records in 500-record calls: what a user could write."""
+        client, sink = null_client()
+        groups = [records[i : i + 500] for i in range(0, len(records), 500)]
+
+        def send(group: list[bytes]) -> None:
+            client.put_record_batch(
+                DeliveryStreamName="bench", Records=[{"Data": r} for r in group]
+            )
+
+        with Latency(client, latency), ThreadPoolExecutor(threads) as pool:
+            start = time.perf_counter()
+            list(pool.map(send, groups))
+            elapsed = time.perf_counter() - start
+        assert sink.records == len(records)
+        return len(records) / elapsed
+
+    def ours_send() -> float:
+        client, sink = null_client()
+        forwarder = FirehoseForwarder(client, per_event)
+        with Latency(client, latency):
+            start = time.perf_counter()
+            result = forwarder.send(records)
+            elapsed = time.perf_counter() - start
+        assert result.sent == sink.records == len(records)
+        return len(records) / elapsed
+
+    theirs = max(plain(8) for _ in range(rounds))
+    mine = max(ours_send() for _ in range(rounds))
+    print(
+        f"   the same {len(records):,} encoded records at {latency * 1000:.0f} ms: a plain "
+        f"8-thread boto3 sender {theirs:,.0f} records/s; FirehoseForwarder.send {mine:,.0f}: "
+        f"ratio {mine / theirs:.2f}"
+    )
 
 
 def bench_calls(n_events: int) -> None:
@@ -231,6 +318,7 @@ def main() -> None:
     bench_calls(10_000 if args.quick else 100_000)
     bench_end_to_end(100 if args.quick else 1000)
     bench_memory([10_000, 100_000] if args.quick else [100_000, 1_000_000])
+    bench_latency(20_000, 0.04, rounds=1 if args.quick else 3)
 
 
 if __name__ == "__main__":

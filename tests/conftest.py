@@ -112,3 +112,18 @@ def _kinesalite() -> Iterator[str]:
         process.wait(timeout=10)
         if process.stdout is not None:
             process.stdout.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_cli_logging() -> Iterator[None]:
+    """A test that runs the command in-process leaves no stderr handler for the next one."""
+    import logging  # noqa: PLC0415
+
+    from streambridge.cli._common import _StderrHandler  # noqa: PLC0415
+
+    logger = logging.getLogger("streambridge")
+    level = logger.level
+    yield
+    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(handler)
+    logger.setLevel(level)

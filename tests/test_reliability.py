@@ -477,7 +477,7 @@ def test_send_delivers_encoded_records(forwarding: Any) -> None:
 
 def test_send_carries_the_undelivered_on_a_fatal_error(forwarding: Any) -> None:
     """A fatal error in send() carries every record not delivered, and so does a raising input."""
-    h = forwarding(max_batch_records=10)
+    h = forwarding(max_batch_records=10, max_in_flight=1)  # the 3rd call, as read
     h.faults.add("PutRecordBatch", PartialFailure(0.0), ResponseFault(400, {}))
     records = [json.dumps({"events": [{"data": {"n": n}}]}).encode() for n in range(25)]
     with pytest.raises(DeliveryError) as info:

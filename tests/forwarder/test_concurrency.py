@@ -17,7 +17,7 @@ from streambridge import (
     ForwardAbortedError,
     ForwarderSettings,
 )
-from streambridge.forwarder.delivery import GROW_ABOVE, ConcurrencyLimit
+from streambridge.forwarder.delivery import GROW_ABOVE, INITIAL, ConcurrencyLimit
 from streambridge.testing import (
     AcceptAll,
     FaultInjector,
@@ -32,12 +32,16 @@ PER_EVENT = ForwarderSettings(delivery_stream_name="events", send_as_batch=False
 
 def test_the_limit_grows_on_slow_calls_and_halves_on_backpressure() -> None:
     """Additive increase for calls that waited on the network, halving on throttling."""
-    limit = ConcurrencyLimit(4)
+    assert 2 == ConcurrencyLimit(2).value  # never starts past the maximum
+    limit = ConcurrencyLimit(8)
+    assert INITIAL == limit.value
     limit.record(GROW_ABOVE / 2, backpressure=False)
-    assert 1 == limit.value  # fast calls: one at a time
+    assert INITIAL == limit.value  # fast calls: no more in flight
     for _ in range(6):
         limit.record(GROW_ABOVE, backpressure=False)
-    assert 4 == limit.value  # never past the maximum
+    assert 8 == limit.value  # never past the maximum
+    limit.record(1.0, backpressure=True)
+    assert 4 == limit.value
     limit.record(1.0, backpressure=True)
     assert 2 == limit.value
     limit.record(1.0, backpressure=True)

@@ -226,7 +226,7 @@ def test_fatal_error_mid_stream_carries_undelivered(
 
     With put_mode="batch" pinned: the default ("auto") falls back to PutRecord instead.
     """
-    h = make(max_batch_records=10, put_mode="batch")
+    h = make(max_batch_records=10, put_mode="batch", max_in_flight=1)  # call by call
     h.faults.add(
         "PutRecordBatch",
         PartialFailure(fraction=0.0),

@@ -30,6 +30,7 @@ from streambridge.retry import PERMISSION_DENIED_CODES
 
 __all__ = [
     "GROW_ABOVE",
+    "INITIAL",
     "ConcurrencyLimit",
     "EntryError",
     "Ledger",
@@ -225,15 +226,17 @@ def doubled_delimiter(info: DeliveryStreamInfo, record_delimiter: bytes) -> str 
 #: A call that takes at least this long (seconds) was waiting on the network, not on this
 #: process: another call in flight beside it pays.
 GROW_ABOVE = 0.010
+#: The calls in flight a forwarder starts with.
+INITIAL = 4
 
 
 class ConcurrencyLimit:
     """How many calls may be in flight: additive increase, multiplicative decrease.
 
-    It starts at 1. A call that took at least :data:`GROW_ABOVE` seconds without
-    backpressure adds one (up to :attr:`maximum`); a call that was throttled or failed
-    transiently halves it (down to 1); a fast call leaves it. On a local endpoint, and with a
-    fake clock, calls are fast: one at a time, as a sequential forwarder.
+    It starts at :data:`INITIAL` (or the maximum, when lower): a small job of a few calls
+    then pays one network latency, not one per call. A call that took at least
+    :data:`GROW_ABOVE` seconds without backpressure adds one (up to :attr:`maximum`); a call
+    that was throttled or failed transiently halves it (down to 1); a fast call leaves it.
 
     Attributes:
         maximum: The most calls in flight.
@@ -246,7 +249,7 @@ class ConcurrencyLimit:
             msg = f"max_in_flight must be at least 1, got {maximum}"
             raise ValueError(msg)
         self.maximum = maximum
-        self.value = 1
+        self.value = min(INITIAL, maximum)
 
     def record(self, seconds: float, *, backpressure: bool) -> None:
         """Take one group's longest call time, and whether it met backpressure."""

@@ -125,9 +125,9 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
             max_pending_sessions: Wait for Complete Batch: sessions held at most.
             max_session_age: Wait for Complete Batch: seconds a session is held at most.
             encoder: Turns a payload into bytes (default: orjson when installed, else stdlib).
-            max_in_flight: The most calls in flight at once. The forwarder starts with one,
+            max_in_flight: The most calls in flight at once. The forwarder starts with four,
                 adds one after each call that waited on the network (10 ms or more), and
-                halves on throttling; 1 sends one call at a time.
+                halves on throttling; 1 sends one call at a time, in the calling thread.
             sleep: Waits between retries (inject a fake in tests; called from the threads
                 that send, with calls in flight).
             clock: Monotonic seconds, for the retry time budget and session ages.

@@ -9,9 +9,10 @@ result in the forwarder's thread only (``on_failure`` is never called from anoth
 
 Up to :attr:`Sender.limit` groups are in flight; the forwarder's thread waits when the
 pipeline is full. The limit adapts (:class:`~streambridge.forwarder.delivery.ConcurrencyLimit`):
-it starts at one call at a time — the group is then delivered in the calling thread, exactly
-as a sequential forwarder would — grows by one after each call that took long enough for
-overlapping to pay (waiting on the network, not on this process), and halves on throttling.
+it starts at four, grows by one after each call that took long enough for overlapping to pay
+(waiting on the network, not on this process), and halves on throttling. At one call at a
+time (``max_in_flight=1``, or after throttling) a group is delivered in the calling thread,
+exactly as a sequential forwarder would.
 """
 
 from __future__ import annotations
