@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -146,6 +147,19 @@ def on_signals(handler: Callable[[int], None]) -> Any:
 def restore_signals(previous: Any) -> None:
     for signum, handler in (previous or {}).items():
         signal.signal(signum, handler)
+
+
+def read_json_object(path: Path, what: str) -> dict[str, object]:
+    """The JSON object in ``path`` (a settings or config file), or one line saying what is wrong."""
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {str(path)!r}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise UsageError(f"{what} {str(path)!r} is not JSON: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise UsageError(f"{what} {str(path)!r} must hold a JSON object")
+    return loaded
 
 
 def open_output(path: Path) -> IO[str]:

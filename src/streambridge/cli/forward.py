@@ -25,6 +25,7 @@ from streambridge.cli._common import (
     aws_options,
     on_signals,
     open_dead_letters,
+    read_json_object,
     restore_signals,
 )
 from streambridge.deadletter import DeadLetterFile, read_dead_letters
@@ -185,17 +186,7 @@ def _replayed(path: Path, stopped: Stop) -> Iterator[bytes]:
 def _forwarder_settings(args: argparse.Namespace) -> ForwarderSettings:
     mapping: dict[str, object] = {}
     if args.settings is not None:
-        try:
-            loaded = json.loads(args.settings.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise UsageError(
-                f"cannot read settings file {str(args.settings)!r}: {exc.strerror}"
-            ) from None
-        except ValueError as exc:
-            raise UsageError(f"settings file {str(args.settings)!r} is not JSON: {exc}") from None
-        if not isinstance(loaded, dict):
-            raise UsageError(f"settings file {str(args.settings)!r} must hold a JSON object")
-        mapping.update(loaded)
+        mapping.update(read_json_object(args.settings, "settings file"))
     if args.stream:
         mapping = {k: v for k, v in mapping.items() if normalise(k) not in _STREAM_KEYS}
         mapping["Delivery Stream Name"] = args.stream

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from streambridge.cli._common import (
     on_signals,
     open_dead_letters,
     open_output,
+    read_json_object,
     restore_signals,
 )
 from streambridge.errors import FatalSinkError
@@ -153,15 +153,7 @@ def _importer_settings(args: argparse.Namespace) -> ImporterSettings:
     """From --config (the PostHog app's keys), with the options given on the command line."""
     config: dict[str, object] = {}
     if args.config is not None:
-        try:
-            loaded = json.loads(args.config.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise UsageError(f"cannot read {str(args.config)!r}: {exc.strerror}") from None
-        except ValueError as exc:
-            raise UsageError(f"{str(args.config)!r} is not JSON: {exc}") from None
-        if not isinstance(loaded, dict):
-            raise UsageError(f"{str(args.config)!r} must hold a JSON object")
-        config = loaded
+        config = read_json_object(args.config, "config file")
     for key, value in (
         ("kinesisStreamName", args.stream),
         ("eventKey", args.event_key),
