@@ -116,15 +116,15 @@ class Sender:
             self._pool = ThreadPoolExecutor(self.limit.maximum, thread_name_prefix="streambridge")
         self._in_flight[self._pool.submit(self.deliver, index, records)] = index
         while len(self._in_flight) >= self.limit.value:
-            self._collect(merge, wait_for=FIRST_COMPLETED)
+            self._collect(merge)
 
     def drain(self, merge: Callable[[GroupOutcome], None]) -> None:
         """Wait for every group in flight and merge its outcome."""
         while self._in_flight:
-            self._collect(merge, wait_for=FIRST_COMPLETED)
+            self._collect(merge)
 
     def abandon(self, merge: Callable[[GroupOutcome], None]) -> None:
-        """Stop retrying: the groups in flight end after their current call; merge them."""
+        """Stop retrying: the groups in flight end after their current call or wait; merge them."""
         self._abort.set()
         try:
             while self._in_flight:
@@ -135,8 +135,9 @@ class Sender:
         finally:
             self._abort.clear()
 
-    def _collect(self, merge: Callable[[GroupOutcome], None], *, wait_for: str) -> None:
-        done, _ = wait(self._in_flight, return_when=wait_for)
+    def _collect(self, merge: Callable[[GroupOutcome], None]) -> None:
+        """Merge the groups done once at least one is, in the order they were handed over."""
+        done, _ = wait(self._in_flight, return_when=FIRST_COMPLETED)
         for future in sorted(done, key=self._in_flight.__getitem__):
             self._in_flight.pop(future)
             self._merge(future.result(), merge)
