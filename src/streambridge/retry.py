@@ -21,6 +21,7 @@ __all__ = [
     "CONNECTION_ERROR",
     "PERMISSION_DENIED_CODES",
     "RETRYABLE_CODES",
+    "THROTTLING_CODES",
     "RetryPolicy",
     "is_retryable",
 ]
@@ -52,6 +53,9 @@ RETRYABLE_CODES = frozenset(
         CONNECTION_ERROR,
     }
 )
+
+#: Kinesis's throttling codes (counted apart from other transient errors).
+THROTTLING_CODES = frozenset({"ProvisionedThroughputExceededException", "KMSThrottlingException"})
 
 #: Error codes meaning the principal lacks a permission (the credentials themselves are good).
 PERMISSION_DENIED_CODES = frozenset(

@@ -379,6 +379,7 @@ def test_import_without_the_posthog_extra(
 ) -> None:
     """Sending to PostHog without posthog-python installed says which extra to install."""
     monkeypatch.setitem(sys.modules, "posthog", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "posthog.request", None)  # even if imported before
     code, _, err = run(
         capsys,
         "import",

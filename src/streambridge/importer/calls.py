@@ -7,14 +7,36 @@ with ``ExclusiveStartShardId``.
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future
 from typing import Any
+
+import attrs
 
 from streambridge._aws import CallError, attempt, fatal_error
 from streambridge.errors import DeliveryError
-from streambridge.importer.answers import described_shards_page, shards_page
+from streambridge.importer.answers import (
+    RecordsPage,
+    described_shards_page,
+    records_page,
+    shard_iterator,
+    shards_page,
+)
+from streambridge.importer.shards import Shard
 
-__all__ = ["ShardLister", "describe_shards", "list_shards", "refusal_error"]
+__all__ = [
+    "Fetched",
+    "ShardLister",
+    "describe_shards",
+    "fetch",
+    "fetch_in_order",
+    "list_shards",
+    "listing_failure",
+    "refusal_error",
+]
 
 logger = logging.getLogger("streambridge.importer")
 
@@ -95,3 +117,79 @@ def refusal_error(failure: CallError, stream: str, region: str | None) -> Delive
             "kinesis:GetShardIterator and kinesis:GetRecords)"
         ),
     )
+
+
+@attrs.frozen
+class Fetched:
+    """What one read of a shard brought: a new iterator (when one was asked for) and a page.
+
+    Attributes:
+        iterator: The new shard iterator, its failure, or None when the shard had one.
+        page: The ``GetRecords`` answer, its failure, or None when no iterator was got.
+    """
+
+    iterator: str | CallError | None
+    page: RecordsPage | CallError | None
+
+
+def fetch(client: Any, iterator: str | None, params: dict[str, Any] | None, limit: int) -> Fetched:
+    """``GetShardIterator`` with ``params`` when there is no ``iterator``, then ``GetRecords``.
+
+    No state is touched: it runs in any thread, several shards at once.
+    """
+    new: str | CallError | None = None
+    if iterator is None:
+        new = attempt(client.get_shard_iterator, "GetShardIterator", shard_iterator, **params or {})
+        if isinstance(new, CallError):
+            return Fetched(new, None)
+        iterator = new
+    page = attempt(
+        client.get_records, "GetRecords", records_page, ShardIterator=iterator, Limit=limit
+    )
+    return Fetched(new, page)
+
+
+def fetch_in_order(
+    pool: Executor,
+    client: Any,
+    shards: Sequence[Shard],
+    *,
+    prepare: Callable[[Shard], dict[str, Any] | None],
+    limit: int,
+    window: int,
+) -> Iterator[tuple[Shard, Fetched]]:
+    """Read up to ``window`` shards at once in ``pool``; yield each read in the shards' order.
+
+    ``prepare(shard)`` gives the iterator request (or None) in the caller's thread, just before
+    the shard's read is submitted; the next shard is submitted as one is yielded. Reads still
+    in flight when the caller stops are dropped (cancelled when not begun): nothing is lost,
+    since no checkpoint moved for them.
+    """
+    waiting = iter(shards)
+    pending: deque[tuple[Shard, Future[Fetched]]] = deque()
+
+    def submit(shard: Shard) -> None:
+        params = prepare(shard)
+        pending.append((shard, pool.submit(fetch, client, shard.iterator, params, limit)))
+
+    try:
+        for shard in itertools.islice(waiting, window):
+            submit(shard)
+        while pending:
+            shard, future = pending.popleft()
+            yield shard, future.result()
+            following = next(waiting, None)
+            if following is not None:
+                submit(following)
+    finally:
+        for _, future in pending:
+            future.cancel()
+
+
+def listing_failure(failure: CallError) -> str:
+    """Why a shard listing failed, for the warning that the last one is kept."""
+    if failure.malformed:
+        return failure.message
+    if failure.connection:
+        return f"ListShards failed ({failure.message})"
+    return f"{failure.operation} failed ({failure.code})"

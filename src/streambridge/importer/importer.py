@@ -19,18 +19,25 @@ import logging
 import random as _random
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from streambridge._aws import CallError, ClientShell, attempt
+from streambridge._aws import CallError, ClientShell
 from streambridge._tally import Tally
 from streambridge.errors import DeliveryError, FatalSinkError, MalformedAnswerError
-from streambridge.importer.answers import RecordsPage, records_page, shard_iterator
-from streambridge.importer.calls import ShardLister, refusal_error
+from streambridge.importer.answers import RecordsPage
+from streambridge.importer.calls import (
+    Fetched,
+    ShardLister,
+    fetch,
+    fetch_in_order,
+    listing_failure,
+    refusal_error,
+)
 from streambridge.importer.checkpoints import (
     CheckpointStore,
     MemoryCheckpointStore,
@@ -44,11 +51,12 @@ from streambridge.importer.results import (
     SinkFailure,
     SinkRefusal,
     SkippedRecord,
+    skip_summary,
 )
 from streambridge.importer.settings import ImporterSettings
 from streambridge.importer.shards import Shard, ShardTable, iterator_request
 from streambridge.importer.sinks import Sink
-from streambridge.retry import RetryPolicy
+from streambridge.retry import THROTTLING_CODES, RetryPolicy
 
 if TYPE_CHECKING:
     from mypy_boto3_kinesis import KinesisClient
@@ -58,21 +66,16 @@ __all__ = ["KinesisImporter"]
 logger = logging.getLogger("streambridge.importer")
 
 _Poll = Tally[ImportResult]
-_THROTTLING = ("ProvisionedThroughputExceededException", "KMSThrottlingException")
 
 
 class KinesisImporter(ClientShell[ImporterSettings]):
     """Import a Kinesis Data Stream as PostHog events, as PostHog's Kinesis app meant to.
 
-    Example::
+    Example (``settings`` an :class:`~streambridge.ImporterSettings`)::
 
-        importer = KinesisImporter(
-            boto3.client("kinesis"),
-            ImporterSettings(stream_name="events", event_key="properties.eventName",
-                             additional_property_mappings="properties.userId:distinct_id"),
-            sink=PostHogSink(api_key="phc_...", host="https://eu.i.posthog.com"),
-            checkpoints=SQLiteCheckpointStore("kinesis.db"),
-        )
+        importer = KinesisImporter(boto3.client("kinesis"), settings, sink=PostHogSink(
+            api_key="phc_...", host="https://eu.i.posthog.com"),
+            checkpoints=SQLiteCheckpointStore("kinesis.db"))
         importer.run(stop=stop_event)
     """
 
@@ -89,6 +92,7 @@ class KinesisImporter(ClientShell[ImporterSettings]):
         on_skip: Callable[[SkippedRecord], object] | None = None,
         backoff: RetryPolicy = RetryPolicy(base_delay=1.0, max_delay=30.0),  # noqa: B008 - frozen
         shard_refresh_interval: float = 30.0,
+        max_in_flight: int = 8,
         sleep: Callable[[float], object] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
@@ -113,6 +117,8 @@ class KinesisImporter(ClientShell[ImporterSettings]):
                 schedule is used; the importer never gives up on a shard).
             shard_refresh_interval: Seconds between two ``ListShards`` (sooner when a shard
                 ends).
+            max_in_flight: Shards read at once (one call in flight per shard; events are
+                still handed to the sink shard by shard, in order); 1 reads one at a time.
             sleep: Waits in :meth:`run` (inject a fake in tests).
             clock: Monotonic seconds, for pacing.
             now: The wall clock, for where a ``LATEST`` start began.
@@ -131,6 +137,8 @@ class KinesisImporter(ClientShell[ImporterSettings]):
         self._table = ShardTable()
         self._next_refresh = 0.0
         self._lister = ShardLister(client, settings.stream_name)
+        self.max_in_flight = max_in_flight
+        self._pool: ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------------ public calls
 
@@ -148,9 +156,14 @@ class KinesisImporter(ClientShell[ImporterSettings]):
         result = _Poll(ImportResult)
         if self._clock() >= self._next_refresh:
             self._refresh_shards()
-        for shard in self._table.readable():
-            if self._clock() >= shard.next_call:
-                self._read(shard, result)
+        due = [s for s in self._table.readable() if self._clock() >= s.next_call]
+        if self.max_in_flight == 1 or len(due) < 2:  # noqa: PLR2004
+            limit = self.settings.records_per_call
+            for shard in due:
+                params = self._iterator_params(shard)
+                self._read(shard, result, fetch(self.client, shard.iterator, params, limit))
+        else:
+            self._read_together(due, result)
         if result.items["finished_shards"]:
             self._next_refresh = 0.0  # look for the children now
         self._log_skips(result.items["skipped"])
@@ -241,20 +254,29 @@ class KinesisImporter(ClientShell[ImporterSettings]):
         self._next_refresh = self._clock() + self.shard_refresh_interval
 
     def _keep_listing(self, failure: CallError) -> None:
-        if failure.malformed:
-            why = failure.message
-        elif failure.connection:
-            why = f"ListShards failed ({failure.message})"
-        else:
-            why = f"ListShards failed ({failure.code})"
-        logger.warning("%s; keeping the last listing", why)
+        logger.warning("%s; keeping the last listing", listing_failure(failure))
         self._next_refresh = self._clock() + self.backoff.max_delay
 
     # ------------------------------------------------------------------ reading
 
-    def _read(self, shard: Shard, result: _Poll) -> None:
+    def _read_together(self, due: list[Shard], result: _Poll) -> None:
+        """Read up to ``max_in_flight`` shards at once; hand over their events in order."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="streambridge")
+        reads = fetch_in_order(
+            self._pool,
+            self.client,
+            due,
+            prepare=self._iterator_params,
+            limit=self.settings.records_per_call,
+            window=self.max_in_flight,
+        )
+        for shard, fetched in reads:
+            self._read(shard, result, fetched)
+
+    def _read(self, shard: Shard, result: _Poll, fetched: Fetched) -> None:
         """One GetRecords on one shard, then sink and checkpoint."""
-        page = self._fetch(shard, result)
+        page = self._interpret(shard, fetched, result)
         if page is None:
             return
         records = page.records
@@ -284,29 +306,27 @@ class KinesisImporter(ClientShell[ImporterSettings]):
         now = self._clock()
         shard.read(records=len(records), lag=page.millis_behind, settings=self.settings, now=now)
 
-    def _fetch(self, shard: Shard, result: _Poll) -> RecordsPage | None:
+    def _iterator_params(self, shard: Shard) -> dict[str, Any] | None:
+        """GetShardIterator's parameters when the shard has no iterator (the start saved first)."""
+        if shard.iterator is not None:
+            return None
+        params, begin = iterator_request(shard, self.settings, self._now())
+        if begin is not None:  # remember where we begin before we begin
+            self._save(shard, begin)
+        return params
+
+    def _interpret(self, shard: Shard, fetched: Fetched, result: _Poll) -> RecordsPage | None:
         """One well-formed GetRecords answer, or None (the shard backs off or renews)."""
-        if shard.iterator is None:
-            params, begin = iterator_request(shard, self.settings, self._now())
-            if begin is not None:  # remember where we begin before we begin
-                self._save(shard, begin)
-            iterator = attempt(
-                self.client.get_shard_iterator, "GetShardIterator", shard_iterator, **params
-            )
-            if isinstance(iterator, CallError):
-                self._read_error(shard, iterator, result)
-                return None
-            shard.iterator = iterator
+        if isinstance(fetched.iterator, CallError):
+            self._read_error(shard, fetched.iterator, result)
+            return None
+        if fetched.iterator is not None:
+            shard.iterator = fetched.iterator
         result.add("calls")
-        page = attempt(
-            self.client.get_records,
-            "GetRecords",
-            records_page,
-            ShardIterator=shard.iterator,
-            Limit=self.settings.records_per_call,
-        )
+        page = fetched.page
         if isinstance(page, CallError):
             self._read_error(shard, page, result)
+        if not isinstance(page, RecordsPage):  # a failure, or no page without an iterator
             return None
         if page.next_iterator is None and not self._confirmed_closed(shard):
             unbelieved = MalformedAnswerError(
@@ -384,7 +404,7 @@ class KinesisImporter(ClientShell[ImporterSettings]):
             logger.warning("shard %s is gone (trimmed past retention); moving on", shard.shard_id)
             self._finish(shard, result)
         elif failure.retryable:
-            if code in _THROTTLING:
+            if code in THROTTLING_CODES:
                 result.add("throttled")
             self._back_off(shard)
         else:
@@ -422,17 +442,8 @@ class KinesisImporter(ClientShell[ImporterSettings]):
             logger.exception("on_skip raised; the record stays in the result's skipped")
 
     def _log_skips(self, skipped: Sequence[SkippedRecord]) -> None:
-        kinds = Counter(s.kind for s in skipped)
-        for kind, count in kinds.items():
-            first = next(s for s in skipped if s.kind == kind)
-            logger.warning(
-                "skipped %d record(s): %s (first: shard %s, sequence %s: %s)",
-                count,
-                kind,
-                first.shard_id,
-                first.sequence_number,
-                first.reason,
-            )
+        for line in skip_summary(skipped):
+            logger.warning("%s", line)
 
     def _fatal(self, failure: CallError) -> DeliveryError:
         """Turn a non-retryable error into a DeliveryError that says what to do."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import attrs
@@ -15,6 +16,7 @@ __all__ = [
     "SinkFailure",
     "SinkRefusal",
     "SkippedRecord",
+    "skip_summary",
 ]
 
 
@@ -167,3 +169,15 @@ class ImportTotals:
             sink_failures=self.sink_failures + len(result.sink_failures),
             lag={**self.lag, **result.lag},
         )
+
+
+def skip_summary(skipped: Sequence[SkippedRecord]) -> list[str]:
+    """One line per kind of skip: how many, and the first one (for the log)."""
+    lines = []
+    for kind, count in Counter(s.kind for s in skipped).items():
+        first = next(s for s in skipped if s.kind == kind)
+        lines.append(
+            f"skipped {count} record(s): {kind} (first: shard {first.shard_id}, sequence "
+            f"{first.sequence_number}: {first.reason})"
+        )
+    return lines
