@@ -9,6 +9,11 @@ Run:  python bench/importer.py            (needs the `local` extra; `fast` for o
    real pacing, the local moto server).
 3. End to end against the local moto server: records per second imported from a 4-shard stream
    with 100,000 records, with SQLite checkpoints.
+5. Shards read at once (T3, T4 of issue 11), against an upstream that answers instantly
+   (canned ``ListShards`` / ``GetShardIterator`` / ``GetRecords`` through botocore's parser, so
+   no moto CPU in the loop) with 40 ms injected before each call: ``GetRecords`` per second
+   for 32 shards with 500 records a call, against min(5 x shards, the same at 0 ms); and polls
+   per shard per second of 32 caught-up shards.
 4. KPL de-aggregation: streambridge's hand-written decoder against protobuf's (upb) parser of
    the same messages (aws-kinesis-agg's ``messages_pb2``, building the same user records), and
    the conversion of aggregated records against the same user records sent plain.
@@ -17,6 +22,7 @@ Run:  python bench/importer.py            (needs the `local` extra; `fast` for o
 from __future__ import annotations
 
 import argparse
+import base64
 import importlib
 import json
 import random
@@ -27,7 +33,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import boto3
 from _timing import best_rate
+from botocore.config import Config
 
 from streambridge import (
     ImporterSettings,
@@ -37,7 +45,8 @@ from streambridge import (
     _json,
 )
 from streambridge._json import HAS_ORJSON
-from streambridge.testing import FaultInjector, LocalAWS, local_aws
+from streambridge.testing import Fault, FaultInjector, Latency, LocalAWS, local_aws
+from streambridge.testing.faults import json_response
 
 EVENT_KEY = "properties.eventName"
 MAPPINGS = "properties.userId:distinct_id,properties.plan:plan,context.page.path:path"
@@ -262,6 +271,66 @@ def bench_kpl(seconds: float) -> None:
     )
 
 
+class _Canned(Fault):
+    """A Kinesis that answers at once: 32 open shards, pages of ``records`` records."""
+
+    def __init__(self, records: int, shards: int = 32) -> None:
+        data = base64.b64encode(realistic_records(1)[0]).decode()
+        self.records = [
+            {"Data": data, "SequenceNumber": str(10**20 + n), "ApproximateArrivalTimestamp": 1.7e9}
+            for n in range(records)
+        ]
+        self.shards = [
+            {"ShardId": f"shardId-{n:012d}", "SequenceNumberRange": {"StartingSequenceNumber": "1"}}
+            for n in range(shards)
+        ]
+
+    def respond(self, injector: Any, operation: str, request: Any) -> Any:
+        if operation == "ListShards":
+            return json_response(request, 200, {"Shards": self.shards})
+        if operation == "GetShardIterator":
+            return json_response(request, 200, {"ShardIterator": "it"})
+        behind = 1000 if self.records else 0
+        page = {"Records": self.records, "NextShardIterator": "it", "MillisBehindLatest": behind}
+        return json_response(request, 200, page)
+
+
+def _calls_per_second(records: int, latency: float, seconds: float) -> float:
+    client = boto3.client(
+        "kinesis",
+        region_name="us-east-1",
+        endpoint_url="http://127.0.0.1:9",  # never reached: the canned answers come first
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(retries={"total_max_attempts": 1}, max_pool_connections=32),
+    )
+    canned = _Canned(records)
+    settings = ImporterSettings(
+        stream_name="s", event_key=EVENT_KEY, records_per_call=max(records, 1)
+    )
+    importer = KinesisImporter(client, settings, sink=lambda _events: None)
+    with FaultInjector(client) as spy, Latency(client, latency):
+        for operation in ("ListShards", "GetShardIterator", "GetRecords"):
+            spy.always(operation, canned)
+        deadline = time.monotonic() + seconds
+        importer.run(stop=lambda: time.monotonic() >= deadline)
+    return Counter(spy.calls)["GetRecords"] / seconds
+
+
+def bench_shards(seconds: float) -> None:
+    """T3 and T4: GetRecords per second with shards read at once, at 40 ms a call."""
+    print("5. 32 shards, an upstream that answers at once, 40 ms injected before each call")
+    zero = _calls_per_second(500, 0.0, seconds)
+    slow = _calls_per_second(500, 0.04, seconds)
+    bound = min(5 * 32, zero)
+    print(
+        f"   T3 GetRecords/s, 500 records a call: {zero:,.1f} at 0 ms, {slow:,.1f} at 40 ms: "
+        f"ratio to min(160, {zero:,.1f}) {slow / bound:.2f} (target >= 0.8)"
+    )
+    idle = _calls_per_second(0, 0.04, seconds) / 32
+    print(f"   T4 polls per shard per second, caught up, at 40 ms: {idle:.2f} (target 0.9-1.1)")
+
+
 def main() -> None:
     """Run the benchmarks."""
     parser = argparse.ArgumentParser()
@@ -271,6 +340,7 @@ def main() -> None:
     bench_pacing(10.0 if args.quick else 30.0)
     bench_end_to_end(10_000 if args.quick else 100_000)
     bench_kpl(seconds=2.0 if args.quick else 10.0)
+    bench_shards(seconds=5.0 if args.quick else 15.0)
 
 
 if __name__ == "__main__":

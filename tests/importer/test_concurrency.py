@@ -98,3 +98,16 @@ def test_a_stop_drops_what_was_read_ahead_and_loses_nothing(aws: LocalAWS) -> No
     rest = {(e.properties["shard"], e.properties["n"]) for e in again}
     assert {(s, n) for s in range(6) for n in range(4)} == first | rest
     assert not first & rest
+
+
+def test_pacing_counts_from_the_start_of_each_call(aws: LocalAWS) -> None:
+    """AWS counts 5 calls per second per shard from their starts: so does the next call's time."""
+    fill(aws, shards=2, per_shard=3)
+    ticks = iter(range(10_000))
+    importer = KinesisImporter(
+        aws.client("kinesis"), SETTINGS, sink=lambda _: None, clock=lambda: next(ticks) * 0.01
+    )
+    importer.poll()
+    for shard in importer._table.shards.values():
+        interval = SETTINGS.idle_poll_interval if shard.at_tip else SETTINGS.min_call_interval
+        assert shard.next_call == pytest.approx(shard.began + interval)

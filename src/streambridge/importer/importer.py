@@ -92,7 +92,7 @@ class KinesisImporter(ClientShell[ImporterSettings]):
         on_skip: Callable[[SkippedRecord], object] | None = None,
         backoff: RetryPolicy = RetryPolicy(base_delay=1.0, max_delay=30.0),  # noqa: B008 - frozen
         shard_refresh_interval: float = 30.0,
-        max_in_flight: int = 8,
+        max_in_flight: int = 16,
         sleep: Callable[[float], object] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
@@ -160,7 +160,7 @@ class KinesisImporter(ClientShell[ImporterSettings]):
         if self.max_in_flight == 1 or len(due) < 2:  # noqa: PLR2004
             limit = self.settings.records_per_call
             for shard in due:
-                params = self._iterator_params(shard)
+                params = self._begin_read(shard)
                 self._read(shard, result, fetch(self.client, shard.iterator, params, limit))
         else:
             self._read_together(due, result)
@@ -257,8 +257,6 @@ class KinesisImporter(ClientShell[ImporterSettings]):
         logger.warning("%s; keeping the last listing", listing_failure(failure))
         self._next_refresh = self._clock() + self.backoff.max_delay
 
-    # ------------------------------------------------------------------ reading
-
     def _read_together(self, due: list[Shard], result: _Poll) -> None:
         """Read up to ``max_in_flight`` shards at once; hand over their events in order."""
         if self._pool is None:
@@ -267,7 +265,7 @@ class KinesisImporter(ClientShell[ImporterSettings]):
             self._pool,
             self.client,
             due,
-            prepare=self._iterator_params,
+            prepare=self._begin_read,
             limit=self.settings.records_per_call,
             window=self.max_in_flight,
         )
@@ -303,11 +301,12 @@ class KinesisImporter(ClientShell[ImporterSettings]):
             shard.failures = 0
             self._finish(shard, result)
             return
-        now = self._clock()
-        shard.read(records=len(records), lag=page.millis_behind, settings=self.settings, now=now)
+        lag, began = page.millis_behind, shard.began  # paced from the call's start, as AWS counts
+        shard.read(records=len(records), lag=lag, settings=self.settings, now=began)
 
-    def _iterator_params(self, shard: Shard) -> dict[str, Any] | None:
-        """GetShardIterator's parameters when the shard has no iterator (the start saved first)."""
+    def _begin_read(self, shard: Shard) -> dict[str, Any] | None:
+        """Note the read's start; GetShardIterator's parameters when the shard has none."""
+        shard.began = self._clock()
         if shard.iterator is not None:
             return None
         params, begin = iterator_request(shard, self.settings, self._now())

@@ -62,6 +62,7 @@ class Shard:
         checkpoint: Its saved state.
         iterator: The shard iterator to read with next (None: get one from the checkpoint).
         next_call: When it may be read next (monotonic seconds).
+        began: When its last read began (the pacing counts from there, as AWS does).
         failures: Failures in a row (for the backoff).
         at_tip: The last read was at the shard's tip (0 ms behind, short of the limit).
         undelivered: Events of the last read that the sink did not take.
@@ -74,6 +75,7 @@ class Shard:
     checkpoint: ShardCheckpoint = attrs.Factory(ShardCheckpoint)
     iterator: str | None = None
     next_call: float = 0.0
+    began: float = 0.0
     failures: int = 0
     at_tip: bool = False
     undelivered: int = 0
