@@ -96,6 +96,7 @@ def _forwarding(aws: LocalAWS) -> Iterator[Any]:
         faults = FaultInjector(client)
         made.append(faults)
         options.setdefault("sleep", lambda _: None)
+        options.setdefault("max_in_flight", 1)  # queued faults meet the calls in order
         forwarder = FirehoseForwarder(client, settings, random=lambda: 0.0, **options)
         return Forwarding(aws, forwarder, faults)
 
@@ -286,6 +287,7 @@ def _importing(aws: LocalAWS) -> Iterator[Any]:
         events: list[PostHogEvent] = []
         clock = [0.0]
         options.setdefault("sink", events.extend)
+        options.setdefault("max_in_flight", 1)  # queued faults meet the shards in order
         importer = KinesisImporter(
             client, settings, clock=lambda: clock[0], random=lambda: 0.0, **options
         )

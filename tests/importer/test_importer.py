@@ -103,6 +103,7 @@ def _make(aws: LocalAWS) -> Iterator[Any]:
             clock[0] += seconds
 
         options.setdefault("sink", lambda events: batches.append(list(events)))
+        options.setdefault("max_in_flight", 1)  # queued faults meet the shards in order
         importer = KinesisImporter(
             client, settings, clock=lambda: clock[0], sleep=sleep, random=lambda: 1.0, **options
         )

@@ -69,6 +69,7 @@ def _make(aws: LocalAWS) -> Iterator[Any]:
         faults = FaultInjector(client)
         made.append(faults)
         options.setdefault("random", lambda: 1.0)
+        options.setdefault("max_in_flight", 1)  # queued faults meet the calls in order
         fwd = FirehoseForwarder(client, settings, sleep=sleep, clock=lambda: now[0], **options)
         return Harness(aws, fwd, faults, sleeps)
 
