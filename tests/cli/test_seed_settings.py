@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from streambridge import ImporterSettings, RecordConverter
-from streambridge.cli import main
 from streambridge.importer.events import to_event
 from streambridge.testing import LocalAWS, local_posthog
+from tests.cli.test_cli import run
 
 pytestmark = pytest.mark.integration
 
@@ -31,14 +31,6 @@ KINESIS_ONLY = {
         }
     ],
 }
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """main(argv) -> (exit code, stdout, stderr); never a traceback."""
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
 
 
 @pytest.fixture(name="environment")

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from streambridge import FirehoseForwarder, ForwarderSettings
-from streambridge.cli import main
 from streambridge.forwarder.filtering import filter_batch
 from streambridge.testing import LocalAWS
+from tests.cli.test_cli import run
 
 pytestmark = pytest.mark.integration
 
@@ -62,13 +62,6 @@ def test_check_says_when_the_delivery_stream_appends_a_delimiter(
         plain = FirehoseForwarder(client, ForwarderSettings(delivery_stream_name="plain")).check()
     assert not plain.appends_delimiter
     assert [] == caplog.records
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """main(argv) -> (exit code, stdout, stderr)."""
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_the_command_line_too(
