@@ -14,6 +14,8 @@ Run:  python bench/importer.py            (needs the `local` extra; `fast` for o
    no moto CPU in the loop) with 40 ms injected before each call: ``GetRecords`` per second
    for 32 shards with 500 records a call, against min(5 x shards, the same at 0 ms); and polls
    per shard per second of 32 caught-up shards.
+6. Peak RSS importing 200k records against 20k from 32 canned shards into a sink (T5), each
+   size in a fresh interpreter.
 4. KPL de-aggregation: streambridge's hand-written decoder against protobuf's (upb) parser of
    the same messages (aws-kinesis-agg's ``messages_pb2``, building the same user records), and
    the conversion of aggregated records against the same user records sent plain.
@@ -26,6 +28,8 @@ import base64
 import importlib
 import json
 import random
+import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -331,16 +335,64 @@ def bench_shards(seconds: float) -> None:
     print(f"   T4 polls per shard per second, caught up, at 40 ms: {idle:.2f} (target 0.9-1.1)")
 
 
+def rss_child(records: int) -> None:
+    """Runs in a subprocess: import `records` from 32 canned shards into a null sink; peak RSS."""
+    import resource  # noqa: PLC0415
+
+    client = boto3.client(
+        "kinesis",
+        region_name="us-east-1",
+        endpoint_url="http://127.0.0.1:9",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(retries={"total_max_attempts": 1}, max_pool_connections=32),
+    )
+    canned = _Canned(500)
+    settings = ImporterSettings(stream_name="s", event_key=EVENT_KEY, records_per_call=500)
+    importer = KinesisImporter(client, settings, sink=lambda _events: None, sleep=lambda _: None)
+    with FaultInjector(client) as spy:
+        for operation in ("ListShards", "GetShardIterator", "GetRecords"):
+            spy.always(operation, canned)
+        totals = importer.run(max_events=records)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"records": totals.records, "peak": peak}))
+
+
+def bench_rss(sizes: list[int]) -> None:
+    """T5: peak RSS importing from 32 shards with a sink, for each size in a fresh interpreter."""
+    print("6. peak RSS importing from 32 canned shards into a sink (each size in a subprocess)")
+    peaks = []
+    for n in sizes:
+        out = subprocess.run(
+            [sys.executable, __file__, "--rss-child", str(n)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        data = json.loads(out.stdout.strip().splitlines()[-1])
+        peaks.append(data["peak"])
+        print(f"   {data['records']:>9,} records: peak RSS {data['peak'] / 1e6:7.1f} MB")
+    print(
+        f"   T5 ratio {sizes[-1]:,} / {sizes[0]:,} records: {peaks[-1] / peaks[0]:.2f} "
+        f"(target <= 1.2)"
+    )
+
+
 def main() -> None:
     """Run the benchmarks."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--rss-child", type=int)
     args = parser.parse_args()
+    if args.rss_child is not None:
+        rss_child(args.rss_child)
+        return
     bench_convert(seconds=2.0 if args.quick else 10.0)
     bench_pacing(10.0 if args.quick else 30.0)
     bench_end_to_end(10_000 if args.quick else 100_000)
     bench_kpl(seconds=2.0 if args.quick else 10.0)
     bench_shards(seconds=5.0 if args.quick else 15.0)
+    bench_rss([20_000, 200_000])
 
 
 if __name__ == "__main__":
