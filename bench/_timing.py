@@ -1,9 +1,16 @@
-"""Timing shared by the benchmark scripts."""
+"""What the benchmark scripts share: timing, an offline client, measuring in a fresh process."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from typing import Any
+
+import boto3
+from botocore.config import Config
 
 
 def best_rate(work: Callable[[], int], seconds: float) -> float:
@@ -16,3 +23,24 @@ def best_rate(work: Callable[[], int], seconds: float) -> float:
         best = max(best, items / (time.perf_counter() - start))
         if time.perf_counter() > deadline:
             return best
+
+
+def offline_client(service: str) -> Any:
+    """A boto3 client for an endpoint nothing listens on: faults answer every call first."""
+    return boto3.client(  # type: ignore[call-overload]
+        service,
+        region_name="us-east-1",
+        endpoint_url="http://127.0.0.1:9",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(retries={"total_max_attempts": 1}, max_pool_connections=32),
+    )
+
+
+def in_child(script: str, flag: str, value: int) -> dict[str, Any]:
+    """Run ``script flag value`` in a fresh interpreter; its last line of output, as JSON."""
+    out = subprocess.run(
+        [sys.executable, script, flag, str(value)], capture_output=True, text=True, check=True
+    )
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result

@@ -23,7 +23,6 @@ import argparse
 import gc
 import json
 import math
-import subprocess
 import sys
 import time
 import tracemalloc
@@ -32,9 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import attrs
-import boto3
-from _timing import best_rate
-from botocore.config import Config
+from _timing import best_rate, in_child, offline_client
 
 from streambridge import FirehoseForwarder, ForwarderSettings
 from streambridge._demo import sample_batches
@@ -112,14 +109,7 @@ def event_batches(n_events: int) -> Iterator[dict[str, Any]]:
 
 def null_client() -> tuple[Any, AcceptAll]:
     """A boto3 Firehose client whose puts AcceptAll answers through botocore (no endpoint)."""
-    client = boto3.client(
-        "firehose",
-        region_name="us-east-1",
-        endpoint_url="http://127.0.0.1:9",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-        config=Config(retries={"total_max_attempts": 1}, max_pool_connections=32),
-    )
+    client = offline_client("firehose")
     sink = AcceptAll()
     FaultInjector(client).always("PutRecordBatch", sink)
     return client, sink
@@ -286,13 +276,7 @@ def bench_memory(sizes: list[int]) -> None:
     print("4. peak traced memory forwarding events from a generator (null sink, real botocore)")
     peaks = []
     for n in sizes:
-        out = subprocess.run(
-            [sys.executable, __file__, "--memory-child", str(n)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        data = json.loads(out.stdout.strip().splitlines()[-1])
+        data = in_child(__file__, "--memory-child", n)
         peaks.append(data["peak"])
         print(
             f"   {n:>9,} events: {data['records']:>7,} records, {data['bytes'] / 1e6:>8,.1f} MB "

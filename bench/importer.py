@@ -28,8 +28,6 @@ import base64
 import importlib
 import json
 import random
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -37,9 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import boto3
-from _timing import best_rate
-from botocore.config import Config
+from _timing import best_rate, in_child, offline_client
 
 from streambridge import (
     ImporterSettings,
@@ -299,23 +295,22 @@ class _Canned(Fault):
         return json_response(request, 200, page)
 
 
-def _calls_per_second(records: int, latency: float, seconds: float) -> float:
-    client = boto3.client(
-        "kinesis",
-        region_name="us-east-1",
-        endpoint_url="http://127.0.0.1:9",  # never reached: the canned answers come first
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-        config=Config(retries={"total_max_attempts": 1}, max_pool_connections=32),
-    )
+def _canned_importer(records: int, **options: Any) -> tuple[KinesisImporter, FaultInjector]:
+    """An importer of 32 canned shards (pages of ``records``) into a null sink, and its spy."""
+    client = offline_client("kinesis")
     canned = _Canned(records)
     settings = ImporterSettings(
         stream_name="s", event_key=EVENT_KEY, records_per_call=max(records, 1)
     )
-    importer = KinesisImporter(client, settings, sink=lambda _events: None)
-    with FaultInjector(client) as spy, Latency(client, latency):
-        for operation in ("ListShards", "GetShardIterator", "GetRecords"):
-            spy.always(operation, canned)
+    spy = FaultInjector(client)
+    for operation in ("ListShards", "GetShardIterator", "GetRecords"):
+        spy.always(operation, canned)
+    return KinesisImporter(client, settings, sink=lambda _events: None, **options), spy
+
+
+def _calls_per_second(records: int, latency: float, seconds: float) -> float:
+    importer, spy = _canned_importer(records)
+    with spy, Latency(importer.client, latency):
         deadline = time.monotonic() + seconds
         importer.run(stop=lambda: time.monotonic() >= deadline)
     return Counter(spy.calls)["GetRecords"] / seconds
@@ -339,20 +334,8 @@ def rss_child(records: int) -> None:
     """Runs in a subprocess: import `records` from 32 canned shards into a null sink; peak RSS."""
     import resource  # noqa: PLC0415
 
-    client = boto3.client(
-        "kinesis",
-        region_name="us-east-1",
-        endpoint_url="http://127.0.0.1:9",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-        config=Config(retries={"total_max_attempts": 1}, max_pool_connections=32),
-    )
-    canned = _Canned(500)
-    settings = ImporterSettings(stream_name="s", event_key=EVENT_KEY, records_per_call=500)
-    importer = KinesisImporter(client, settings, sink=lambda _events: None, sleep=lambda _: None)
-    with FaultInjector(client) as spy:
-        for operation in ("ListShards", "GetShardIterator", "GetRecords"):
-            spy.always(operation, canned)
+    importer, spy = _canned_importer(500, sleep=lambda _: None)
+    with spy:
         totals = importer.run(max_events=records)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"records": totals.records, "peak": peak}))
@@ -363,13 +346,7 @@ def bench_rss(sizes: list[int]) -> None:
     print("6. peak RSS importing from 32 canned shards into a sink (each size in a subprocess)")
     peaks = []
     for n in sizes:
-        out = subprocess.run(
-            [sys.executable, __file__, "--rss-child", str(n)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        data = json.loads(out.stdout.strip().splitlines()[-1])
+        data = in_child(__file__, "--rss-child", n)
         peaks.append(data["peak"])
         print(f"   {data['records']:>9,} records: peak RSS {data['peak'] / 1e6:7.1f} MB")
     print(
