@@ -12,6 +12,7 @@ that says what to do.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
@@ -37,6 +38,7 @@ from streambridge.retry import (
 )
 
 __all__ = [
+    "MAX_IN_FLIGHT",
     "PARSER_ERRORS",
     "CallError",
     "ClientShell",
@@ -46,9 +48,39 @@ __all__ = [
     "client_for",
     "error_details",
     "fatal_error",
+    "within_pool",
 ]
 
 T = TypeVar("T")
+
+#: Both shells' default for calls in flight at once, and the connection pool of the clients
+#: built here (botocore's default pool is 10).
+MAX_IN_FLIGHT = 16
+
+
+def within_pool(client: Any, wanted: int, logger: logging.Logger) -> int:
+    """``wanted`` calls in flight, at most as many as ``client`` keeps connections for.
+
+    A boto3 client keeps ``max_pool_connections`` connections (botocore's default: 10). A call
+    beyond that opens a connection of its own — a new TLS handshake on AWS — which urllib3
+    then throws away with a "Connection pool is full" warning, every time. So an injected
+    client's pool caps the calls in flight; build it with
+    ``Config(max_pool_connections=N)`` for more. A client without a readable pool size (a
+    stand-in) is not capped.
+    """
+    config = getattr(getattr(client, "meta", None), "config", None)
+    pool = getattr(config, "max_pool_connections", None)
+    if isinstance(pool, int) and not isinstance(pool, bool) and 0 < pool < wanted:
+        logger.info(
+            "%d calls in flight capped at the client's %d pooled connections; build the "
+            "client with botocore Config(max_pool_connections=%d) for more",
+            wanted,
+            pool,
+            wanted,
+        )
+        return pool
+    return wanted
+
 
 #: What botocore's parser raises on a body of the wrong shape: it wraps only some cases in
 #: ResponseParserError (a list member that is a string, for one, raises AttributeError).
@@ -144,7 +176,12 @@ class _ClientSettings(Protocol):
 
 
 def client_for(
-    service: str, settings: _ClientSettings, *, session: Any = None, endpoint_url: str | None = None
+    service: str,
+    settings: _ClientSettings,
+    *,
+    session: Any = None,
+    endpoint_url: str | None = None,
+    pool: int = MAX_IN_FLIGHT,
 ) -> Any:
     """A client built from settings' region and optional keys (for ``from_settings``)."""
     return build_client(
@@ -154,6 +191,7 @@ def client_for(
         secret_access_key=settings.secret_access_key,
         session=session,
         endpoint_url=endpoint_url,
+        pool=pool,
     )
 
 
@@ -202,7 +240,10 @@ class ClientShell(Generic[S]):
             endpoint_url: Another endpoint, e.g. a local AWS stand-in.
             **options: Passed on to the class.
         """
-        client = client_for(cls.service, settings, session=session, endpoint_url=endpoint_url)
+        pool = max(int(options.get("max_in_flight", MAX_IN_FLIGHT)), 1)
+        client = client_for(
+            cls.service, settings, session=session, endpoint_url=endpoint_url, pool=pool
+        )
         return cls(client, settings, **options)
 
 
@@ -240,8 +281,12 @@ def build_client(
     secret_access_key: str | None,
     session: Any = None,
     endpoint_url: str | None = None,
+    pool: int = MAX_IN_FLIGHT,
 ) -> Any:
-    """A boto3 client with botocore's own retries off (streambridge retries itself)."""
+    """A boto3 client with botocore's own retries off (streambridge retries itself).
+
+    It keeps ``pool`` connections, one for each call the shells keep in flight.
+    """
     import boto3  # noqa: PLC0415 - only the convenience constructors need boto3 imported here
     from botocore.config import Config  # noqa: PLC0415
 
@@ -252,7 +297,9 @@ def build_client(
         endpoint_url=endpoint_url,
         aws_access_key_id=access_key_id,
         aws_secret_access_key=secret_access_key,
-        config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
+        config=Config(
+            retries={"mode": "standard", "total_max_attempts": 1}, max_pool_connections=pool
+        ),
     )
 
 

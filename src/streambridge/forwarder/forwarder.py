@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from streambridge._aws import CallError, ClientShell, client_error, fatal_error
+from streambridge._aws import MAX_IN_FLIGHT, CallError, ClientShell, client_error, fatal_error
 from streambridge._tally import Tally
 from streambridge.errors import DeliveryError, InvalidBatchError
 from streambridge.forwarder.answers import delivery_stream
@@ -98,7 +98,7 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
         max_pending_sessions: int = 10_000,
         max_session_age: float = 3600.0,
         encoder: Encoder = encode_record,
-        max_in_flight: int = 16,
+        max_in_flight: int = MAX_IN_FLIGHT,
         sleep: Callable[[float], object] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = _random.random,
@@ -127,7 +127,8 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
             encoder: Turns a payload into bytes (default: orjson when installed, else stdlib).
             max_in_flight: The most calls in flight at once. The forwarder starts with four,
                 adds one after each call that waited on the network (10 ms or more), and
-                halves on throttling; 1 sends one call at a time, in the calling thread.
+                halves on throttling; 1 sends one call at a time, in the calling thread. At
+                most the client's ``max_pool_connections`` (botocore's default: 10).
             sleep: Waits between retries (inject a fake in tests; called from the threads
                 that send, with calls in flight).
             clock: Monotonic seconds, for the retry time budget and session ages.

@@ -25,7 +25,7 @@ from typing import Any
 
 import attrs
 
-from streambridge._aws import CallError
+from streambridge._aws import CallError, within_pool
 from streambridge.forwarder.calls import put_batch, put_singly
 from streambridge.forwarder.delivery import (
     ConcurrencyLimit,
@@ -94,7 +94,7 @@ class Sender:
         #: The operation in use now: ``"batch"`` or ``"single"``.
         self.mode: PutMode = "single" if put_mode == "single" else "batch"
         self.retry = retry
-        self.limit = ConcurrencyLimit(max_in_flight)
+        self.limit = ConcurrencyLimit(within_pool(client, max_in_flight, logger))
         self._sleep = sleep
         self._clock = clock
         self._random = random

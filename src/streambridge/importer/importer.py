@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from streambridge._aws import CallError, ClientShell
+from streambridge._aws import MAX_IN_FLIGHT, CallError, ClientShell, within_pool
 from streambridge._tally import Tally
 from streambridge.errors import DeliveryError, FatalSinkError, MalformedAnswerError
 from streambridge.importer.answers import RecordsPage
@@ -92,7 +92,7 @@ class KinesisImporter(ClientShell[ImporterSettings]):
         on_skip: Callable[[SkippedRecord], object] | None = None,
         backoff: RetryPolicy = RetryPolicy(base_delay=1.0, max_delay=30.0),  # noqa: B008 - frozen
         shard_refresh_interval: float = 30.0,
-        max_in_flight: int = 16,
+        max_in_flight: int = MAX_IN_FLIGHT,
         sleep: Callable[[float], object] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
@@ -119,6 +119,7 @@ class KinesisImporter(ClientShell[ImporterSettings]):
                 ends).
             max_in_flight: Shards read at once (one call in flight per shard; events are
                 still handed to the sink shard by shard, in order); 1 reads one at a time.
+                At most the client's ``max_pool_connections`` (botocore's default: 10).
             sleep: Waits in :meth:`run` (inject a fake in tests).
             clock: Monotonic seconds, for pacing.
             now: The wall clock, for where a ``LATEST`` start began.
@@ -137,7 +138,7 @@ class KinesisImporter(ClientShell[ImporterSettings]):
         self._table = ShardTable()
         self._next_refresh = 0.0
         self._lister = ShardLister(client, settings.stream_name)
-        self.max_in_flight = max_in_flight
+        self.max_in_flight = within_pool(client, max_in_flight, logger)
         self._pool: ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------------ public calls
