@@ -63,6 +63,8 @@ from streambridge.importer import (
     ImportResult,
     ImportTotals,
     JsonLinesSink,
+    KclRecordProcessor,
+    LambdaHandler,
     MemoryCheckpointStore,
     PostHogEvent,
     PostHogSink,
@@ -74,6 +76,7 @@ from streambridge.importer import (
     SkippedRecord,
     SQLiteCheckpointStore,
     StartPosition,
+    make_handler,
 )
 from streambridge.retry import RetryPolicy
 
@@ -121,7 +124,9 @@ __all__ = [
     "ImporterSettings",
     "InvalidBatchError",
     "JsonLinesSink",
+    "KclRecordProcessor",
     "KinesisImporter",
+    "LambdaHandler",
     "MalformedAnswerError",
     "MemoryCheckpointStore",
     "PostHogAuthError",
@@ -147,5 +152,6 @@ __all__ = [
     "StreambridgeError",
     "UnusableRecordError",
     "__version__",
+    "make_handler",
     "read_dead_letters",
 ]

@@ -1,4 +1,4 @@
-"""The ``streambridge`` command: forward, import, check, demo.
+"""The ``streambridge`` command: forward, import, check, kcl, demo.
 
 Every command honours the standard AWS environment (profiles, ``AWS_REGION``,
 ``AWS_ENDPOINT_URL_FIREHOSE`` / ``_KINESIS``…) plus ``--profile``, ``--region`` and
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from streambridge.cli import check, forward, importing
+from streambridge.cli import check, forward, importing, kcl
 from streambridge.cli._common import (
     EXIT_AWS,
     EXIT_DESTINATION,
@@ -76,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     forward.add_parser(commands)
     importing.add_parser(commands)
     check.add_parser(commands)
+    kcl.add_parser(commands)
     demo = commands.add_parser(
         "demo", help="both halves on an embedded local AWS, with the sample batches (no account)"
     )

@@ -36,45 +36,18 @@ from streambridge.importer import (
 )
 from streambridge.importer.importer import KinesisImporter
 
-__all__ = ["add_parser"]
+__all__ = ["add_parser", "event_sink", "importer_settings", "settings_options", "sink_options"]
 
 
 def add_parser(commands: Any) -> None:
     """Add the ``import`` command to ``commands`` (argparse sub-parsers)."""
     imp = commands.add_parser("import", help="import a Kinesis stream as PostHog events")
-    imp.add_argument(
-        "--config",
-        type=Path,
-        help="a JSON file of the PostHog app's configuration (kinesisStreamName, eventKey, "
-        "additionalPropertyMappings, awsRegion, iamAccessKeyId, iamSecretAccessKey); its IAM "
-        "keys, when set, are used instead of the AWS environment's credentials",
-    )
-    imp.add_argument("--stream", help="the Kinesis Data Stream (or kinesisStreamName)")
-    imp.add_argument("--event-key", help="dotted path to the event name (or eventKey)")
-    imp.add_argument("--mappings", help="additionalPropertyMappings: 'a.b:c,d:e'")
+    settings_options(imp)
     imp.add_argument("--checkpoints", type=Path, help="a SQLite file keeping the positions")
     imp.add_argument(
         "--start", default="LATEST", help="TRIM_HORIZON, LATEST (default) or an ISO 8601 time"
     )
-    imp.add_argument("--output", default="-", help="write events as JSON lines here (- = stdout)")
-    imp.add_argument("--posthog-host", help="send the events to this PostHog host instead")
-    imp.add_argument("--posthog-key", help="the PostHog project API key (with --posthog-host)")
-    imp.add_argument(
-        "--historical",
-        action="store_true",
-        help="send to PostHog as a historical migration (backfills of old data)",
-    )
-    imp.add_argument(
-        "--personless",
-        action="store_true",
-        help="events without a mapped distinct_id are personless ($process_person_profile: "
-        "false) instead of all belonging to one 'AWS Kinesis' person",
-    )
-    imp.add_argument(
-        "--dead-letter",
-        type=Path,
-        help="append every record skipped here, with the reason, as JSON lines",
-    )
+    sink_options(imp, output_help="write events as JSON lines here (- = stdout)")
     imp.add_argument("--max-records", type=int, help="stop after at least this many events")
     imp.add_argument(
         "--until-caught-up", action="store_true", help="stop once every shard is at its tip"
@@ -83,12 +56,49 @@ def add_parser(commands: Any) -> None:
     imp.set_defaults(run=_import)
 
 
+def settings_options(parser: argparse.ArgumentParser) -> None:
+    """The options that make the importer's settings (``import`` and ``kcl``)."""
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="a JSON file of the PostHog app's configuration (kinesisStreamName, eventKey, "
+        "additionalPropertyMappings, awsRegion, iamAccessKeyId, iamSecretAccessKey); its IAM "
+        "keys, when set, are used instead of the AWS environment's credentials",
+    )
+    parser.add_argument("--stream", help="the Kinesis Data Stream (or kinesisStreamName)")
+    parser.add_argument("--event-key", help="dotted path to the event name (or eventKey)")
+    parser.add_argument("--mappings", help="additionalPropertyMappings: 'a.b:c,d:e'")
+    parser.add_argument(
+        "--personless",
+        action="store_true",
+        help="events without a mapped distinct_id are personless ($process_person_profile: "
+        "false) instead of all belonging to one 'AWS Kinesis' person",
+    )
+
+
+def sink_options(parser: argparse.ArgumentParser, *, output_help: str, output: str = "-") -> None:
+    """The options that say where events go (``import`` and ``kcl``)."""
+    parser.add_argument("--output", default=output, help=output_help)
+    parser.add_argument("--posthog-host", help="send the events to this PostHog host instead")
+    parser.add_argument("--posthog-key", help="the PostHog project API key (with --posthog-host)")
+    parser.add_argument(
+        "--historical",
+        action="store_true",
+        help="send to PostHog as a historical migration (backfills of old data)",
+    )
+    parser.add_argument(
+        "--dead-letter",
+        type=Path,
+        help="append every record skipped here, with the reason, as JSON lines",
+    )
+
+
 def _import(args: argparse.Namespace) -> int:
 
-    settings = _importer_settings(args)
+    settings = importer_settings(args)
     if args.max_records is not None and args.max_records < 1:
         raise UsageError("--max-records must be at least 1")
-    sink, close, abandon = _event_sink(args)
+    sink, close, abandon = event_sink(args)
     letters = open_dead_letters(args.dead_letter)
     store = SQLiteCheckpointStore(args.checkpoints) if args.checkpoints else None
     keys = (settings.access_key_id, settings.secret_access_key)
@@ -149,7 +159,7 @@ def _import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _importer_settings(args: argparse.Namespace) -> ImporterSettings:
+def importer_settings(args: argparse.Namespace) -> ImporterSettings:
     """From --config (the PostHog app's keys), with the options given on the command line."""
     config: dict[str, object] = {}
     if args.config is not None:
@@ -167,11 +177,11 @@ def _importer_settings(args: argparse.Namespace) -> ImporterSettings:
         if not config.get(key):
             raise UsageError(f"no {key}: pass {option} or put it in --config")
     return ImporterSettings.from_posthog_config(
-        config, start_position=args.start, personless=args.personless
+        config, start_position=getattr(args, "start", "LATEST"), personless=args.personless
     )
 
 
-def _event_sink(
+def event_sink(
     args: argparse.Namespace,
 ) -> tuple[Callable[[Any], object], Callable[[], None], Callable[[], None]]:
     """Where imported events go (PostHog, or JSON lines); how to close it; how to abandon it."""

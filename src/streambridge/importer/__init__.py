@@ -14,10 +14,13 @@ Pure modules (no boto3, no I/O), each tested without a client:
 - :mod:`~streambridge.importer.answers` — what a Kinesis answer must hold to be believed;
 - :mod:`~streambridge.importer.results` — :class:`ImportResult`, :class:`SkippedRecord`…
 
-Adapters: :mod:`~streambridge.importer.checkpoints` (memory, SQLite) and
-:mod:`~streambridge.importer.sinks` (:class:`PostHogSink`, :class:`JsonLinesSink`). The shell,
-:class:`KinesisImporter` (:mod:`~streambridge.importer.importer`), takes an injected boto3
-client; it is imported on first use, so that importing this package never imports botocore.
+Adapters: :mod:`~streambridge.importer.checkpoints` (memory, SQLite),
+:mod:`~streambridge.importer.sinks` (:class:`PostHogSink`, :class:`JsonLinesSink`), and the
+engines that own shard leases themselves: :mod:`~streambridge.importer.aws_lambda`
+(:func:`make_handler`) and :mod:`~streambridge.importer.kcl` (:class:`KclRecordProcessor`).
+The shell, :class:`KinesisImporter` (:mod:`~streambridge.importer.importer`), takes an
+injected boto3 client; it is imported on first use, so that importing this package never
+imports botocore.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from streambridge._util import lazy_exports as _lazy_exports
+from streambridge.importer.aws_lambda import LambdaHandler, make_handler
 from streambridge.importer.checkpoints import (
     CheckpointStore,
     MemoryCheckpointStore,
@@ -33,6 +37,7 @@ from streambridge.importer.checkpoints import (
 )
 from streambridge.importer.conversion import RecordConverter
 from streambridge.importer.events import PostHogEvent
+from streambridge.importer.kcl import KclRecordProcessor
 from streambridge.importer.results import (
     ImportResult,
     ImportTotals,
@@ -56,7 +61,9 @@ __all__ = [
     "ImportTotals",
     "ImporterSettings",
     "JsonLinesSink",
+    "KclRecordProcessor",
     "KinesisImporter",
+    "LambdaHandler",
     "MemoryCheckpointStore",
     "PostHogEvent",
     "PostHogSink",
@@ -68,4 +75,5 @@ __all__ = [
     "SinkRefusal",
     "SkippedRecord",
     "StartPosition",
+    "make_handler",
 ]

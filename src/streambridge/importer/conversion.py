@@ -43,7 +43,8 @@ class RecordConverter:
 
     A record is a mapping as botocore's ``GetRecords`` returns it: ``Data`` (bytes),
     ``SequenceNumber`` and, optionally, ``ApproximateArrivalTimestamp`` (the event's timestamp
-    when no mapping gives one; the epoch when absent).
+    when no mapping gives one; the epoch when absent) and ``SubSequenceNumber`` (a user record
+    an engine de-aggregated already, as the KCL does).
     """
 
     def __init__(self, settings: ImporterSettings) -> None:
@@ -63,7 +64,7 @@ class RecordConverter:
         for record in records:
             sequence: str = record["SequenceNumber"]
             arrival: datetime = record.get("ApproximateArrivalTimestamp") or _EPOCH
-            for sub, data in _payloads(record["Data"]):
+            for sub, data in _payloads(record):
                 try:
                     values = decode_record(data)
                 except DecodeError as exc:
@@ -107,7 +108,7 @@ class RecordConverter:
         skipped: list[SkippedRecord] = []
         for record in records:  # rare: find each refused event's record again
             sequence = record["SequenceNumber"]
-            for sub, data in _payloads(record["Data"]):
+            for sub, data in _payloads(record):
                 try:
                     count = len(decode_record(data))
                 except Exception:  # noqa: BLE001, S112 - it became no event, so none was refused
@@ -121,11 +122,16 @@ class RecordConverter:
         return skipped
 
 
-def _payloads(data: bytes) -> Iterator[tuple[int | None, bytes]]:
+def _payloads(record: Mapping[str, Any]) -> Iterator[tuple[int | None, bytes]]:
     """``(sub-sequence, data)`` of each user record of an aggregated record; else ``(None, data)``.
 
-    An aggregated record that is not valid is a plain record (as the KCL does it).
+    An aggregated record that is not valid is a plain record (as the KCL does it). A record
+    with a ``SubSequenceNumber`` was de-aggregated already (by the KCL): it is used as it is.
     """
+    data: bytes = record["Data"]
+    if "SubSequenceNumber" in record:
+        yield record["SubSequenceNumber"], data
+        return
     if is_aggregated(data):
         try:
             users = deaggregate(data)

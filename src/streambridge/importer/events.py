@@ -115,10 +115,12 @@ def event_uuid(
     The same value as ``str(uuid.uuid5(UUID_NAMESPACE, "stream/shard/sequence/position"))``,
     computed without building ``UUID`` objects (it is on the importer's hot path). For the
     ``sub_sequence``-th user record of a KPL-aggregated record the name is
-    ``"stream/shard/sequence/sub_sequence/position"``: distinct per user record, and never
-    the name of a plain record's event (those have one part fewer).
+    ``"stream/shard/sequence/sub_sequence/position"``: distinct per user record. User record 0
+    has the plain record's name: a sequence number is one or the other, never both, and the
+    KCL reports a plain record and an aggregate's first user record alike (sub-sequence 0), so
+    every engine gives the same uuid.
     """
-    if sub_sequence is None:
+    if not sub_sequence:
         name = f"{stream}/{shard_id}/{sequence_number}/{position}".encode()
     else:
         name = f"{stream}/{shard_id}/{sequence_number}/{sub_sequence}/{position}".encode()

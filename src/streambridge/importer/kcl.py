@@ -1,0 +1,245 @@
+"""The Kinesis Client Library: a record processor for its MultiLangDaemon (amazon-kclpy).
+
+The KCL owns the leases (a DynamoDB table), resharding order and the checkpoints across a
+fleet; its MultiLangDaemon runs one child process per shard and talks to it in JSON lines on
+stdin/stdout. :class:`KclRecordProcessor` is that child's record processor (amazon-kclpy's
+``amazon_kclpy.v3.processor`` interface), and ``streambridge kcl`` the command the daemon's
+properties file names as its executable (docs/kcl.md). It converts with the importer's own
+conversion (:class:`~streambridge.RecordConverter`): the KCL hands over KPL user records
+already split, each with its sub-sequence number, and gets the same events and uuids as
+:class:`~streambridge.KinesisImporter` and the Lambda handler.
+
+The processor checkpoints only past what the sink accepted:
+
+* ``process_records``: convert, hand the events to the sink (retrying a failing sink with
+  backoff up to ``sink_patience`` seconds), then checkpoint the batch's last
+  ``(sequenceNumber, subSequenceNumber)``. A sink that still fails — or cannot ever take the
+  events (:class:`~streambridge.errors.FatalSinkError`) — ends the process (``SystemExit``):
+  amazon-kclpy would swallow an exception and let a later checkpoint pass the records, while
+  the daemon stops when its child exits, and whoever reads the shard next starts at the last
+  checkpoint. Records that cannot become events are skipped with a reason (``on_skip``).
+* ``shard_ended``: checkpoint the end of the shard (the KCL then starts its children);
+* ``lease_lost``: checkpoint nothing (another worker holds the shard);
+* ``shutdown_requested``: checkpoint what was delivered.
+
+A checkpoint refused with ``ThrottlingException`` (or a DynamoDB dependency error) is retried
+with backoff; ``ShutdownException`` (the lease is gone) stops checkpointing quietly.
+
+Arrival times come from the record's ``timestamp_millis`` (amazon-kclpy's
+``approximate_arrival_timestamp`` is a naive datetime in the machine's local time).
+"""
+
+from __future__ import annotations
+
+import logging
+import random as _random
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from streambridge.errors import FatalSinkError
+from streambridge.importer.conversion import RecordConverter
+from streambridge.importer.events import PostHogEvent
+from streambridge.importer.results import SinkRefusal, SkippedRecord, skip_summary
+from streambridge.importer.settings import ImporterSettings
+from streambridge.importer.sinks import Sink
+from streambridge.retry import RetryPolicy
+
+__all__ = ["EXIT_SINK_FAILED", "KclRecordProcessor"]
+
+logger = logging.getLogger("streambridge.kcl")
+
+#: The exit status when the sink did not take a batch's events (the daemon stops too).
+EXIT_SINK_FAILED = 4
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_RETRY_CHECKPOINT = ("ThrottlingException", "KinesisClientLibDependencyException")
+_LEASE_GONE = "ShutdownException"
+
+
+def _field(record: Any, attribute: str, key: str) -> Any:
+    """An amazon-kclpy ``Record`` attribute, or the key of a record left as a plain dict."""
+    if isinstance(record, dict):
+        return record.get(key)
+    return getattr(record, attribute)
+
+
+def kinesis_record(record: Any) -> dict[str, Any]:
+    """An amazon-kclpy record as the converter reads it (what botocore's GetRecords gives)."""
+    import base64  # noqa: PLC0415
+
+    millis = _field(record, "timestamp_millis", "approximateArrivalTimestamp")
+    out: dict[str, Any] = {
+        "Data": base64.b64decode(_field(record, "data", "data") or ""),
+        "SequenceNumber": _field(record, "sequence_number", "sequenceNumber"),
+        "SubSequenceNumber": _field(record, "sub_sequence_number", "subSequenceNumber") or 0,
+    }
+    if millis is not None:
+        out["ApproximateArrivalTimestamp"] = _EPOCH + timedelta(milliseconds=int(millis))
+    return out
+
+
+class KclRecordProcessor:
+    """A MultiLangDaemon record processor that imports a shard's records into a sink.
+
+    Run it with amazon-kclpy: ``amazon_kclpy.kcl.KCLProcess(processor).run()`` (what
+    ``streambridge kcl`` does). One process, one shard.
+    """
+
+    #: amazon-kclpy's processor interface version (``amazon_kclpy.v3.processor``).
+    version = 3
+
+    def __init__(
+        self,
+        settings: ImporterSettings,
+        sink: Sink,
+        *,
+        on_skip: Callable[[SkippedRecord], object] | None = None,
+        sink_patience: float = 300.0,
+        retry: RetryPolicy = RetryPolicy(base_delay=1.0, max_delay=30.0),  # noqa: B008 - frozen
+        sleep: Callable[[float], object] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        random: Callable[[], float] = _random.random,
+    ) -> None:
+        """A processor for ``settings``' stream (whose name goes into the uuids).
+
+        Args:
+            settings: Stream name (the daemon's ``streamName``), event key, mappings.
+            sink: Receives each batch's events; it must return only once the destination has
+                them (:class:`~streambridge.PostHogSink` does).
+            on_skip: Called with each record that cannot become an event.
+            sink_patience: Seconds a failing sink is retried for before the process exits.
+            retry: The backoff between sink attempts and checkpoint retries.
+            sleep: Waits (inject a fake in tests).
+            clock: Monotonic seconds.
+            random: Floats in [0, 1) for jitter.
+        """
+        self.settings = settings
+        self.sink = sink
+        self.on_skip = on_skip
+        self.sink_patience = sink_patience
+        self.retry = retry
+        self._sleep = sleep
+        self._clock = clock
+        self._random = random
+        self._convert = RecordConverter(settings)
+        self.shard_id = "unknown"
+        #: The last (sequence, sub-sequence) whose events the sink accepted, and checkpointed.
+        self.delivered: tuple[str, int] | None = None
+        self.checkpointed: tuple[str, int] | None = None
+
+    # ------------------------------------------------------------------ the daemon's calls
+
+    def initialize(self, initialize_input: Any) -> None:
+        """The shard this process reads."""
+        self.shard_id = str(initialize_input.shard_id)
+        logger.info("shard %s: starting after %s", self.shard_id, initialize_input.sequence_number)
+
+    def process_records(self, process_records_input: Any) -> None:
+        """Convert, deliver, then checkpoint the batch (or exit, checkpointing nothing)."""
+        records = [kinesis_record(r) for r in process_records_input.records]
+        if not records:
+            return
+        events, skipped = self._convert.convert(self.shard_id, records)
+        if events:
+            skipped.extend(self._deliver(records, events))
+        for skip in skipped:
+            self._notify(skip)
+        if skipped:
+            logger.warning("shard %s: skipped %s", self.shard_id, "; ".join(skip_summary(skipped)))
+        last = records[-1]
+        self.delivered = (last["SequenceNumber"], last["SubSequenceNumber"])
+        self._checkpoint(process_records_input.checkpointer, self.delivered)
+
+    def lease_lost(self, lease_lost_input: Any) -> None:
+        """Another worker holds the shard now: checkpoint nothing."""
+        logger.info("shard %s: lease lost", self.shard_id)
+
+    def shard_ended(self, shard_ended_input: Any) -> None:
+        """The shard is read to its end (and delivered): checkpoint its end."""
+        logger.info("shard %s: read to its end", self.shard_id)
+        self._checkpoint(shard_ended_input.checkpointer, None)
+
+    def shutdown_requested(self, shutdown_requested_input: Any) -> None:
+        """The worker is stopping: checkpoint what was delivered, if not yet."""
+        if self.delivered is not None and self.delivered != self.checkpointed:
+            self._checkpoint(shutdown_requested_input.checkpointer, self.delivered)
+
+    # ------------------------------------------------------------------ inside
+
+    def _deliver(self, records: Sequence[Any], events: list[PostHogEvent]) -> list[SkippedRecord]:
+        """Give the events to the sink until it takes them; its refusals, as skipped records."""
+        start, attempt = self._clock(), 0
+        while True:
+            attempt += 1
+            try:
+                answer = self.sink(events)
+            except FatalSinkError as exc:
+                self._exit(f"the sink cannot take events: {exc}")
+            except Exception as exc:  # noqa: BLE001 - any other failure: retry, then exit
+                if self._clock() - start >= self.sink_patience:
+                    self._exit(
+                        f"the sink did not take {len(events)} event(s) for "
+                        f"{self.sink_patience:.0f} s (last: {exc!r})"
+                    )
+                delay = self.retry.delay(attempt, self._random)
+                logger.warning(
+                    "shard %s: the sink did not take %d event(s) (%r); again in %.1f s",
+                    self.shard_id,
+                    len(events),
+                    exc,
+                    delay,
+                )
+                self._sleep(delay)
+                continue
+            refusals = (
+                [r for r in answer if isinstance(r, SinkRefusal)]
+                if isinstance(answer, list)
+                else []
+            )
+            return self._convert.refused(self.shard_id, records, refusals) if refusals else []
+
+    def _checkpoint(self, checkpointer: Any, position: tuple[str, int] | None) -> None:
+        """Checkpoint at ``position`` (None: the end of the shard), retrying throttling."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                if position is None:
+                    checkpointer.checkpoint()
+                else:
+                    checkpointer.checkpoint(position[0], position[1])
+            except Exception as exc:  # noqa: BLE001 - amazon-kclpy's CheckpointError, by name
+                code = str(exc.args[0]) if exc.args else type(exc).__name__
+                if code == _LEASE_GONE:
+                    logger.info("shard %s: lease gone; not checkpointing", self.shard_id)
+                    return
+                if code in _RETRY_CHECKPOINT and attempt < self.retry.max_attempts:
+                    self._sleep(self.retry.delay(attempt, self._random))
+                    continue
+                logger.error(  # noqa: TRY400 - the code says it; no traceback to show
+                    "shard %s: checkpoint at %s refused (%s); the records will be read again",
+                    self.shard_id,
+                    position or "the end",
+                    code,
+                )
+                return
+            self.checkpointed = position
+            return
+
+    def _exit(self, why: str) -> None:
+        logger.error(
+            "shard %s: %s; exiting without a checkpoint past them (they will be read again)",
+            self.shard_id,
+            why,
+        )
+        raise SystemExit(EXIT_SINK_FAILED)
+
+    def _notify(self, skip: SkippedRecord) -> None:
+        if self.on_skip is None:
+            return
+        try:
+            self.on_skip(skip)
+        except Exception:
+            logger.exception("on_skip raised; going on")
