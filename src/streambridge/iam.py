@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-__all__ = ["forwarder_policy", "importer_policy"]
+__all__ = ["forwarder_policy", "importer_policy", "kcl_policy", "lambda_policy"]
 
 
 def _policy(actions: list[str], resource: str) -> dict[str, Any]:
@@ -40,3 +40,69 @@ def importer_policy(stream_arn: str) -> dict[str, Any]:
     return _policy(
         ["kinesis:ListShards", "kinesis:GetShardIterator", "kinesis:GetRecords"], stream_arn
     )
+
+
+def _statement(actions: list[str], resources: list[str]) -> dict[str, Any]:
+    return {"Effect": "Allow", "Action": actions, "Resource": resources}
+
+
+def _region_and_account(stream_arn: str) -> tuple[str, str]:
+    """``(region, account)`` of ``arn:aws:kinesis:{region}:{account}:stream/{name}``."""
+    parts = stream_arn.split(":")
+    if len(parts) < 6 or parts[2] != "kinesis" or not parts[5].startswith("stream/"):  # noqa: PLR2004
+        msg = f"not a Kinesis stream ARN: {stream_arn!r}"
+        raise ValueError(msg)
+    return parts[3], parts[4]
+
+
+def lambda_policy(stream_arn: str) -> dict[str, Any]:
+    """The execution role's policy for the Lambda handler on one stream.
+
+    What the event source mapping reads the stream with (AWS's managed
+    ``AWSLambdaKinesisExecutionRole``, scoped to the stream), plus CloudWatch Logs for the
+    function's own log. The PostHog key is in the function's environment, not in IAM.
+    """
+    region, account = _region_and_account(stream_arn)
+    kinesis = ["kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords"]
+    kinesis += ["kinesis:GetShardIterator", "kinesis:ListShards"]
+    logs = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            _statement(kinesis, [stream_arn]),
+            _statement(["kinesis:ListStreams"], ["*"]),  # not scoped to a stream by AWS
+            _statement(logs, [f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/*"]),
+        ],
+    }
+
+
+def kcl_policy(
+    stream_arn: str, application_name: str, *, enhanced_fan_out: bool = False
+) -> dict[str, Any]:
+    """The policy a KCL worker running ``streambridge kcl`` needs (AWS's documented minimum).
+
+    Args:
+        stream_arn: The stream the daemon reads (``streamName`` in its properties).
+        application_name: The daemon's ``applicationName``: its lease table's name, and the
+            prefix of the worker metrics and coordinator state tables KCL 3 creates.
+        enhanced_fan_out: Add what ``SubscribeToShard`` consumers need.
+    """
+    region, account = _region_and_account(stream_arn)
+    table = f"arn:aws:dynamodb:{region}:{account}:table/{application_name}"
+    kinesis = ["kinesis:DescribeStream", "kinesis:DescribeStreamSummary"]
+    kinesis += ["kinesis:RegisterStreamConsumer", "kinesis:GetRecords"]
+    kinesis += ["kinesis:GetShardIterator", "kinesis:ListShards"]
+    dynamodb = ["dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:UpdateTable"]
+    dynamodb += ["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem"]
+    dynamodb += ["dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+    tables = [table, f"{table}-WorkerMetricStats", f"{table}-CoordinatorState"]
+    statements = [
+        _statement(kinesis, [stream_arn]),
+        _statement(dynamodb, tables),
+        _statement(["dynamodb:Query"], [f"{table}/index/*"]),
+        _statement(["cloudwatch:PutMetricData"], ["*"]),  # not scoped to a resource by AWS
+    ]
+    if enhanced_fan_out:
+        fan_out = ["kinesis:SubscribeToShard", "kinesis:DescribeStreamConsumer"]
+        statements.append(_statement(fan_out, [f"{stream_arn}/consumer/*"]))
+    return {"Version": "2012-10-17", "Statement": statements}

@@ -41,6 +41,7 @@ from streambridge._settings import did_you_mean
 from streambridge.errors import ConfigurationError, FatalSinkError
 from streambridge.importer.conversion import RecordConverter
 from streambridge.importer.events import PostHogEvent
+from streambridge.importer.keys import parse_property_mappings
 from streambridge.importer.results import SinkRefusal, SkippedRecord, skip_summary
 from streambridge.importer.settings import ImporterSettings
 from streambridge.importer.sinks import Sink
@@ -303,10 +304,15 @@ def handler_from_environment(environ: Mapping[str, str] | None = None) -> Lambda
     options: dict[str, Any] = {}
     if env.get("STREAMBRIDGE_DEFAULT_DISTINCT_ID"):
         options["default_distinct_id"] = env["STREAMBRIDGE_DEFAULT_DISTINCT_ID"]
+    try:
+        options["additional_property_mappings"] = parse_property_mappings(
+            env.get("STREAMBRIDGE_PROPERTY_MAPPINGS") or None
+        )
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"STREAMBRIDGE_PROPERTY_MAPPINGS: {exc}") from None
     settings = ImporterSettings(
         stream_name="unknown",  # each record's own stream is used (eventSourceARN)
         event_key=env["STREAMBRIDGE_EVENT_KEY"].strip(),
-        additional_property_mappings=env.get("STREAMBRIDGE_PROPERTY_MAPPINGS") or None,
         personless=_flag(env, "STREAMBRIDGE_PERSONLESS"),
         **options,
     )
