@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from hypothesis import HealthCheck, settings
 
 from streambridge.pytest_plugin import streambridge_aws, streambridge_aws_server  # noqa: F401
 from streambridge.testing import LocalAWS
+from tests.kclpy import kclpy_path
 
 settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("fast", max_examples=20, deadline=None)
@@ -112,6 +114,24 @@ def _kinesalite() -> Iterator[str]:
         process.wait(timeout=10)
         if process.stdout is not None:
             process.stdout.close()
+
+
+@pytest.fixture(scope="session", name="kclpy")
+def _kclpy() -> dict[str, str]:
+    """amazon-kclpy importable here; the environment a subprocess needs to import it too.
+
+    Fetched once from PyPI's sdist (tests/kclpy.py): its Python modules, not its jars.
+    """
+    try:
+        path = kclpy_path()
+    except OSError as exc:
+        pytest.skip(f"amazon-kclpy's Python modules are not available: {exc}")
+    env = dict(os.environ)
+    if path is not None:
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(path), env.get("PYTHONPATH")) if p)
+    return env
 
 
 @pytest.fixture(autouse=True)
