@@ -9,6 +9,7 @@ the child's side (fetched from its sdist: tests/kclpy.py).
 from __future__ import annotations
 
 import base64
+import io
 import json
 import subprocess
 import sys
@@ -405,3 +406,56 @@ def test_checkpoint_throttling_gives_up_after_the_retry_budget(kclpy: Any) -> No
     processor.process_records(records_input(checkpointer, kcl_record("3", doc(3))))
     assert checkpointer.calls == [("3", 0)] * 3
     assert processor.checkpointed is None
+
+
+# --------------------------------------------------------------------------- the command, in process
+
+
+def test_the_command_speaks_the_protocol_in_process(
+    kclpy: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A scripted daemon on stdin: the child's answers on stdout, in order; exit 0 at EOF."""
+    from streambridge.cli import main  # noqa: PLC0415
+
+    out = tmp_path / "events.jsonl"
+    script = [
+        {"action": "initialize", "shardId": SHARD, "sequenceNumber": "X", "subSequenceNumber": 0},
+        process(kcl_record("1", doc(1))),
+        {"action": "checkpoint", "sequenceNumber": "1", "subSequenceNumber": 0, "error": None},
+        {"action": "shardEnded"},
+        {"action": "checkpoint", "sequenceNumber": None, "subSequenceNumber": None},
+    ]
+    monkeypatch.setattr(sys, "stdin", io.StringIO("".join(json.dumps(m) + "\n" for m in script)))
+    code = main(["kcl", "--stream", "clicks", "--event-key", "name", "--output", str(out)])
+    said = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert code == 0
+    assert said == [
+        {"action": "status", "responseFor": "initialize"},
+        {"action": "checkpoint", "sequenceNumber": "1", "subSequenceNumber": 0},
+        {"action": "status", "responseFor": "processRecords"},
+        {"action": "checkpoint", "sequenceNumber": None, "subSequenceNumber": None},
+        {"action": "status", "responseFor": "shardEnded"},
+    ]
+    assert [e["properties"] for e in events_in(out)] == [{}]
+
+
+def test_the_command_says_what_to_install_without_amazon_kclpy(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No amazon-kclpy: a usage error naming the extra, not a traceback."""
+    from streambridge.cli import main  # noqa: PLC0415
+
+    monkeypatch.setitem(sys.modules, "amazon_kclpy", None)
+    assert main(["kcl", "--stream", "s", "--event-key", "e", "--output", "x"]) == 2
+    assert "pip install 'streambridge[kcl]'" in capsys.readouterr().err
+
+
+def test_the_command_refuses_a_negative_patience(
+    kclpy: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--sink-patience below zero is a usage error."""
+    from streambridge.cli import main  # noqa: PLC0415
+
+    argv = ["kcl", "--stream", "s", "--event-key", "e", "--output", "x", "--sink-patience", "-1"]
+    assert main(argv) == 2
+    assert "--sink-patience" in capsys.readouterr().err
