@@ -323,6 +323,12 @@ def fatal_error(
         permission_hint: More advice for the access-denied message.
     """
     code, message, operation = failure.code, failure.message, failure.operation
+    if failure.connection:  # given up on: no call to this endpoint ever got an answer
+        return DeliveryError(
+            f"could not reach {resource}: {operation} never got an answer within the retry "
+            f"budget ({message}); check the endpoint, the network or the proxy",
+            error_code=code,
+        )
     if code == "ResourceNotFoundException":
         return StreamNotFoundError(
             f"{resource} was not found in region {region} for these credentials: "

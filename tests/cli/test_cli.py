@@ -106,7 +106,11 @@ def test_forward_json_array_from_stdin_with_settings(
     monkeypatch.setattr(
         sys,
         "stdin",
-        io.StringIO(json.dumps([load_sample("ios_lifecycle_screens_custom_commerce.json")])),
+        io.TextIOWrapper(
+            io.BytesIO(
+                json.dumps([load_sample("ios_lifecycle_screens_custom_commerce.json")]).encode()
+            )
+        ),
     )
     code, out, _ = run(capsys, "forward", "--settings", str(settings), "--newline", *env)
     assert 0 == code

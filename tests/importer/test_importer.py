@@ -557,3 +557,37 @@ def test_an_empty_custom_store_is_used(make: Any) -> None:
     h.importer.poll()
     assert h.importer.checkpoints is store
     assert Counting.saves >= 2
+
+
+def test_a_run_that_never_reaches_kinesis_ends_after_the_backoff_budget(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No listing ever succeeded: after backoff's budget, a DeliveryError, not polls forever.
+
+    (Before, run() polled every 30 s for ever, warning "keeping the last listing" when there
+    never was one.)
+    """
+    import boto3  # noqa: PLC0415
+    from botocore.config import Config  # noqa: PLC0415
+
+    from streambridge import DeliveryError, RetryPolicy  # noqa: PLC0415
+    from streambridge.testing import FakeClock  # noqa: PLC0415
+
+    client = boto3.client(
+        "kinesis",
+        region_name="us-east-1",
+        endpoint_url="http://127.0.0.1:9",  # nothing listens there
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(retries={"total_max_attempts": 1}, connect_timeout=1),
+    )
+    clock = FakeClock()
+    settings = ImporterSettings(stream_name="s", event_key="e")
+    backoff = RetryPolicy(max_attempts=4, base_delay=1.0, max_delay=30.0, max_elapsed=600.0)
+    importer = KinesisImporter(
+        client, settings, backoff=backoff, sleep=clock.sleep, clock=clock, random=lambda: 1.0
+    )
+    with pytest.raises(DeliveryError, match="could not reach Kinesis stream 's'"):
+        importer.run(until_caught_up=True)
+    assert "keeping the last listing" not in caplog.text
+    assert caplog.text.count("no listing yet") == 3  # attempts 1-3 wait; the 4th gives up

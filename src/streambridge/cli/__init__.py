@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from streambridge import __version__
 from streambridge.cli import check, forward, importing, kcl
 from streambridge.cli._common import (
     EXIT_AWS,
@@ -72,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="streambridge",
         description="Move analytics events between apps and AWS Kinesis.",
     )
+    parser.add_argument("--version", action="version", version=f"streambridge {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     forward.add_parser(commands)
     importing.add_parser(commands)

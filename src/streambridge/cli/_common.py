@@ -16,6 +16,7 @@ from typing import IO, Any
 
 from streambridge._aws import build_client
 from streambridge.deadletter import DeadLetterFile
+from streambridge.retry import RetryPolicy
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AWS, EXIT_DESTINATION = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130  # 128 + SIGINT; SIGTERM gives 143
@@ -97,6 +98,22 @@ def aws_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--quiet", action="store_true", help="no progress on stderr, even on a terminal"
     )
+    group.add_argument(
+        "--retry-budget",
+        type=float,
+        metavar="SECONDS",
+        help="how long a failing call is retried (default 120); an endpoint that never "
+        "answered within it ends the run (exit 3)",
+    )
+
+
+def retry_policy(args: argparse.Namespace, **schedule: float) -> RetryPolicy | None:
+    """``--retry-budget`` as a retry policy with ``schedule``'s delays (None: the default)."""
+    if args.retry_budget is None:
+        return None
+    if args.retry_budget <= 0:
+        raise UsageError("--retry-budget must be more than 0 seconds")
+    return RetryPolicy(max_attempts=1_000_000, max_elapsed=args.retry_budget, **schedule)
 
 
 def open_dead_letters(path: Path | None) -> DeadLetterFile | None:

@@ -27,11 +27,13 @@ from streambridge.cli._common import (
     open_dead_letters,
     read_json_object,
     restore_signals,
+    retry_policy,
 )
 from streambridge.deadletter import DeadLetterFile, read_dead_letters
 from streambridge.errors import DeliveryError, ForwardAbortedError
 from streambridge.forwarder import ForwarderSettings, ForwardResult
 from streambridge.forwarder.forwarder import FirehoseForwarder
+from streambridge.retry import RetryPolicy
 
 __all__ = ["add_parser"]
 
@@ -82,6 +84,7 @@ def add_parser(commands: Any) -> None:
 def _forward(args: argparse.Namespace) -> int:
     settings = _forwarder_settings(args)
     unreadable: list[str] = []
+    reached: list[str] = []  # where the input was read to: "line N" / "array item N"
     dead_path: Path | None = args.dead_letter or args.failed_out
     if args.replay is not None and args.input != "-":
         raise UsageError("--replay reads a dead-letter file: give no input file with it")
@@ -95,12 +98,14 @@ def _forward(args: argparse.Namespace) -> int:
         if source is not None and source is not sys.stdin:
             source.close()
         raise
+    retry = retry_policy(args)
     forwarder = FirehoseForwarder(
         client,
         settings,
         put_mode=args.put_mode,
         record_delimiter=b"\n" if args.newline else b"",
         on_failure=letters,
+        retry=retry or RetryPolicy(),
     )
     progress = Progress(enabled=not args.quiet)
     stopped = Stop(again_interrupts=True)
@@ -110,10 +115,10 @@ def _forward(args: argparse.Namespace) -> int:
             result = forwarder.send(_replayed(args.replay, stopped))
         else:
             assert source is not None  # noqa: S101 - opened above
-            batches = _read_batches(source, args.input, unreadable, progress, stopped)
+            batches = _read_batches(source, args.input, unreadable, progress, stopped, reached)
             result = forwarder.forward_many(batches) + forwarder.flush()
     except DeliveryError as exc:
-        raise _undelivered_failure(exc, letters, dead_path, stopped.signal) from exc
+        raise _undelivered_failure(exc, letters, dead_path, stopped.signal, reached) from exc
     finally:
         progress.done()
         restore_signals(previous)
@@ -142,11 +147,14 @@ def _undelivered_failure(
     letters: DeadLetterFile | None,
     dead_path: Path | None,
     stopped_signal: int | None = None,
+    reached: list[str] | None = None,
 ) -> BaseException:
     """The one-line failure for an error that carries undelivered records (dead-lettered)."""
     count = len(exc.undelivered)
     cause = exc.__cause__
     message = str(cause) if isinstance(cause, (UsageError, StopNowError)) else str(exc)
+    if reached:
+        message += f"; the input was read up to {reached[-1]}, what follows was not read"
     if count and letters is not None:
         letters.write_undelivered(exc.undelivered, exc.error_code or "NotDelivered", str(exc))
         message += f" ({count} record(s) not delivered, written to {str(dead_path)!r})"
@@ -205,66 +213,134 @@ _STREAM_KEYS = {"delivery stream name"}
 _REGION_KEYS = {"aws region endpoint", "region"}
 
 
-def _open_input(name: str) -> IO[str]:
+def _open_input(name: str) -> IO[bytes]:
     if name == "-":
-        return sys.stdin
+        return sys.stdin.buffer
     try:
-        return Path(name).open(encoding="utf-8")
+        return Path(name).open("rb")
     except OSError as exc:
         raise UsageError(f"cannot read {name!r}: {exc.strerror}") from None
 
 
 def _read_batches(
-    stream: IO[str], name: str, unreadable: list[str], progress: Progress, stopped: Stop
+    stream: IO[bytes],
+    name: str,
+    unreadable: list[str],
+    progress: Progress,
+    stopped: Stop,
+    reached: list[str] | None = None,
 ) -> Iterator[object]:
-    """Batches from a JSON array or JSON lines, streamed; unparsable lines are noted."""
+    """Batches from JSON lines, one JSON document or a JSON array (detected, not guessed).
+
+    JSON lines are streamed; a line that is not UTF-8 or not JSON is noted by its number and
+    the rest goes on. Input whose first line starts an object that only the following lines
+    complete is one (pretty-printed) document.
+    """
     try:
-        first = _peek(stream)
-        if first == "[":
-            try:
-                items = json.load(stream)
-            except ValueError as exc:
-                raise UsageError(
-                    f"{name!r} starts with '[' but is not a JSON array: {exc}"
-                ) from None
-            for item in items:
-                if stopped.signal is not None:
-                    return
-                progress.tick()
-                yield item
+        if _peek(stream) == b"[":
+            yield from _array(stream, name, progress, stopped)
             return
-        for number, line in enumerate(stream, start=1):
+        lines = enumerate(stream, start=1)
+        for number, raw in lines:
             if stopped.signal is not None:
                 return
-            if not line.strip():
+            if not raw.strip():
+                continue
+            text = _text(raw, number, unreadable)
+            if text is None:
                 continue
             try:
-                item = json.loads(line)
+                item = json.loads(text)
             except ValueError as exc:
+                if text.lstrip().startswith("{") and not progress.count:
+                    yield from _one_document(number, text, lines, unreadable, progress)
+                    return
                 unreadable.append(f"line {number}: not JSON ({exc})")
                 continue
             progress.tick()
+            _note(reached, f"line {number}")
             yield item
-    except UnicodeDecodeError:
-        raise UsageError(f"{name!r} is not UTF-8 text") from None
     finally:
-        if stream is not sys.stdin:
+        if stream is not sys.stdin.buffer:
             stream.close()
 
 
-def _peek(stream: IO[str]) -> str:
-    """The first non-space character, leaving the stream able to read it again."""
-    buffered = getattr(stream, "buffer", None)
-    if buffered is not None and hasattr(buffered, "peek"):
-        head = buffered.peek(64)[:64].decode("utf-8", "ignore").lstrip()
+def _note(reached: list[str] | None, where: str) -> None:
+    if reached is not None:
+        reached[:] = [where]
+
+
+def _text(raw: bytes, number: int, unreadable: list[str]) -> str | None:
+    """A line as text; None (and a note) when it is not UTF-8."""
+    try:
+        return raw.decode("utf-8-sig" if number == 1 else "utf-8")
+    except UnicodeDecodeError as exc:
+        unreadable.append(
+            f"line {number}: not UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1})"
+        )
+        return None
+
+
+def _array(stream: IO[bytes], name: str, progress: Progress, stopped: Stop) -> Iterator[object]:
+    try:
+        items = json.loads(stream.read().decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{name!r} is a JSON array that is not UTF-8 text ({exc})") from None
+    except ValueError as exc:
+        raise UsageError(f"{name!r} starts with '[' but is not a JSON array: {exc}") from None
+    for item in items if isinstance(items, list) else [items]:
+        if stopped.signal is not None:
+            return
+        progress.tick()
+        yield item
+
+
+def _one_document(
+    number: int,
+    text: str,
+    lines: Iterator[tuple[int, bytes]],
+    unreadable: list[str],
+    progress: Progress,
+) -> Iterator[object]:
+    """The first line opens a document the next lines complete; else go on line by line."""
+    rest = list(lines)
+    whole = "".join([text, *(raw.decode("utf-8", "replace") for _, raw in rest)])
+    try:
+        item = json.loads(whole)
+    except ValueError:
+        item = None
+    if isinstance(item, dict) and "\ufffd" not in whole:
+        progress.tick()
+        yield item
+        return
+    unreadable.append(f"line {number}: not JSON (and the input is not one JSON document)")
+    for later, raw in rest:  # JSON lines after all: each line on its own
+        if not raw.strip():
+            continue
+        line = _text(raw, later, unreadable)
+        if line is None:
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError as exc:
+            unreadable.append(f"line {later}: not JSON ({exc})")
+            continue
+        progress.tick()
+        yield value
+
+
+def _peek(stream: IO[bytes]) -> bytes:
+    """The first non-space byte, leaving the stream able to read it again."""
+    if hasattr(stream, "peek"):
+        head = bytes(stream.peek(64)[:64]).lstrip(b" \t\r\n\xef\xbb\xbf")
         if head:
-            return str(head[0])
+            return head[:1]
     if stream.seekable():
         position = stream.tell()
-        head = stream.read(64).lstrip()
+        head = stream.read(64).lstrip(b" \t\r\n\xef\xbb\xbf")
         stream.seek(position)
         return head[:1]
-    return ""
+    return b""
 
 
 def _forward_summary(result: ForwardResult, unreadable: list[str]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from streambridge.cli._common import (
     open_output,
     read_json_object,
     restore_signals,
+    retry_policy,
 )
 from streambridge.errors import FatalSinkError
 from streambridge.importer import (
@@ -35,6 +37,7 @@ from streambridge.importer import (
     SQLiteCheckpointStore,
 )
 from streambridge.importer.importer import KinesisImporter
+from streambridge.retry import RetryPolicy
 
 __all__ = ["add_parser", "event_sink", "importer_settings", "settings_options", "sink_options"]
 
@@ -100,10 +103,23 @@ def _import(args: argparse.Namespace) -> int:
         raise UsageError("--max-records must be at least 1")
     sink, close, abandon = event_sink(args)
     letters = open_dead_letters(args.dead_letter)
-    store = SQLiteCheckpointStore(args.checkpoints) if args.checkpoints else None
+    try:
+        store = SQLiteCheckpointStore(args.checkpoints) if args.checkpoints else None
+    except (OSError, sqlite3.Error) as exc:
+        raise UsageError(
+            f"cannot open the checkpoints file {str(args.checkpoints)!r}: {exc}"
+        ) from None
+    retry = retry_policy(args, base_delay=1.0, max_delay=30.0)
     keys = (settings.access_key_id, settings.secret_access_key)
     client = aws_client(args, "kinesis", keys=keys)
-    importer = KinesisImporter(client, settings, sink=sink, checkpoints=store, on_skip=letters)
+    importer = KinesisImporter(
+        client,
+        settings,
+        sink=sink,
+        checkpoints=store,
+        on_skip=letters,
+        backoff=retry or RetryPolicy(base_delay=1.0, max_delay=30.0),
+    )
     stopped = Stop()
 
     def on_signal(signum: int) -> None:

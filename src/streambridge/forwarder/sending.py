@@ -36,7 +36,7 @@ from streambridge.forwarder.delivery import (
 )
 from streambridge.forwarder.results import FailedRecord
 from streambridge.forwarder.settings import PutMode
-from streambridge.retry import RetryPolicy
+from streambridge.retry import CONNECTION_ERROR, RetryPolicy
 
 __all__ = ["GroupOutcome", "Sender"]
 
@@ -103,6 +103,8 @@ class Sender:
         self._next = 0
         self._lock = threading.Lock()
         self._abort = threading.Event()
+        #: Whether any call ever got an answer from the endpoint (not a connection error).
+        self.reached = False
 
     # ------------------------------------------------------------------ the pipeline
 
@@ -165,6 +167,7 @@ class Sender:
         while True:
             began = self._clock()
             outcomes, stop = self._attempt(ledger.to_send(), outcome)
+            self._note_answers(outcomes)
             outcome.seconds = max(outcome.seconds, self._clock() - began)
             outcome.backpressure |= any(o is not None and o.retryable for o in outcomes)
             delivered, failed = ledger.settle(outcomes)
@@ -179,6 +182,15 @@ class Sender:
                 return
             retry += 1
             wait_for = self.retry.next_delay(retry, self._clock() - start, self._random)
+            if wait_for is None and not self.reached:  # the run gives up: stop, carry all
+                message = next(o.message for o in outcomes if o is not None)
+                operation = "PutRecord" if self.mode == "single" else "PutRecordBatch"
+                cause = ConnectionError(message)
+                error = CallError(
+                    operation, CONNECTION_ERROR, message, None, retryable=False, error=cause
+                )
+                outcome.stop, outcome.undelivered = error, ledger.undelivered()
+                return
             if wait_for is None:
                 logger.warning("%s", ledger.exhausted(retry, self._clock() - start))
                 outcome.failed.extend(ledger.give_up())
@@ -192,6 +204,17 @@ class Sender:
             )
             self._sleep(wait_for)
             outcome.retries += 1
+
+    def _note_answers(self, outcomes: list[EntryError | None]) -> None:
+        """Remember whether the endpoint ever answered (anything but a connection error).
+
+        Until it has, a group that runs out of retries gives up on the whole run: a wrong
+        endpoint or no network would fail every group the same way, each after the whole
+        retry budget.
+        """
+        if not self.reached and any(o is None or o.code != CONNECTION_ERROR for o in outcomes):
+            with self._lock:
+                self.reached = True
 
     def _attempt(
         self, records: list[bytes], outcome: GroupOutcome

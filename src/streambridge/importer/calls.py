@@ -26,6 +26,7 @@ from streambridge.importer.answers import (
     shards_page,
 )
 from streambridge.importer.shards import Shard
+from streambridge.retry import RetryPolicy
 
 __all__ = [
     "Fetched",
@@ -86,9 +87,12 @@ class ShardLister:
         self.stream = stream
         #: Whether ListShards was denied, so that DescribeStream lists the shards.
         self.describe = False
+        #: Whether a listing ever succeeded; until then, failures are counted and bounded.
+        self.listed = False
+        self._failures = 0
+        self._first_failure: float | None = None
 
-    def list(self) -> list[dict[str, Any]] | CallError:
-        """Every shard, or the failure; a denied ListShards switches to DescribeStream (once)."""
+    def _list(self) -> list[dict[str, Any]] | CallError:
         if not self.describe:
             listed = list_shards(self.client, self.stream)
             if not (isinstance(listed, CallError) and listed.denied):
@@ -102,6 +106,43 @@ class ShardLister:
             )
             self.describe = True
         return describe_shards(self.client, self.stream)
+
+    def list(self) -> list[dict[str, Any]] | CallError:
+        """Every shard, or the failure; a denied ListShards switches to DescribeStream (once)."""
+        listed = self._list()
+        self.listed = self.listed or not isinstance(listed, CallError)
+        return listed
+
+    def retry_in(
+        self, failure: CallError, backoff: RetryPolicy, now: float, random: Callable[[], float]
+    ) -> float:
+        """Seconds until listing again after a transient failure.
+
+        Raises:
+            DeliveryError: No listing ever succeeded and ``backoff``'s budget is spent (a
+                wrong endpoint, no network): a run that never reached the stream ends.
+        """
+        if self.listed:
+            logger.warning("%s; keeping the last listing", listing_failure(failure))
+            return backoff.max_delay
+        self._failures += 1
+        self._first_failure = now if self._first_failure is None else self._first_failure
+        delay = backoff.next_delay(self._failures, now - self._first_failure, random)
+        if delay is None and failure.connection:
+            given_up = attrs.evolve(failure, retryable=False)
+            raise refusal_error(given_up, self.stream, _region(self.client))
+        if delay is None:
+            seconds = now - self._first_failure
+            msg = f"{listing_failure(failure)} on every try for {seconds:.0f} s: never listed"
+            raise DeliveryError(msg, error_code=failure.code)
+        logger.warning(
+            "%s; no listing yet, trying again in %.1f s", listing_failure(failure), delay
+        )
+        return delay
+
+
+def _region(client: Any) -> str | None:
+    return getattr(getattr(client, "meta", None), "region_name", None)
 
 
 def refusal_error(failure: CallError, stream: str, region: str | None) -> DeliveryError:

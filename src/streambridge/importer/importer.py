@@ -35,7 +35,6 @@ from streambridge.importer.calls import (
     ShardLister,
     fetch,
     fetch_in_order,
-    listing_failure,
     refusal_error,
 )
 from streambridge.importer.checkpoints import (
@@ -255,8 +254,8 @@ class KinesisImporter(ClientShell[ImporterSettings]):
         self._next_refresh = self._clock() + self.shard_refresh_interval
 
     def _keep_listing(self, failure: CallError) -> None:
-        logger.warning("%s; keeping the last listing", listing_failure(failure))
-        self._next_refresh = self._clock() + self.backoff.max_delay
+        delay = self._lister.retry_in(failure, self.backoff, self._clock(), self._random)
+        self._next_refresh = self._clock() + delay
 
     def _read_together(self, due: list[Shard], result: _Poll) -> None:
         """Read up to ``max_in_flight`` shards at once; hand over their events in order."""
