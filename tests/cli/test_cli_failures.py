@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from streambridge.testing import LocalAWS
+from tests.cli.test_cli import _env, run  # noqa: F401 - the env fixture
 from tests.cli.test_cli_reliability import command, finished
 from tests.conftest import load_sample
 
@@ -140,3 +141,167 @@ def test_forward_to_a_dead_endpoint_gives_up_and_reports_everything_unsent(
     read = int(found.group(1))  # one batch a line, one record a batch: every one read is kept
     assert 0 < read <= 2000
     assert len(letters.read_text().splitlines()) == read
+
+
+# --------------------------------------------------------------------------- settings that do nothing
+
+
+@pytest.mark.parametrize(
+    ("exclusion", "said"),
+    [
+        ("Ip Adress", "did you mean 'IP Address'?"),
+        ("Device ID", "is neither a label nor a top-level field"),
+        ("IP Address; Device Name", "separate them with ','"),
+    ],
+)
+def test_a_metadata_exclusion_that_names_nothing_is_refused(
+    tmp_path: Path, exclusion: str, said: str
+) -> None:
+    """A typo used to forward the IP address anyway, silently: a privacy failure."""
+    settings = tmp_path / "mparticle.json"
+    settings.write_text(
+        json.dumps({"Delivery Stream Name": "events", "Metadata Field Exclusion": exclusion})
+    )
+    batches = tmp_path / "batches.jsonl"
+    batches.write_text(json.dumps(load_sample(SAMPLE)) + "\n")
+    done = offline("forward", "--settings", str(settings), str(batches))
+    assert done.returncode == 2, done.stderr
+    assert said in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_import_where_every_record_is_skipped_exits_1_and_says_why(aws: LocalAWS) -> None:
+    """It used to exit 0: a wrong --event-key looked like success."""
+    aws.create_stream("clicks")
+    aws.put_records("clicks", [{"name": "a"}, {"name": "b"}], key="k")
+    done = finished(
+        aws, "import", "--stream", "clicks", "--event-key", "wrong.key", "--start",
+        "TRIM_HORIZON", "--until-caught-up", "--output", os.devnull,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "every record read (2) was skipped" in done.stderr
+
+
+def test_import_from_latest_that_reads_nothing_says_so(aws: LocalAWS) -> None:
+    """LATEST with --until-caught-up imported nothing, silently, from a stream full of records."""
+    aws.create_stream("clicks")
+    aws.put_records("clicks", [{"name": "a"}], key="k")
+    done = finished(
+        aws, "import", "--stream", "clicks", "--event-key", "name", "--until-caught-up",
+        "--output", os.devnull,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "started at LATEST: records already in the stream are not read" in done.stderr
+    assert "--start TRIM_HORIZON" in done.stderr
+
+
+def test_import_takes_the_posthog_apps_configuration_as_settings(
+    aws: LocalAWS, tmp_path: Path
+) -> None:
+    """``import --settings FILE``, as ``forward --settings`` takes mParticle's."""
+    aws.create_stream("clicks")
+    aws.put_records("clicks", [{"properties": {"eventName": "Signed Up"}}], key="k")
+    config = tmp_path / "posthog-app.json"
+    config.write_text(
+        json.dumps({"kinesisStreamName": "clicks", "eventKey": "properties.eventName"})
+    )
+    out = tmp_path / "events.jsonl"
+    done = finished(
+        aws, "import", "--settings", str(config), "--start", "TRIM_HORIZON", "--until-caught-up",
+        "--output", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(out.read_text())["event"] == "Signed Up"
+
+
+def test_a_resumed_import_appends_to_its_output(aws: LocalAWS, tmp_path: Path) -> None:
+    """--output with --checkpoints: the second run adds its events; the first run's stay."""
+    aws.create_stream("clicks")
+    aws.put_records("clicks", [{"name": "first"}], key="k")
+    out, db = tmp_path / "events.jsonl", tmp_path / "positions.db"
+    argv = ["import", "--stream", "clicks", "--event-key", "name", "--start", "TRIM_HORIZON"]
+    argv += ["--until-caught-up", "--checkpoints", str(db), "--output", str(out)]
+    assert finished(aws, *argv).returncode == 0
+    aws.put_records("clicks", [{"name": "second"}], key="k")
+    assert finished(aws, *argv).returncode == 0
+    assert [json.loads(line)["event"] for line in out.read_text().splitlines()] == [
+        "first",
+        "second",
+    ]
+
+
+# --------------------------------------------------------------------------- the same, in process
+# (so that coverage sees the paths the subprocess tests above prove)
+
+
+def test_in_process_reading_of_every_input_shape(
+    aws: LocalAWS, env: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Lines with bad bytes, a broken first line, one document, an array: each read right."""
+    aws.create_delivery_stream("events")
+    batch = json.dumps(load_sample(SAMPLE))
+    shapes = {
+        "bad.jsonl": (batch + "\n").encode() + b"\xc3\x28\n" + (batch + "\n").encode(),
+        "broken.jsonl": ('{"cut": \n\n' + batch + "\nnot json\n").encode() + b"\xff\n",
+        "one.json": json.dumps(load_sample(SAMPLE), indent=2).encode(),
+        "array.json": b"\xef\xbb\xbf" + json.dumps([load_sample(SAMPLE)] * 2).encode(),
+    }
+    sent = {}
+    for name, data in shapes.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        code, out, err = run(capsys, "forward", "--stream", "events", str(path), *env)
+        sent[name] = (code, out.split(" record(s)")[0], err)
+    assert sent["bad.jsonl"][:2] == (1, "sent 2")
+    assert "line 2: not UTF-8 (byte 0xc3 at column 1)" in sent["bad.jsonl"][2]
+    assert sent["broken.jsonl"][:2] == (1, "sent 1")
+    assert "line 4: not JSON" in sent["broken.jsonl"][2]
+    assert "line 5: not UTF-8" in sent["broken.jsonl"][2]
+    assert sent["one.json"][:2] == (0, "sent 1")
+    assert sent["array.json"][:2] == (0, "sent 2")
+    bad_array = tmp_path / "bad-array.json"
+    bad_array.write_bytes(b'[{"events": "\xff"}]')
+    code, _, err = run(capsys, "forward", "--stream", "events", str(bad_array), *env)
+    assert code == 2
+    assert "is a JSON array that is not UTF-8 text" in err
+
+
+def test_in_process_runs_that_never_reach_aws_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both commands against a dead endpoint: exit 3 within the budget, everything read kept."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    dead = ["--endpoint-url", DEAD, "--region", "us-east-1", "--retry-budget", "1"]
+    path = tmp_path / "batches.jsonl"
+    path.write_text((json.dumps(load_sample(SAMPLE)) + "\n") * 3)
+    letters = tmp_path / "dead.jsonl"
+    argv = ["forward", "--stream", "events", "--dead-letter", str(letters), str(path)]
+    code, _, err = run(capsys, *argv, *dead)
+    assert code == 3
+    assert "could not reach delivery stream 'events'" in err
+    assert len(letters.read_text().splitlines()) == 3
+    code, _, err = run(capsys, "import", "--stream", "s", "--event-key", "e", *dead)
+    assert code == 3
+    assert "could not reach Kinesis stream 's'" in err
+    code, _, err = run(capsys, "import", "--stream", "s", "--event-key", "e", *dead[:-1], "0")
+    assert code == 2
+    assert "--retry-budget must be more than 0 seconds" in err
+
+
+def test_in_process_import_summaries(
+    aws: LocalAWS, env: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """All skipped: exit 1; LATEST with nothing read: the note; a bad checkpoints path: 2."""
+    aws.create_stream("clicks")
+    aws.put_records("clicks", [{"name": "a"}], key="k")
+    base = ["import", "--stream", "clicks", "--until-caught-up", "--output", os.devnull, *env]
+    code, _, err = run(capsys, *base, "--event-key", "nope", "--start", "TRIM_HORIZON")
+    assert code == 1
+    assert "every record read (1) was skipped" in err
+    code, _, err = run(capsys, *base, "--event-key", "name")
+    assert code == 0
+    assert "started at LATEST" in err
+    code, _, err = run(capsys, *base, "--event-key", "name", "--checkpoints", str(tmp_path))
+    assert code == 2
+    assert "cannot open the checkpoints file" in err

@@ -179,9 +179,10 @@ def read_json_object(path: Path, what: str) -> dict[str, object]:
     return loaded
 
 
-def open_output(path: Path) -> IO[str]:
+def open_output(path: Path, *, append: bool = False) -> IO[str]:
+    """The events file: appended to when the run resumes (``--checkpoints``), else new."""
     try:
-        return path.open("w", encoding="utf-8")
+        return path.open("a" if append else "w", encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot write {str(path)!r}: {exc.strerror}") from None
 

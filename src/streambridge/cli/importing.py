@@ -63,6 +63,8 @@ def settings_options(parser: argparse.ArgumentParser) -> None:
     """The options that make the importer's settings (``import`` and ``kcl``)."""
     parser.add_argument(
         "--config",
+        "--settings",
+        dest="config",
         type=Path,
         help="a JSON file of the PostHog app's configuration (kinesisStreamName, eventKey, "
         "additionalPropertyMappings, awsRegion, iamAccessKeyId, iamSecretAccessKey); its IAM "
@@ -101,17 +103,27 @@ def _import(args: argparse.Namespace) -> int:
     settings = importer_settings(args)
     if args.max_records is not None and args.max_records < 1:
         raise UsageError("--max-records must be at least 1")
-    sink, close, abandon = event_sink(args)
-    letters = open_dead_letters(args.dead_letter)
-    try:
-        store = SQLiteCheckpointStore(args.checkpoints) if args.checkpoints else None
-    except (OSError, sqlite3.Error) as exc:
-        raise UsageError(
-            f"cannot open the checkpoints file {str(args.checkpoints)!r}: {exc}"
-        ) from None
     retry = retry_policy(args, base_delay=1.0, max_delay=30.0)
     keys = (settings.access_key_id, settings.secret_access_key)
     client = aws_client(args, "kinesis", keys=keys)
+    try:  # what can be refused is opened first, and closed again if a later one is refused
+        store = SQLiteCheckpointStore(args.checkpoints) if args.checkpoints else None
+    except (OSError, sqlite3.Error) as exc:
+        msg = f"cannot open the checkpoints file {str(args.checkpoints)!r}: {exc}"
+        raise UsageError(msg) from None
+    try:
+        sink, close, abandon = event_sink(args)
+    except UsageError:
+        if store is not None:
+            store.close()
+        raise
+    try:
+        letters = open_dead_letters(args.dead_letter)
+    except UsageError:
+        close()
+        if store is not None:
+            store.close()
+        raise
     importer = KinesisImporter(
         client,
         settings,
@@ -157,6 +169,18 @@ def _import(args: argparse.Namespace) -> int:
         if letters is not None:
             letters.close()
         restore_signals(previous)
+    return _summary(args, settings, totals, stopped, resumed=store is not None)
+
+
+def _summary(
+    args: argparse.Namespace,
+    settings: ImporterSettings,
+    totals: ImportTotals,
+    stopped: Stop,
+    *,
+    resumed: bool,
+) -> int:
+    """Print what the run did (stderr); its exit code."""
     where = f"; checkpoints in {args.checkpoints}" if args.checkpoints else ""
     by = f" ({stopped.name})" if stopped.signal is not None else ""
     print(
@@ -172,6 +196,19 @@ def _import(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILED
+    if totals.records and not totals.events:
+        print(
+            f"streambridge: error: every record read ({totals.records}) was skipped: check "
+            f"--event-key and the records' format (--dead-letter FILE keeps them with reasons)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    if not totals.records and settings.start_position == "LATEST" and not resumed:
+        print(
+            "streambridge: started at LATEST: records already in the stream are not read; "
+            "use --start TRIM_HORIZON to read them",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
@@ -210,7 +247,9 @@ def event_sink(
             historical_migration=args.historical,
         )
         return sink, lambda: None, sink.abandon
-    output = open_output(Path(args.output)) if args.output != "-" else sys.stdout
+    # A run that resumes from checkpoints (or the KCL's) adds to the file; else a new file.
+    resumes = getattr(args, "checkpoints", None) is not None or args.command == "kcl"
+    output = sys.stdout if args.output == "-" else open_output(Path(args.output), append=resumes)
 
     def close() -> None:
         if output is not sys.stdout:

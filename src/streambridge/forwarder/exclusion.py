@@ -13,13 +13,14 @@ input (only the dicts along a removed path are copied), so treat both as read-on
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
 from streambridge.errors import ConfigurationError
 
-__all__ = ["ALIASES", "exclude_fields", "exclude_paths", "parse_selectors"]
+__all__ = ["ALIASES", "TOP_LEVEL_KEYS", "exclude_fields", "exclude_paths", "parse_selectors"]
 
 #: mParticle's documented labels, matched ignoring case and spacing.
 ALIASES: Mapping[str, tuple[str, ...]] = {
@@ -27,7 +28,33 @@ ALIASES: Mapping[str, tuple[str, ...]] = {
     "ip address": ("ip",),
 }
 
+#: The batch's top-level keys (mParticle's batch schema): a one-segment selector names one.
+TOP_LEVEL_KEYS = frozenset(
+    {
+        "api_key", "api_keys", "application_info", "attribution_info", "batch_id",
+        "consent_state", "context", "deleted_user_attributes", "device_info", "environment",
+        "integration_attributes", "ip", "job_id", "message_id", "message_type", "mp_deviceid",
+        "mpid", "origin_mpid", "partner_identities", "partner_identity", "schema_version",
+        "sdk_version", "source_info", "source_request_id", "timestamp_unixtime_ms",
+        "unique_id", "user_attributes", "user_identities",
+    }
+)  # fmt: skip
+_LABELS = ("Device Name", "IP Address")
+
 Path = tuple[str, ...]
+
+
+def _unknown(selector: str, why: str) -> ConfigurationError:
+    """The error for a selector that names nothing, with the closest label or key."""
+    candidates = {c.casefold(): c for c in (*_LABELS, *sorted(TOP_LEVEL_KEYS))}
+    typed = " ".join(selector.split()).casefold()
+    close = difflib.get_close_matches(typed, list(candidates), n=1, cutoff=0.6)
+    hint = f"; did you mean {candidates[close[0]]!r}?" if close else ""
+    return ConfigurationError(
+        f"metadata field exclusion {selector!r} {why}{hint} (the labels are 'Device Name' and "
+        f"'IP Address'; a dotted path such as 'device_info.ios_advertising_id' names any "
+        f"other field): nothing would be excluded"
+    )
 
 
 def _parse_one(selector: str) -> Path:
@@ -35,6 +62,11 @@ def _parse_one(selector: str) -> Path:
     if label in ALIASES:
         return ALIASES[label]
     text = selector.strip()
+    if ";" in text or "|" in text:
+        msg = f"metadata field exclusion {selector!r} holds several fields: separate them with ','"
+        raise ConfigurationError(msg)
+    if "." not in text and text not in TOP_LEVEL_KEYS:
+        raise _unknown(selector, "is neither a label nor a top-level field of a batch")
     segments = tuple(text.split("."))
     if not text or any(not s.strip() or s != s.strip() for s in segments):
         raise ConfigurationError(
