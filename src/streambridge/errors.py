@@ -179,6 +179,13 @@ class FatalSinkError(SinkError):
     """
 
 
+class OutputClosedError(FatalSinkError, BrokenPipeError):
+    """The events' output was closed by its reader (``| head``): the run ends there.
+
+    The events of the failing call were not written, and their checkpoint did not move.
+    """
+
+
 class PostHogAuthError(FatalSinkError, PermissionError):
     """PostHog refused the project API key (HTTP 401 or 403)."""
 

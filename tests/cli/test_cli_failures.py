@@ -305,3 +305,36 @@ def test_in_process_import_summaries(
     code, _, err = run(capsys, *base, "--event-key", "name", "--checkpoints", str(tmp_path))
     assert code == 2
     assert "cannot open the checkpoints file" in err
+
+
+def test_import_into_a_pipe_that_closes_ends_cleanly(aws: LocalAWS, tmp_path: Path) -> None:
+    """``import … | head -1``: it used to retry the sink for ever on BrokenPipeError."""
+    aws.create_stream("clicks")
+    aws.put_records("clicks", [{"name": f"e{n}"} for n in range(3)], key="k")
+    db = tmp_path / "positions.db"
+    argv = ["import", "--stream", "clicks", "--event-key", "name", "--start", "TRIM_HORIZON"]
+    argv += ["--checkpoints", str(db)]  # tails: only the closed pipe can end it
+    head = subprocess.Popen(  # noqa: S603 - our own command, its output read and closed
+        command(*argv),
+        env={**os.environ, **aws.environment()},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert head.stdout is not None
+    assert head.stderr is not None
+    first = head.stdout.readline()
+    head.stdout.close()  # what `head -1` does; the next write finds the pipe closed
+    aws.put_records("clicks", [{"name": "e3"}, {"name": "e4"}], key="k")
+    code = head.wait(timeout=60)
+    err = head.stderr.read()
+    head.stderr.close()
+    assert json.loads(first)["event"] == "e0"
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert "output closed; stopping (2 event(s) not written" in err
+    # e0-e2 went into the pipe (and are checkpointed); e3-e4 were not written: read again.
+    out = tmp_path / "again.jsonl"
+    again = finished(aws, *argv, "--until-caught-up", "--output", str(out))
+    assert again.returncode == 0, again.stderr
+    assert [json.loads(line)["event"] for line in out.read_text().splitlines()] == ["e3", "e4"]

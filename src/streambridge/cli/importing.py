@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import sys
 import time
@@ -27,7 +28,7 @@ from streambridge.cli._common import (
     restore_signals,
     retry_policy,
 )
-from streambridge.errors import FatalSinkError
+from streambridge.errors import FatalSinkError, OutputClosedError
 from streambridge.importer import (
     ImporterSettings,
     ImportResult,
@@ -104,26 +105,7 @@ def _import(args: argparse.Namespace) -> int:
     if args.max_records is not None and args.max_records < 1:
         raise UsageError("--max-records must be at least 1")
     retry = retry_policy(args, base_delay=1.0, max_delay=30.0)
-    keys = (settings.access_key_id, settings.secret_access_key)
-    client = aws_client(args, "kinesis", keys=keys)
-    try:  # what can be refused is opened first, and closed again if a later one is refused
-        store = SQLiteCheckpointStore(args.checkpoints) if args.checkpoints else None
-    except (OSError, sqlite3.Error) as exc:
-        msg = f"cannot open the checkpoints file {str(args.checkpoints)!r}: {exc}"
-        raise UsageError(msg) from None
-    try:
-        sink, close, abandon = event_sink(args)
-    except UsageError:
-        if store is not None:
-            store.close()
-        raise
-    try:
-        letters = open_dead_letters(args.dead_letter)
-    except UsageError:
-        close()
-        if store is not None:
-            store.close()
-        raise
+    client, store, (sink, close, abandon), letters = _open(args, settings)
     importer = KinesisImporter(
         client,
         settings,
@@ -155,6 +137,14 @@ def _import(args: argparse.Namespace) -> int:
             until_caught_up=args.until_caught_up,
             on_poll=report,
         )
+    except OutputClosedError:  # `| head`: the reader has what it wanted; end as Unix tools do
+        _silence_stdout()
+        print(
+            f"streambridge: output closed; stopping ({importer.undelivered} event(s) not "
+            f"written, and not checkpointed: the next run reads them again)",
+            file=sys.stderr,
+        )
+        return EXIT_OK
     except FatalSinkError as exc:
         raise FailedError(
             f"{exc} ({importer.undelivered} event(s) not delivered; the checkpoints did not "
@@ -170,6 +160,45 @@ def _import(args: argparse.Namespace) -> int:
             letters.close()
         restore_signals(previous)
     return _summary(args, settings, totals, stopped, resumed=store is not None)
+
+
+def _open(args: argparse.Namespace, settings: ImporterSettings) -> Any:
+    """The client, the checkpoint store, the sink and the dead letters, in that order.
+
+    What can be refused is opened first, and what was opened is closed again when a later
+    one is refused.
+    """
+    keys = (settings.access_key_id, settings.secret_access_key)
+    client = aws_client(args, "kinesis", keys=keys)
+    try:
+        store = SQLiteCheckpointStore(args.checkpoints) if args.checkpoints else None
+    except (OSError, sqlite3.Error) as exc:
+        msg = f"cannot open the checkpoints file {str(args.checkpoints)!r}: {exc}"
+        raise UsageError(msg) from None
+    try:
+        sink = event_sink(args)
+    except UsageError:
+        if store is not None:
+            store.close()
+        raise
+    try:
+        letters = open_dead_letters(args.dead_letter)
+    except UsageError:
+        sink[1]()
+        if store is not None:
+            store.close()
+        raise
+    return client, store, sink, letters
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real stdout (a test's capture): nothing to silence
+        pass
 
 
 def _summary(

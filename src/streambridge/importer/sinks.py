@@ -33,7 +33,7 @@ from streambridge._json import encode_record
 from streambridge.errors import (
     ConfigurationError,
     EncodingError,
-    FatalSinkError,
+    OutputClosedError,
     PostHogAuthError,
     PostHogRefusedError,
     PostHogUnavailableError,
@@ -294,5 +294,5 @@ class JsonLinesSink:
                 os.fsync(self.stream.fileno())
         except BrokenPipeError:  # `| head`: the reader is gone and will not come back
             msg = "the output was closed (broken pipe): the events were not written"
-            raise FatalSinkError(msg) from None
+            raise OutputClosedError(msg) from None
         return refused
