@@ -372,7 +372,7 @@ def test_check_without_a_verdict_exits_1(aws: LocalAWS, capsys: pytest.CaptureFi
     client = aws.client("kinesis")
     with FaultInjector(client) as faults:
         faults.add("GetShardIterator", throttling("ProvisionedThroughputExceededException"))
-        assert 1 == _check_kinesis(client, "clicks")
+        assert 1 == _check_kinesis(client, "clicks", lambda: "123456789012")
     out, err = capsys.readouterr()
     assert "not verified  kinesis:GetShardIterator" in out
     assert "GetShardIterator on Kinesis stream 'clicks' failed (Rate exceeded): try again" in err

@@ -338,3 +338,30 @@ def test_import_into_a_pipe_that_closes_ends_cleanly(aws: LocalAWS, tmp_path: Pa
     again = finished(aws, *argv, "--until-caught-up", "--output", str(out))
     assert again.returncode == 0, again.stderr
     assert [json.loads(line)["event"] for line in out.read_text().splitlines()] == ["e3", "e4"]
+
+
+def test_quiet_silences_the_summaries_but_not_the_errors(aws: LocalAWS, tmp_path: Path) -> None:
+    """--quiet used to hide only the progress line."""
+    aws.create_delivery_stream("events")
+    aws.create_stream("clicks")
+    path = tmp_path / "batches.jsonl"
+    path.write_bytes(json.dumps(load_sample(SAMPLE)).encode() + b"\n\xff\n")
+    forward = finished(aws, "forward", "--stream", "events", "--quiet", str(path))
+    assert forward.returncode == 1
+    assert forward.stdout == ""
+    assert "line 2: not UTF-8" in forward.stderr  # what went wrong is still said
+    imported = finished(
+        aws, "import", "--stream", "clicks", "--event-key", "e", "--until-caught-up", "--quiet",
+        "--output", os.devnull,
+    )  # fmt: skip
+    assert imported.returncode == 0
+    assert "imported" not in imported.stderr
+
+
+def test_check_fills_the_account_id_into_the_kinesis_policy(aws: LocalAWS) -> None:
+    """It used to print an ``{account-id}`` placeholder; STS knows the account."""
+    aws.create_stream("clicks")
+    done = finished(aws, "check", "--kinesis-stream", "clicks")
+    assert done.returncode == 0, done.stderr
+    assert "{account-id}" not in done.stdout
+    assert f"arn:aws:kinesis:{aws.region}:123456789012:stream/clicks" in done.stdout

@@ -96,7 +96,9 @@ def aws_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--profile", help="a named profile from the AWS config files")
     group.add_argument("--endpoint-url", help="another endpoint (LocalStack, a local AWS…)")
     group.add_argument(
-        "--quiet", action="store_true", help="no progress on stderr, even on a terminal"
+        "--quiet",
+        action="store_true",
+        help="no progress and no summary (errors and warnings are still said)",
     )
     group.add_argument(
         "--retry-budget",

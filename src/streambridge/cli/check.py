@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from streambridge._aws import CallError, attempt
@@ -55,7 +56,8 @@ def _check(args: argparse.Namespace) -> int:
     if args.firehose_stream:
         code = max(code, _check_firehose(aws_client(args, "firehose"), args))
     if args.kinesis_stream:
-        code = max(code, _check_kinesis(aws_client(args, "kinesis"), args.kinesis_stream))
+        kinesis = aws_client(args, "kinesis")
+        code = max(code, _check_kinesis(kinesis, args.kinesis_stream, lambda: _account(args)))
     return code
 
 
@@ -97,7 +99,19 @@ def _check_firehose(client: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _check_kinesis(client: Any, stream: str) -> int:
+def _account(args: argparse.Namespace) -> str:
+    """The credentials' account id (STS GetCallerIdentity), or ``{account-id}`` and why not."""
+    try:
+        return str(aws_client(args, "sts").get_caller_identity()["Account"])
+    except Exception as exc:  # noqa: BLE001 - any refusal: the placeholder, said
+        print(
+            f"  (the account id is unknown — sts:GetCallerIdentity failed: {exc}; replace "
+            f"{{account-id}} below)"
+        )
+        return "{account-id}"
+
+
+def _check_kinesis(client: Any, stream: str, account: Callable[[], str]) -> int:
     """List the shards, get an iterator and read one record at LATEST, reporting each step."""
     print(f"kinesis: stream {stream!r}")
     refusal: CallError | None = None
@@ -141,6 +155,6 @@ def _check_kinesis(client: Any, stream: str) -> int:
         return EXIT_AWS
     region = client.meta.region_name
     print(f"kinesis: stream {stream!r} readable: {len(shards)} shard(s) listed, records readable")
-    arn = f"arn:aws:kinesis:{region}:{{account-id}}:stream/{stream}"
+    arn = f"arn:aws:kinesis:{region}:{account()}:stream/{stream}"
     print(json.dumps(importer_policy(arn), indent=2))
     return EXIT_OK

@@ -124,7 +124,8 @@ def _forward(args: argparse.Namespace) -> int:
         restore_signals(previous)
         if letters is not None:
             letters.close()
-    print(_forward_summary(result, unreadable))
+    if not args.quiet:
+        print(_forward_summary(result, unreadable))
     for line in unreadable[:5]:
         print(f"  unreadable input: {line}", file=sys.stderr)
     for rejected in result.rejected[:5]:
@@ -133,9 +134,10 @@ def _forward(args: argparse.Namespace) -> int:
         where = f"; written to {str(dead_path)!r}" if dead_path else " (keep them: --dead-letter)"
         print(f"  {len(result.failed)} record(s) not delivered{where}", file=sys.stderr)
     if stopped.signal is not None:
+        where = f" (read up to {reached[-1]})" if reached else ""
         print(
-            f"streambridge: stopped by {stopped.name} before the end of the input; what was "
-            f"read was delivered or is counted above",
+            f"streambridge: stopped by {stopped.name} before the end of the input{where}; what "
+            f"was read was delivered or is counted above",
             file=sys.stderr,
         )
         return 128 + stopped.signal

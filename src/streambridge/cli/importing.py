@@ -212,12 +212,14 @@ def _summary(
     """Print what the run did (stderr); its exit code."""
     where = f"; checkpoints in {args.checkpoints}" if args.checkpoints else ""
     by = f" ({stopped.name})" if stopped.signal is not None else ""
-    print(
-        f"imported {totals.events} event(s) from {totals.records} record(s) in {totals.polls} "
-        f"poll(s); skipped {totals.skipped}; sink failures {totals.sink_failures}; "
-        f"not delivered {totals.undelivered}; stopped: {totals.stopped_because}{by}{where}",
-        file=sys.stderr,
-    )
+    if not args.quiet:  # errors and warnings below are said all the same
+        print(
+            f"imported {totals.events} event(s) from {totals.records} record(s) in "
+            f"{totals.polls} poll(s); skipped {totals.skipped}; sink failures "
+            f"{totals.sink_failures}; not delivered {totals.undelivered}; stopped: "
+            f"{totals.stopped_because}{by}{where}",
+            file=sys.stderr,
+        )
     if totals.undelivered:
         print(
             f"streambridge: error: {totals.undelivered} event(s) read were not delivered; the "
