@@ -365,3 +365,85 @@ def test_check_fills_the_account_id_into_the_kinesis_policy(aws: LocalAWS) -> No
     assert done.returncode == 0, done.stderr
     assert "{account-id}" not in done.stdout
     assert f"arn:aws:kinesis:{aws.region}:123456789012:stream/clicks" in done.stdout
+
+
+# --------------------------------------------------------------------------- a local AWS
+
+
+def test_streambridge_local_serves_until_interrupted_and_the_other_commands_use_it(
+    tmp_path: Path,
+) -> None:
+    """``streambridge local`` prints the exports; forward and import work with only those."""
+    import signal  # noqa: PLC0415
+
+    server = subprocess.Popen(  # noqa: S603 - our own command, on loopback
+        command("local", "--firehose-stream", "events", "--kinesis-stream", "clicks"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        exports: dict[str, str] = {}
+        for line in server.stdout:
+            if line.startswith("export "):
+                name, value = line[len("export ") :].strip().split("=", 1)
+                exports[name] = value
+            if line.startswith("# delivery stream"):
+                break
+        assert exports["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+        env = {**os.environ, **exports}
+        batches = tmp_path / "batches.jsonl"
+        batches.write_text(json.dumps(load_sample(SAMPLE)) + "\n")
+        forward = subprocess.run(  # noqa: S603
+            command("forward", "--stream", "events", str(batches)),
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert forward.returncode == 0, forward.stderr
+        imported = subprocess.run(  # noqa: S603
+            command("import", "--stream", "clicks", "--event-key", "e", "--until-caught-up"),
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert imported.returncode == 0, imported.stderr
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=30) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        for pipe in (server.stdout, server.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def test_delivered_reads_the_delivery_streams_own_prefix(aws: LocalAWS) -> None:
+    """A stream whose S3 prefix is not ``{name}/`` used to read as delivering nothing."""
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket="elsewhere")
+    aws.client("firehose").create_delivery_stream(
+        DeliveryStreamName="custom",
+        DeliveryStreamType="DirectPut",
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": "arn:aws:iam::123456789012:role/firehose",
+            "BucketARN": "arn:aws:s3:::elsewhere",
+            "Prefix": "raw/events/",
+        },
+    )
+    aws.client("firehose").put_record(DeliveryStreamName="custom", Record={"Data": b'{"n": 1}\n'})
+    assert aws.delivered("custom") == [{"n": 1}]
+
+
+@pytest.mark.parametrize("command_name", ["demo", "local"])
+def test_without_the_local_extra_one_line_names_it(command_name: str) -> None:
+    """It used to be a raw ModuleNotFoundError traceback."""
+    script = (
+        "import sys; sys.modules['moto'] = None; sys.modules['moto.server'] = None\n"
+        "from streambridge.cli import main\n"
+        f"sys.exit(main([{command_name!r}]))\n"
+    )
+    done = subprocess.run(  # noqa: S603 - our own code
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "pip install 'streambridge[local]'" in done.stderr

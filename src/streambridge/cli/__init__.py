@@ -1,4 +1,4 @@
-"""The ``streambridge`` command: forward, import, check, kcl, demo.
+"""The ``streambridge`` command: forward, import, check, kcl, local, demo.
 
 Every command honours the standard AWS environment (profiles, ``AWS_REGION``,
 ``AWS_ENDPOINT_URL_FIREHOSE`` / ``_KINESIS``…) plus ``--profile``, ``--region`` and
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from botocore.exceptions import BotoCoreError, ClientError
 
 from streambridge import __version__
-from streambridge.cli import check, forward, importing, kcl
+from streambridge.cli import check, forward, importing, kcl, local
 from streambridge.cli._common import (
     EXIT_AWS,
     EXIT_DESTINATION,
@@ -45,7 +45,7 @@ __all__ = ["main"]
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = _parser().parse_args(argv)
-    if args.command != "demo":
+    if args.command not in ("demo", "local"):
         log_to_stderr()
     try:
         return int(args.run(args))
@@ -79,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     importing.add_parser(commands)
     check.add_parser(commands)
     kcl.add_parser(commands)
+    local.add_parser(commands)
     demo = commands.add_parser(
         "demo", help="both halves on an embedded local AWS, with the sample batches (no account)"
     )
@@ -89,9 +90,16 @@ def _parser() -> argparse.ArgumentParser:
 def _demo(args: argparse.Namespace) -> int:
     try:
         from streambridge._demo import run_demo  # noqa: PLC0415
-    except ModuleNotFoundError as exc:  # pragma: no cover - the `local` extra is missing
+
+        return run_demo()
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in _LOCAL_EXTRA:
+            raise
         raise UsageError(
             f"the demo needs the 'local' extra ({exc.name} is missing): "
             "pip install 'streambridge[local]'"
         ) from None
-    return run_demo()
+
+
+#: What the `local` extra brings (a missing one is a usage error, not a traceback).
+_LOCAL_EXTRA = frozenset({"moto", "flask", "flask_cors", "werkzeug"})

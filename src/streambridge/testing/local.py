@@ -220,10 +220,21 @@ class LocalAWS:
         return out
 
     def delivered_objects(self, name: str, *, bucket: str | None = None) -> list[bytes]:
-        """The S3 objects the delivery stream wrote (moto: one per call, in no set order)."""
-        bucket = bucket or f"{name.lower()}-bucket"
+        """The S3 objects the delivery stream wrote (moto: one per call, in no set order).
+
+        The bucket and prefix are the delivery stream's own (``DescribeDeliveryStream``), so a
+        stream created elsewhere, with another prefix, is read right; ``bucket`` overrides.
+        """
+        firehose: FirehoseClient = self.client("firehose")
+        described = firehose.describe_delivery_stream(DeliveryStreamName=name)
+        destination = described["DeliveryStreamDescription"]["Destinations"][0]
+        s3_destination: Any = destination.get(
+            "ExtendedS3DestinationDescription"
+        ) or destination.get("S3DestinationDescription", {})
+        bucket = bucket or str(s3_destination["BucketARN"]).split(":::", 1)[1]
+        prefix = s3_destination.get("Prefix") or ""
         s3: S3Client = self.client("s3")
-        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{name}/")
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         return [
             s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
             for page in pages
@@ -245,15 +256,15 @@ def split_records(body: bytes) -> list[Any]:
 
 
 @contextmanager
-def local_aws(*, region: str = "us-east-1") -> Iterator[LocalAWS]:
-    """Run moto's server on 127.0.0.1 (a free port) for the duration of the block.
+def local_aws(*, region: str = "us-east-1", port: int = 0) -> Iterator[LocalAWS]:
+    """Run moto's server on 127.0.0.1 (``port``; 0: a free one) for the duration of the block.
 
     State is process-global in moto: call :meth:`LocalAWS.reset` between tests.
     """
     from moto.server import ThreadedMotoServer  # noqa: PLC0415 - the `local` extra
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
         host, port = server.get_host_and_port()
