@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from importlib import import_module
@@ -52,3 +53,28 @@ def lazy_exports(
         return sorted(set(namespace) | set(lazy))
 
     return __getattr__, __dir__
+
+
+def stop_function(stop: threading.Event | Callable[[], bool] | None) -> Callable[[], bool]:
+    """``stop`` (an event, a function, or None: never) as a function that says "stop now"."""
+    if stop is None:
+        return lambda: False
+    if isinstance(stop, threading.Event):
+        return stop.is_set
+    return stop
+
+
+def call_safely(
+    callback: Callable[[Any], object] | None, item: object, logger: Any, message: str
+) -> None:
+    """``callback(item)`` when there is one; an exception it raises is logged, never raised.
+
+    For user callbacks (``on_skip``, ``on_failure``): a broken one must not lose the records
+    that come after.
+    """
+    if callback is None:
+        return
+    try:
+        callback(item)
+    except Exception:
+        logger.exception(message)

@@ -447,3 +447,42 @@ def test_without_the_local_extra_one_line_names_it(command_name: str) -> None:
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "pip install 'streambridge[local]'" in done.stderr
+
+
+def test_max_records_means_exactly_that_many_and_the_next_run_goes_on(
+    aws: LocalAWS, tmp_path: Path
+) -> None:
+    """--max-records 10 used to import everything a read returned (up to 10,000 a shard)."""
+    aws.create_stream("clicks", shards=2)
+    aws.put_records("clicks", [{"name": f"e{n}"} for n in range(25)])  # spread over shards
+    db, first, rest = tmp_path / "positions.db", tmp_path / "first.jsonl", tmp_path / "rest.jsonl"
+    argv = ["import", "--stream", "clicks", "--event-key", "name", "--start", "TRIM_HORIZON"]
+    argv += ["--checkpoints", str(db)]
+    done = finished(aws, *argv, "--max-records", "10", "--output", str(first))
+    assert done.returncode == 0, done.stderr
+    assert "stopped: max_records" in done.stderr
+    taken = [json.loads(line)["event"] for line in first.read_text().splitlines()]
+    assert len(taken) == 10
+    again = finished(aws, *argv, "--until-caught-up", "--output", str(rest))
+    assert again.returncode == 0, again.stderr
+    others = [json.loads(line)["event"] for line in rest.read_text().splitlines()]
+    assert sorted(taken + others) == sorted(f"e{n}" for n in range(25))  # none twice, none lost
+
+
+def test_in_process_max_records(
+    aws: LocalAWS, env: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same, in process: three records of seven, then the other four."""
+    aws.create_stream("clicks", shards=3)
+    aws.put_records("clicks", [{"name": f"e{n}"} for n in range(7)])
+    out, db = tmp_path / "events.jsonl", tmp_path / "positions.db"
+    argv = ["import", "--stream", "clicks", "--event-key", "name", "--start", "TRIM_HORIZON"]
+    argv += ["--checkpoints", str(db), "--output", str(out), *env]
+    code, _, err = run(capsys, *argv, "--max-records", "3")
+    assert code == 0, err
+    assert len(out.read_text().splitlines()) == 3
+    code, _, err = run(capsys, *argv, "--until-caught-up")
+    assert code == 0, err
+    assert sorted(json.loads(line)["event"] for line in out.read_text().splitlines()) == [
+        f"e{n}" for n in range(7)
+    ]

@@ -52,7 +52,11 @@ def add_parser(commands: Any) -> None:
         "--start", default="LATEST", help="TRIM_HORIZON, LATEST (default) or an ISO 8601 time"
     )
     sink_options(imp, output_help="write events as JSON lines here (- = stdout)")
-    imp.add_argument("--max-records", type=int, help="stop after at least this many events")
+    imp.add_argument(
+        "--max-records",
+        type=int,
+        help="stop after exactly this many records (the checkpoints end at the last one)",
+    )
     imp.add_argument(
         "--until-caught-up", action="store_true", help="stop once every shard is at its tip"
     )
@@ -133,7 +137,7 @@ def _import(args: argparse.Namespace) -> int:
     try:
         totals = importer.run(
             stop=lambda: stopped.signal is not None,
-            max_events=args.max_records,
+            max_records=args.max_records,
             until_caught_up=args.until_caught_up,
             on_poll=report,
         )

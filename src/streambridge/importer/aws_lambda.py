@@ -38,6 +38,7 @@ from typing import Any
 import attrs
 
 from streambridge._settings import did_you_mean
+from streambridge._util import call_safely
 from streambridge.errors import ConfigurationError, FatalSinkError
 from streambridge.importer.conversion import RecordConverter
 from streambridge.importer.events import PostHogEvent
@@ -177,7 +178,7 @@ class LambdaHandler:
                 break
             delivered += accepted
         for skip in skipped:
-            self._notify(skip)
+            call_safely(self.on_skip, skip, logger, "on_skip raised; going on")
         if skipped:
             logger.warning("skipped %s", "; ".join(skip_summary(skipped)))
         logger.info(
@@ -227,14 +228,6 @@ class LambdaHandler:
     def _out_of_time(self, context: Any) -> bool:
         remaining = getattr(context, "get_remaining_time_in_millis", None)
         return callable(remaining) and remaining() < self.time_margin * 1000
-
-    def _notify(self, skip: SkippedRecord) -> None:
-        if self.on_skip is None:
-            return
-        try:
-            self.on_skip(skip)
-        except Exception:
-            logger.exception("on_skip raised; going on")
 
 
 def make_handler(

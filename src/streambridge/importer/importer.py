@@ -19,7 +19,7 @@ import logging
 import random as _random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -28,6 +28,7 @@ import attrs
 
 from streambridge._aws import MAX_IN_FLIGHT, CallError, ClientShell, within_pool
 from streambridge._tally import Tally
+from streambridge._util import call_safely, stop_function
 from streambridge.errors import DeliveryError, FatalSinkError, MalformedAnswerError
 from streambridge.importer.answers import RecordsPage
 from streambridge.importer.calls import (
@@ -139,6 +140,7 @@ class KinesisImporter(ClientShell[ImporterSettings]):
         self._lister = ShardLister(client, settings.stream_name)
         self.max_in_flight = within_pool(client, max_in_flight, logger)
         self._pool: ThreadPoolExecutor | None = None
+        self._budget: int | None = None  # records left to read under run(max_records=)
 
     # ------------------------------------------------------------------ public calls
 
@@ -157,16 +159,22 @@ class KinesisImporter(ClientShell[ImporterSettings]):
         if self._clock() >= self._next_refresh:
             self._refresh_shards()
         due = [s for s in self._table.readable() if self._clock() >= s.next_call]
-        if self.max_in_flight == 1 or len(due) < 2:  # noqa: PLR2004
-            limit = self.settings.records_per_call
-            for shard in due:
-                params = self._begin_read(shard)
+        if self.max_in_flight == 1 or len(due) < 2 or self._budget is not None:  # noqa: PLR2004
+            for shard in due:  # one at a time, so that a record budget is spent exactly
+                if self._budget == 0:
+                    break
+                limit = self.settings.records_per_call
+                limit = limit if self._budget is None else min(limit, self._budget)
+                before, params = result.counts["records"], self._begin_read(shard)
                 self._read(shard, result, fetch(self.client, shard.iterator, params, limit))
+                if self._budget is not None:
+                    self._budget -= result.counts["records"] - before
         else:
             self._read_together(due, result)
         if result.items["finished_shards"]:
             self._next_refresh = 0.0  # look for the children now
-        self._log_skips(result.items["skipped"])
+        for line in skip_summary(result.items["skipped"]):
+            logger.warning("%s", line)
         return result.freeze()
 
     def run(
@@ -174,6 +182,7 @@ class KinesisImporter(ClientShell[ImporterSettings]):
         *,
         stop: threading.Event | Callable[[], bool] | None = None,
         max_events: int | None = None,
+        max_records: int | None = None,
         max_polls: int | None = None,
         until_caught_up: bool = False,
         on_poll: Callable[[ImportResult, ImportTotals], object] | None = None,
@@ -183,6 +192,8 @@ class KinesisImporter(ClientShell[ImporterSettings]):
         Args:
             stop: An event (or a function) that ends the loop when set (returns True).
             max_events: Stop once at least this many events were produced.
+            max_records: Stop after exactly this many records (reads are limited to what is
+                left, one shard at a time): the checkpoints end at the last record read.
             max_polls: Stop after this many polls.
             until_caught_up: Stop once every shard is at its tip (0 ms behind, short read).
             on_poll: Called after each poll with its result and the totals so far (progress
@@ -191,14 +202,8 @@ class KinesisImporter(ClientShell[ImporterSettings]):
         Returns:
             Counts of what was done, and why the loop stopped.
         """
-        should_stop: Callable[[], bool]
-        if stop is None:
-            should_stop = lambda: False  # noqa: E731
-        elif isinstance(stop, threading.Event):
-            should_stop = stop.is_set
-        else:
-            should_stop = stop
-        totals = ImportTotals()
+        should_stop = stop_function(stop)
+        totals, self._budget = ImportTotals(), max_records
         while True:
             if should_stop():
                 return self._ended(totals, "stop")
@@ -208,6 +213,8 @@ class KinesisImporter(ClientShell[ImporterSettings]):
                 on_poll(result, totals)
             if max_events is not None and totals.events >= max_events:
                 return self._ended(totals, "max_events")
+            if self._budget == 0:
+                return self._ended(totals, "max_records")
             if max_polls is not None and totals.polls >= max_polls:
                 return self._ended(totals, "max_polls")
             if until_caught_up and self._table.caught_up():
@@ -217,6 +224,7 @@ class KinesisImporter(ClientShell[ImporterSettings]):
                 self._sleep(min(wait, 1.0))  # short naps, so that `stop` is seen quickly
 
     def _ended(self, totals: ImportTotals, because: str) -> ImportTotals:
+        self._budget = None
         return attrs.evolve(totals, stopped_because=because, undelivered=self.undelivered)
 
     @property
@@ -292,7 +300,7 @@ class KinesisImporter(ClientShell[ImporterSettings]):
             result.extend("events", events)
         result.extend("skipped", skipped)
         for skip in skipped:
-            self._notify_skip(skip)
+            call_safely(self.on_skip, skip, logger, "on_skip raised; the record stays skipped")
         if records:
             sequence = records[-1]["SequenceNumber"]
             self._save(shard, attrs.evolve(shard.checkpoint, sequence_number=sequence))
@@ -431,18 +439,6 @@ class KinesisImporter(ClientShell[ImporterSettings]):
     def _save(self, shard: Shard, checkpoint: ShardCheckpoint) -> None:
         self.checkpoints.save(self.settings.stream_name, shard.shard_id, checkpoint)
         shard.checkpoint = checkpoint
-
-    def _notify_skip(self, skip: SkippedRecord) -> None:
-        if self.on_skip is None:
-            return
-        try:
-            self.on_skip(skip)
-        except Exception:
-            logger.exception("on_skip raised; the record stays in the result's skipped")
-
-    def _log_skips(self, skipped: Sequence[SkippedRecord]) -> None:
-        for line in skip_summary(skipped):
-            logger.warning("%s", line)
 
     def _fatal(self, failure: CallError) -> DeliveryError:
         """Turn a non-retryable error into a DeliveryError that says what to do."""

@@ -38,6 +38,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from streambridge._util import call_safely
 from streambridge.errors import FatalSinkError
 from streambridge.importer.conversion import RecordConverter
 from streambridge.importer.events import PostHogEvent
@@ -145,7 +146,7 @@ class KclRecordProcessor:
         if events:
             skipped.extend(self._deliver(records, events))
         for skip in skipped:
-            self._notify(skip)
+            call_safely(self.on_skip, skip, logger, "on_skip raised; going on")
         if skipped:
             logger.warning("shard %s: skipped %s", self.shard_id, "; ".join(skip_summary(skipped)))
         last = records[-1]
@@ -235,11 +236,3 @@ class KclRecordProcessor:
             why,
         )
         raise SystemExit(EXIT_SINK_FAILED)
-
-    def _notify(self, skip: SkippedRecord) -> None:
-        if self.on_skip is None:
-            return
-        try:
-            self.on_skip(skip)
-        except Exception:
-            logger.exception("on_skip raised; going on")
