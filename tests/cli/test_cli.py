@@ -265,7 +265,7 @@ def test_import_with_checkpoints(
 def test_import_to_stdout_with_max_records(
     aws: LocalAWS, env: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """--max-records stops once that many events were produced; events go to stdout."""
+    """--max-records N stops after exactly N records (not the whole read); events to stdout."""
     aws.create_stream("clicks", shards=1)
     aws.put_records("clicks", [{"name": f"e{n}"} for n in range(5)])
     code, out, err = run(
@@ -282,8 +282,8 @@ def test_import_to_stdout_with_max_records(
         *env,
     )
     assert 0 == code
-    assert 5 == len(out.splitlines())  # one poll reads the whole shard
-    assert "stopped: max_events" in err
+    assert ["e0", "e1", "e2"] == [json.loads(line)["event"] for line in out.splitlines()]
+    assert "stopped: max_records" in err
 
 
 def test_import_stops_cleanly_on_ctrl_c(aws: LocalAWS, tmp_path: Path) -> None:
