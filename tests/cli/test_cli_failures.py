@@ -486,3 +486,36 @@ def test_in_process_max_records(
     assert sorted(json.loads(line)["event"] for line in out.read_text().splitlines()) == [
         f"e{n}" for n in range(7)
     ]
+
+
+def test_forward_from_a_quiet_pipe_sends_what_it_read_without_waiting_for_the_end(
+    aws: LocalAWS,
+) -> None:
+    """``forward -`` used to hold records until 500 / 4 MB / end of input."""
+    import time  # noqa: PLC0415
+
+    aws.create_delivery_stream("events")
+    process = subprocess.Popen(  # noqa: S603 - our own command
+        command("forward", "--stream", "events", "--flush-interval", "0.5", "-"),
+        env={**os.environ, **aws.environment()},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert process.stdin is not None
+        process.stdin.write(json.dumps(load_sample(SAMPLE)).encode() + b"\n")
+        process.stdin.flush()  # and the pipe stays open
+        deadline = time.monotonic() + 30
+        while not aws.delivered("events") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(aws.delivered("events")) == 1  # delivered while the input is still open
+        assert process.poll() is None
+        last = json.dumps(load_sample(SAMPLE)).encode() + b"\n"
+        out, err = process.communicate(input=last, timeout=60)  # then the end of the input
+        assert process.returncode == 0, err
+        assert out.startswith(b"sent 2 record(s)")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

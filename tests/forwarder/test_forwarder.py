@@ -283,3 +283,23 @@ def test_failures_are_logged_once(stream: LocalAWS, caplog: pytest.LogCaptureFix
         result = forwarder(stream).forward(giant)
     assert 3 == len(result.failed)
     assert 1 == len(caplog.records)
+
+
+@pytest.mark.integration
+def test_flush_among_the_batches_sends_what_is_held_and_is_not_a_batch(
+    aws: LocalAWS, ios: dict[str, Any]
+) -> None:
+    """FLUSH: the records held go in their own call; FLUSH is not counted, indexed or rejected."""
+    from streambridge.forwarder import FLUSH  # noqa: PLC0415
+
+    aws.create_delivery_stream("events")
+    forwarder = FirehoseForwarder(
+        aws.client("firehose"), ForwarderSettings(delivery_stream_name="events")
+    )
+    together = forwarder.forward_many([ios, ios])
+    apart = forwarder.forward_many([FLUSH, ios, FLUSH, FLUSH, {"events": "no"}, ios])
+    assert together.api_calls == 1
+    assert apart.api_calls == 2
+    assert apart.batches == 3
+    assert [r.index for r in apart.rejected] == [1]
+    assert repr(FLUSH) == "FLUSH"

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import select
 import signal
+import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +34,7 @@ from streambridge.cli._common import (
 )
 from streambridge.deadletter import DeadLetterFile, read_dead_letters
 from streambridge.errors import DeliveryError, ForwardAbortedError
-from streambridge.forwarder import ForwarderSettings, ForwardResult
+from streambridge.forwarder import FLUSH, ForwarderSettings, ForwardResult
 from streambridge.forwarder.forwarder import FirehoseForwarder
 from streambridge.retry import RetryPolicy
 
@@ -70,6 +73,14 @@ def add_parser(commands: Any) -> None:
         type=Path,
         help="append every record not delivered here, with the reason, as JSON lines",
     )
+    forward.add_argument(
+        "--flush-interval",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="a live input (a pipe) that is quiet this long has what it gave sent at once, "
+        "instead of waiting for 500 records or 4 MB (default 5; 0: never)",
+    )
     forward.add_argument("--failed-out", type=Path, help=argparse.SUPPRESS)  # the old name
     forward.add_argument(
         "--replay",
@@ -86,6 +97,8 @@ def _forward(args: argparse.Namespace) -> int:
     unreadable: list[str] = []
     reached: list[str] = []  # where the input was read to: "line N" / "array item N"
     dead_path: Path | None = args.dead_letter or args.failed_out
+    if args.flush_interval < 0:
+        raise UsageError("--flush-interval must be 0 (never) or more seconds")
     if args.replay is not None and args.input != "-":
         raise UsageError("--replay reads a dead-letter file: give no input file with it")
     if args.replay is not None and dead_path is not None and _same_file(args.replay, dead_path):
@@ -115,7 +128,9 @@ def _forward(args: argparse.Namespace) -> int:
             result = forwarder.send(_replayed(args.replay, stopped))
         else:
             assert source is not None  # noqa: S101 - opened above
-            batches = _read_batches(source, args.input, unreadable, progress, stopped, reached)
+            batches = _read_batches(
+                source, args.input, unreadable, progress, stopped, reached, args.flush_interval
+            )
             result = forwarder.forward_many(batches) + forwarder.flush()
     except DeliveryError as exc:
         raise _undelivered_failure(exc, letters, dead_path, stopped.signal, reached) from exc
@@ -231,23 +246,37 @@ def _read_batches(
     progress: Progress,
     stopped: Stop,
     reached: list[str] | None = None,
+    flush_after: float = 0.0,
 ) -> Iterator[object]:
     """Batches from JSON lines, one JSON document or a JSON array (detected, not guessed).
 
     JSON lines are streamed; a line that is not UTF-8 or not JSON is noted by its number and
     the rest goes on. Input whose first line starts an object that only the following lines
-    complete is one (pretty-printed) document.
+    complete is one (pretty-printed) document. A live input (a pipe, a terminal) that stays
+    quiet for ``flush_after`` seconds yields :data:`FLUSH`, so what was read goes out.
     """
     try:
-        if _peek(stream) == b"[":
-            yield from _array(stream, name, progress, stopped)
+        live = flush_after > 0 and not _regular(stream)
+        if not live and _peek(stream) == b"[":
+            yield from _array(stream.read(), name, progress, stopped)
             return
-        lines = enumerate(stream, start=1)
-        for number, raw in lines:
+        lines: Iterator[bytes | None] = _live_lines(stream, flush_after) if live else iter(stream)
+        number, held = 0, False
+        for raw in lines:
+            if raw is None:  # quiet for flush_after seconds
+                if held:
+                    yield FLUSH
+                held = False
+                continue
+            number += 1
             if stopped.signal is not None:
                 return
             if not raw.strip():
                 continue
+            if live and not progress.count and raw.lstrip(_SPACE).startswith(b"["):
+                rest = b"".join(r for r in lines if r is not None)
+                yield from _array(raw + rest, name, progress, stopped)
+                return
             text = _text(raw, number, unreadable)
             if text is None:
                 continue
@@ -261,10 +290,40 @@ def _read_batches(
                 continue
             progress.tick()
             _note(reached, f"line {number}")
+            held = True
             yield item
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
+
+
+_SPACE = b" \t\r\n\xef\xbb\xbf"
+
+
+def _regular(stream: IO[bytes]) -> bool:
+    """Whether the input is a regular file (read at full speed) rather than a live input."""
+    try:
+        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except (OSError, ValueError, AttributeError):  # no descriptor (a test's stand-in)
+        return True
+
+
+def _live_lines(stream: IO[bytes], quiet: float) -> Iterator[bytes | None]:
+    """Lines of a pipe as they come; None each time nothing came for ``quiet`` seconds."""
+    fd, pending = stream.fileno(), b""
+    while True:
+        ready, _, _ = select.select([fd], [], [], quiet)
+        if not ready:
+            yield None
+            continue
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            if pending:
+                yield pending
+            return
+        *complete, pending = (pending + chunk).split(b"\n")
+        for line in complete:
+            yield line + b"\n"
 
 
 def _note(reached: list[str] | None, where: str) -> None:
@@ -283,9 +342,9 @@ def _text(raw: bytes, number: int, unreadable: list[str]) -> str | None:
         return None
 
 
-def _array(stream: IO[bytes], name: str, progress: Progress, stopped: Stop) -> Iterator[object]:
+def _array(data: bytes, name: str, progress: Progress, stopped: Stop) -> Iterator[object]:
     try:
-        items = json.loads(stream.read().decode("utf-8-sig"))
+        items = json.loads(data.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
         raise UsageError(f"{name!r} is a JSON array that is not UTF-8 text ({exc})") from None
     except ValueError as exc:
@@ -300,13 +359,13 @@ def _array(stream: IO[bytes], name: str, progress: Progress, stopped: Stop) -> I
 def _one_document(
     number: int,
     text: str,
-    lines: Iterator[tuple[int, bytes]],
+    lines: Iterator[bytes | None],
     unreadable: list[str],
     progress: Progress,
 ) -> Iterator[object]:
     """The first line opens a document the next lines complete; else go on line by line."""
-    rest = list(lines)
-    whole = "".join([text, *(raw.decode("utf-8", "replace") for _, raw in rest)])
+    rest = [raw for raw in lines if raw is not None]
+    whole = "".join([text, *(raw.decode("utf-8", "replace") for raw in rest)])
     try:
         item = json.loads(whole)
     except ValueError:
@@ -316,7 +375,7 @@ def _one_document(
         yield item
         return
     unreadable.append(f"line {number}: not JSON (and the input is not one JSON document)")
-    for later, raw in rest:  # JSON lines after all: each line on its own
+    for later, raw in enumerate(rest, start=number + 1):  # JSON lines after all
         if not raw.strip():
             continue
         line = _text(raw, later, unreadable)

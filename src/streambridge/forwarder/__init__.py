@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from streambridge._util import lazy_exports as _lazy_exports
 from streambridge.forwarder.results import (
+    FLUSH,
     DeliveryStreamInfo,
     FailedRecord,
     ForwardResult,
@@ -38,6 +39,7 @@ __getattr__, __dir__ = _lazy_exports(
 )
 
 __all__ = [
+    "FLUSH",
     "DeliveryStreamInfo",
     "FailedRecord",
     "FirehoseForwarder",

@@ -44,6 +44,7 @@ from streambridge.forwarder.encoding import (
 from streambridge.forwarder.filtering import evaluate
 from streambridge.forwarder.framing import SessionBuffer, record_payloads
 from streambridge.forwarder.results import (
+    FLUSH,
     DeliveryStreamInfo,
     FailedRecord,
     ForwardResult,
@@ -207,7 +208,8 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
         ``batches`` may be any iterable, a generator included; it is read once, and memory
         holds at most one ``PutRecordBatch`` worth of records plus the current batch (and, with
         Wait for Complete Batch, the sessions held). Everything built is delivered before the
-        call returns.
+        call returns. A :data:`~streambridge.forwarder.FLUSH` among the batches sends what is
+        held at once (for a live input that went quiet).
 
         Returns:
             What was sent, failed, skipped, rejected and dropped.
@@ -222,7 +224,11 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
         packer = self._packer()
         queue: deque[bytes] = deque()
         with self._carrying(packer, queue, tally):
-            for index, batch in enumerate(batches):
+            for batch in batches:
+                if batch is FLUSH:  # the input went quiet: what is held goes now
+                    self._deliver(packer.drain(), tally)
+                    continue
+                index = tally.counts["batches"]
                 tally.add("batches")
                 queue.extend(self._records_for(index, batch, tally))
                 self._pack(queue, packer, tally)

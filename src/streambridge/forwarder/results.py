@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import attrs
 
 __all__ = [
+    "FLUSH",
     "DeliveryStreamInfo",
     "FailedRecord",
     "ForwardResult",
@@ -152,3 +153,16 @@ class ForwardResult:
             retries=self.retries + other.retries,
             pending_sessions=other.pending_sessions,
         )
+
+
+class _Flush:
+    """The type of :data:`FLUSH` (one instance)."""
+
+    def __repr__(self) -> str:
+        return "FLUSH"
+
+
+#: Put it among the batches given to :meth:`FirehoseForwarder.forward_many` to send the
+#: records it holds now, without waiting for a full call (the input went quiet: a pipe, a
+#: socket). It is not a batch: it is not counted, rejected or indexed.
+FLUSH = _Flush()
