@@ -519,3 +519,23 @@ def test_forward_from_a_quiet_pipe_sends_what_it_read_without_waiting_for_the_en
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_rejected_batches_are_reported_by_input_line(
+    aws: LocalAWS, env: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Blank and unreadable lines before a rejected batch do not shift its line number."""
+    aws.create_delivery_stream("events")
+    good = json.dumps(load_sample(SAMPLE))
+    bad = json.dumps({"events": "not a list"})
+    path = tmp_path / "batches.jsonl"
+    path.write_text(f"{good}\n\n{bad}\nnot json\n{good}\n\n\n{bad}\n")
+    code, _, err = run(capsys, "forward", "--stream", "events", str(path), *env)
+    assert code == 1
+    assert "rejected batch at line 3: " in err
+    assert "rejected batch at line 8: " in err
+    array = tmp_path / "batches.json"
+    array.write_text(f"[{good}, {bad}]")
+    code, _, err = run(capsys, "forward", "--stream", "events", str(array), *env)
+    assert code == 1
+    assert "rejected batch 1 (0-based): " in err

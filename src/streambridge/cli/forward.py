@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
 import select
@@ -96,6 +97,7 @@ def _forward(args: argparse.Namespace) -> int:
     settings = _forwarder_settings(args)
     unreadable: list[str] = []
     reached: list[str] = []  # where the input was read to: "line N" / "array item N"
+    shifts: list[tuple[int, int]] | None = [] if args.replay is None else None
     dead_path: Path | None = args.dead_letter or args.failed_out
     if args.flush_interval < 0:
         raise UsageError("--flush-interval must be 0 (never) or more seconds")
@@ -129,8 +131,9 @@ def _forward(args: argparse.Namespace) -> int:
         else:
             assert source is not None  # noqa: S101 - opened above
             batches = _read_batches(
-                source, args.input, unreadable, progress, stopped, reached, args.flush_interval
-            )
+                source, args.input, unreadable, progress, stopped, reached, args.flush_interval,
+                shifts,
+            )  # fmt: skip
             result = forwarder.forward_many(batches) + forwarder.flush()
     except DeliveryError as exc:
         raise _undelivered_failure(exc, letters, dead_path, stopped.signal, reached) from exc
@@ -139,15 +142,7 @@ def _forward(args: argparse.Namespace) -> int:
         restore_signals(previous)
         if letters is not None:
             letters.close()
-    if not args.quiet:
-        print(_forward_summary(result, unreadable))
-    for line in unreadable[:5]:
-        print(f"  unreadable input: {line}", file=sys.stderr)
-    for rejected in result.rejected[:5]:
-        print(f"  rejected batch {rejected.index}: {rejected.reason}", file=sys.stderr)
-    if result.failed:
-        where = f"; written to {str(dead_path)!r}" if dead_path else " (keep them: --dead-letter)"
-        print(f"  {len(result.failed)} record(s) not delivered{where}", file=sys.stderr)
+    _report(args, result, unreadable, shifts, dead_path)
     if stopped.signal is not None:
         where = f" (read up to {reached[-1]})" if reached else ""
         print(
@@ -157,6 +152,27 @@ def _forward(args: argparse.Namespace) -> int:
         )
         return 128 + stopped.signal
     return EXIT_FAILED if (result.failed or result.rejected or unreadable) else EXIT_OK
+
+
+def _report(
+    args: argparse.Namespace,
+    result: ForwardResult,
+    unreadable: list[str],
+    shifts: list[tuple[int, int]] | None,
+    dead_path: Path | None,
+) -> None:
+    """The summary (stdout), then what went wrong, by input line where there are lines."""
+    if not args.quiet:
+        print(_forward_summary(result, unreadable))
+    for line in unreadable[:5]:
+        print(f"  unreadable input: {line}", file=sys.stderr)
+    for rejected in result.rejected[:5]:
+        number = _line_of(rejected.index, shifts) if shifts is not None else None
+        at = f"at line {number}" if number is not None else f"{rejected.index} (0-based)"
+        print(f"  rejected batch {at}: {rejected.reason}", file=sys.stderr)
+    if result.failed:
+        where = f"; written to {str(dead_path)!r}" if dead_path else " (keep them: --dead-letter)"
+        print(f"  {len(result.failed)} record(s) not delivered{where}", file=sys.stderr)
 
 
 def _undelivered_failure(
@@ -247,6 +263,7 @@ def _read_batches(
     stopped: Stop,
     reached: list[str] | None = None,
     flush_after: float = 0.0,
+    shifts: list[tuple[int, int]] | None = None,
 ) -> Iterator[object]:
     """Batches from JSON lines, one JSON document or a JSON array (detected, not guessed).
 
@@ -258,6 +275,7 @@ def _read_batches(
     try:
         live = flush_after > 0 and not _regular(stream)
         if not live and _peek(stream) == b"[":
+            _not_lines(shifts)
             yield from _array(stream.read(), name, progress, stopped)
             return
         lines: Iterator[bytes | None] = _live_lines(stream, flush_after) if live else iter(stream)
@@ -274,6 +292,7 @@ def _read_batches(
             if not raw.strip():
                 continue
             if live and not progress.count and raw.lstrip(_SPACE).startswith(b"["):
+                _not_lines(shifts)
                 rest = b"".join(r for r in lines if r is not None)
                 yield from _array(raw + rest, name, progress, stopped)
                 return
@@ -284,12 +303,13 @@ def _read_batches(
                 item = json.loads(text)
             except ValueError as exc:
                 if text.lstrip().startswith("{") and not progress.count:
-                    yield from _one_document(number, text, lines, unreadable, progress)
+                    yield from _one_document(number, text, lines, unreadable, progress, shifts)
                     return
                 unreadable.append(f"line {number}: not JSON ({exc})")
                 continue
             progress.tick()
             _note(reached, f"line {number}")
+            _shift(shifts, progress.count - 1, number)
             held = True
             yield item
     finally:
@@ -324,6 +344,27 @@ def _live_lines(stream: IO[bytes], quiet: float) -> Iterator[bytes | None]:
         *complete, pending = (pending + chunk).split(b"\n")
         for line in complete:
             yield line + b"\n"
+
+
+def _shift(shifts: list[tuple[int, int]] | None, index: int, line: int) -> None:
+    """Note where batch ``index`` (0-based) is, when blank or unreadable lines moved it.
+
+    Batch ``i`` is on line ``i + 1 + shift``; the shift changes only at lines that are no
+    batch, so this list stays as short as they are few (memory does not grow with the input).
+    """
+    if shifts is None:
+        return
+    shift = line - index - 1
+    if shift != (shifts[-1][1] if shifts else 0):
+        shifts.append((index, shift))
+
+
+def _line_of(index: int, shifts: list[tuple[int, int]]) -> int | None:
+    """The input line of batch ``index`` (None: the input was one document or an array)."""
+    if shifts and shifts[0] == (-1, -1):
+        return None
+    at = bisect.bisect_right(shifts, (index, float("inf"))) - 1
+    return index + 1 + (shifts[at][1] if at >= 0 else 0)
 
 
 def _note(reached: list[str] | None, where: str) -> None:
@@ -362,6 +403,7 @@ def _one_document(
     lines: Iterator[bytes | None],
     unreadable: list[str],
     progress: Progress,
+    shifts: list[tuple[int, int]] | None = None,
 ) -> Iterator[object]:
     """The first line opens a document the next lines complete; else go on line by line."""
     rest = [raw for raw in lines if raw is not None]
@@ -371,6 +413,7 @@ def _one_document(
     except ValueError:
         item = None
     if isinstance(item, dict) and "\ufffd" not in whole:
+        _not_lines(shifts)
         progress.tick()
         yield item
         return
@@ -387,7 +430,14 @@ def _one_document(
             unreadable.append(f"line {later}: not JSON ({exc})")
             continue
         progress.tick()
+        _shift(shifts, progress.count - 1, later)
         yield value
+
+
+def _not_lines(shifts: list[tuple[int, int]] | None) -> None:
+    """The input is one document or an array: its batches have no lines of their own."""
+    if shifts is not None:
+        shifts[:] = [(-1, -1)]
 
 
 def _peek(stream: IO[bytes]) -> bytes:
