@@ -539,3 +539,62 @@ def test_rejected_batches_are_reported_by_input_line(
     code, _, err = run(capsys, "forward", "--stream", "events", str(array), *env)
     assert code == 1
     assert "rejected batch 1 (0-based): " in err
+
+
+def test_in_process_local_prints_the_exports(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``streambridge local`` in process, stopped at once (as by Ctrl-C)."""
+    import threading  # noqa: PLC0415
+
+    from streambridge.cli import local  # noqa: PLC0415
+
+    class Stopped(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            """As if Ctrl-C came at once."""
+            return True
+
+    monkeypatch.setattr(local, "_stop_event", Stopped)
+    code, out, err = run(capsys, "local", "--kinesis-stream", "views", "--shards", "2")
+    assert code == 0
+    assert "export AWS_ENDPOINT_URL=http://127.0.0.1:" in out
+    assert "Kinesis stream 'views' (2 shard(s))" in out
+    assert "local AWS stopped" in err
+    code, _, err = run(capsys, "local", "--shards", "0")
+    assert code == 2
+    assert "--shards must be at least 1" in err
+
+
+def test_in_process_live_input_flushes_when_quiet_and_reads_an_array() -> None:
+    """The pipe reader: lines as they come, FLUSH after a quiet spell, an array read whole."""
+    import threading  # noqa: PLC0415
+
+    from streambridge.cli._common import Progress, Stop  # noqa: PLC0415
+    from streambridge.cli._input import read_batches  # noqa: PLC0415
+    from streambridge.forwarder import FLUSH  # noqa: PLC0415
+
+    def through_a_pipe(chunks: list[bytes], pause: float) -> list[object]:
+        read_end, write_end = os.pipe()
+
+        def write() -> None:
+            with os.fdopen(write_end, "wb") as pipe:
+                for chunk in chunks:
+                    pipe.write(chunk)
+                    pipe.flush()
+                    threading.Event().wait(pause)
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        unreadable: list[str] = []
+        with os.fdopen(read_end, "rb") as source:
+            got = list(
+                read_batches(source, "-", unreadable, Progress(enabled=False), Stop(), None, 0.05)
+            )
+        writer.join()
+        return got
+
+    got = through_a_pipe([b'{"a": 1}\n{"b"', b": 2}\n\n", b'{"c": 3}'], pause=0.2)
+    assert [g for g in got if g is not FLUSH] == [{"a": 1}, {"b": 2}, {"c": 3}]
+    assert FLUSH in got
+    assert got[-1] == {"c": 3}  # the last line needs no newline
+    assert through_a_pipe([b'[{"a": 1},\n', b'{"b": 2}]\n'], pause=0.0) == [{"a": 1}, {"b": 2}]

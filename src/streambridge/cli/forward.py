@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import bisect
-import json
-import os
-import select
 import signal
-import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from streambridge._settings import normalise
 from streambridge.cli._common import (
@@ -33,9 +28,10 @@ from streambridge.cli._common import (
     restore_signals,
     retry_policy,
 )
+from streambridge.cli._input import line_of, open_input, read_batches
 from streambridge.deadletter import DeadLetterFile, read_dead_letters
 from streambridge.errors import DeliveryError, ForwardAbortedError
-from streambridge.forwarder import FLUSH, ForwarderSettings, ForwardResult
+from streambridge.forwarder import ForwarderSettings, ForwardResult
 from streambridge.forwarder.forwarder import FirehoseForwarder
 from streambridge.retry import RetryPolicy
 
@@ -106,7 +102,7 @@ def _forward(args: argparse.Namespace) -> int:
     if args.replay is not None and dead_path is not None and _same_file(args.replay, dead_path):
         raise UsageError("--dead-letter must be another file than the one --replay reads")
     client = aws_client(args, "firehose", keys=(settings.access_key_id, settings.secret_access_key))
-    source = None if args.replay is not None else _open_input(args.input)
+    source = None if args.replay is not None else open_input(args.input)
     try:
         letters = open_dead_letters(dead_path)
     except UsageError:
@@ -130,7 +126,7 @@ def _forward(args: argparse.Namespace) -> int:
             result = forwarder.send(_replayed(args.replay, stopped))
         else:
             assert source is not None  # noqa: S101 - opened above
-            batches = _read_batches(
+            batches = read_batches(
                 source, args.input, unreadable, progress, stopped, reached, args.flush_interval,
                 shifts,
             )  # fmt: skip
@@ -167,7 +163,7 @@ def _report(
     for line in unreadable[:5]:
         print(f"  unreadable input: {line}", file=sys.stderr)
     for rejected in result.rejected[:5]:
-        number = _line_of(rejected.index, shifts) if shifts is not None else None
+        number = line_of(rejected.index, shifts) if shifts is not None else None
         at = f"at line {number}" if number is not None else f"{rejected.index} (0-based)"
         print(f"  rejected batch {at}: {rejected.reason}", file=sys.stderr)
     if result.failed:
@@ -244,214 +240,6 @@ def _forwarder_settings(args: argparse.Namespace) -> ForwarderSettings:
 
 _STREAM_KEYS = {"delivery stream name"}
 _REGION_KEYS = {"aws region endpoint", "region"}
-
-
-def _open_input(name: str) -> IO[bytes]:
-    if name == "-":
-        return sys.stdin.buffer
-    try:
-        return Path(name).open("rb")
-    except OSError as exc:
-        raise UsageError(f"cannot read {name!r}: {exc.strerror}") from None
-
-
-def _read_batches(
-    stream: IO[bytes],
-    name: str,
-    unreadable: list[str],
-    progress: Progress,
-    stopped: Stop,
-    reached: list[str] | None = None,
-    flush_after: float = 0.0,
-    shifts: list[tuple[int, int]] | None = None,
-) -> Iterator[object]:
-    """Batches from JSON lines, one JSON document or a JSON array (detected, not guessed).
-
-    JSON lines are streamed; a line that is not UTF-8 or not JSON is noted by its number and
-    the rest goes on. Input whose first line starts an object that only the following lines
-    complete is one (pretty-printed) document. A live input (a pipe, a terminal) that stays
-    quiet for ``flush_after`` seconds yields :data:`FLUSH`, so what was read goes out.
-    """
-    try:
-        live = flush_after > 0 and not _regular(stream)
-        if not live and _peek(stream) == b"[":
-            _not_lines(shifts)
-            yield from _array(stream.read(), name, progress, stopped)
-            return
-        lines: Iterator[bytes | None] = _live_lines(stream, flush_after) if live else iter(stream)
-        number, held = 0, False
-        for raw in lines:
-            if raw is None:  # quiet for flush_after seconds
-                if held:
-                    yield FLUSH
-                held = False
-                continue
-            number += 1
-            if stopped.signal is not None:
-                return
-            if not raw.strip():
-                continue
-            if live and not progress.count and raw.lstrip(_SPACE).startswith(b"["):
-                _not_lines(shifts)
-                rest = b"".join(r for r in lines if r is not None)
-                yield from _array(raw + rest, name, progress, stopped)
-                return
-            text = _text(raw, number, unreadable)
-            if text is None:
-                continue
-            try:
-                item = json.loads(text)
-            except ValueError as exc:
-                if text.lstrip().startswith("{") and not progress.count:
-                    yield from _one_document(number, text, lines, unreadable, progress, shifts)
-                    return
-                unreadable.append(f"line {number}: not JSON ({exc})")
-                continue
-            progress.tick()
-            _note(reached, f"line {number}")
-            _shift(shifts, progress.count - 1, number)
-            held = True
-            yield item
-    finally:
-        if stream is not sys.stdin.buffer:
-            stream.close()
-
-
-_SPACE = b" \t\r\n\xef\xbb\xbf"
-
-
-def _regular(stream: IO[bytes]) -> bool:
-    """Whether the input is a regular file (read at full speed) rather than a live input."""
-    try:
-        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
-    except (OSError, ValueError, AttributeError):  # no descriptor (a test's stand-in)
-        return True
-
-
-def _live_lines(stream: IO[bytes], quiet: float) -> Iterator[bytes | None]:
-    """Lines of a pipe as they come; None each time nothing came for ``quiet`` seconds."""
-    fd, pending = stream.fileno(), b""
-    while True:
-        ready, _, _ = select.select([fd], [], [], quiet)
-        if not ready:
-            yield None
-            continue
-        chunk = os.read(fd, 1 << 16)
-        if not chunk:
-            if pending:
-                yield pending
-            return
-        *complete, pending = (pending + chunk).split(b"\n")
-        for line in complete:
-            yield line + b"\n"
-
-
-def _shift(shifts: list[tuple[int, int]] | None, index: int, line: int) -> None:
-    """Note where batch ``index`` (0-based) is, when blank or unreadable lines moved it.
-
-    Batch ``i`` is on line ``i + 1 + shift``; the shift changes only at lines that are no
-    batch, so this list stays as short as they are few (memory does not grow with the input).
-    """
-    if shifts is None:
-        return
-    shift = line - index - 1
-    if shift != (shifts[-1][1] if shifts else 0):
-        shifts.append((index, shift))
-
-
-def _line_of(index: int, shifts: list[tuple[int, int]]) -> int | None:
-    """The input line of batch ``index`` (None: the input was one document or an array)."""
-    if shifts and shifts[0] == (-1, -1):
-        return None
-    at = bisect.bisect_right(shifts, (index, float("inf"))) - 1
-    return index + 1 + (shifts[at][1] if at >= 0 else 0)
-
-
-def _note(reached: list[str] | None, where: str) -> None:
-    if reached is not None:
-        reached[:] = [where]
-
-
-def _text(raw: bytes, number: int, unreadable: list[str]) -> str | None:
-    """A line as text; None (and a note) when it is not UTF-8."""
-    try:
-        return raw.decode("utf-8-sig" if number == 1 else "utf-8")
-    except UnicodeDecodeError as exc:
-        unreadable.append(
-            f"line {number}: not UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1})"
-        )
-        return None
-
-
-def _array(data: bytes, name: str, progress: Progress, stopped: Stop) -> Iterator[object]:
-    try:
-        items = json.loads(data.decode("utf-8-sig"))
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{name!r} is a JSON array that is not UTF-8 text ({exc})") from None
-    except ValueError as exc:
-        raise UsageError(f"{name!r} starts with '[' but is not a JSON array: {exc}") from None
-    for item in items if isinstance(items, list) else [items]:
-        if stopped.signal is not None:
-            return
-        progress.tick()
-        yield item
-
-
-def _one_document(
-    number: int,
-    text: str,
-    lines: Iterator[bytes | None],
-    unreadable: list[str],
-    progress: Progress,
-    shifts: list[tuple[int, int]] | None = None,
-) -> Iterator[object]:
-    """The first line opens a document the next lines complete; else go on line by line."""
-    rest = [raw for raw in lines if raw is not None]
-    whole = "".join([text, *(raw.decode("utf-8", "replace") for raw in rest)])
-    try:
-        item = json.loads(whole)
-    except ValueError:
-        item = None
-    if isinstance(item, dict) and "\ufffd" not in whole:
-        _not_lines(shifts)
-        progress.tick()
-        yield item
-        return
-    unreadable.append(f"line {number}: not JSON (and the input is not one JSON document)")
-    for later, raw in enumerate(rest, start=number + 1):  # JSON lines after all
-        if not raw.strip():
-            continue
-        line = _text(raw, later, unreadable)
-        if line is None:
-            continue
-        try:
-            value = json.loads(line)
-        except ValueError as exc:
-            unreadable.append(f"line {later}: not JSON ({exc})")
-            continue
-        progress.tick()
-        _shift(shifts, progress.count - 1, later)
-        yield value
-
-
-def _not_lines(shifts: list[tuple[int, int]] | None) -> None:
-    """The input is one document or an array: its batches have no lines of their own."""
-    if shifts is not None:
-        shifts[:] = [(-1, -1)]
-
-
-def _peek(stream: IO[bytes]) -> bytes:
-    """The first non-space byte, leaving the stream able to read it again."""
-    if hasattr(stream, "peek"):
-        head = bytes(stream.peek(64)[:64]).lstrip(b" \t\r\n\xef\xbb\xbf")
-        if head:
-            return head[:1]
-    if stream.seekable():
-        position = stream.tell()
-        head = stream.read(64).lstrip(b" \t\r\n\xef\xbb\xbf")
-        stream.seek(position)
-        return head[:1]
-    return b""
 
 
 def _forward_summary(result: ForwardResult, unreadable: list[str]) -> str:

@@ -32,12 +32,16 @@ def add_parser(commands: Any) -> None:
     local.set_defaults(run=_local)
 
 
+#: How the command waits for Ctrl-C (a test replaces it).
+_stop_event = threading.Event
+
+
 def _local(args: argparse.Namespace) -> int:
     if args.shards < 1:
         raise UsageError("--shards must be at least 1")
     from streambridge.testing import local_aws  # noqa: PLC0415
 
-    stop = threading.Event()
+    stop = _stop_event()
     previous = on_signals(lambda _signum: stop.set())
     try:
         with local_aws(region=args.region, port=args.port) as aws:
