@@ -598,3 +598,11 @@ def test_in_process_live_input_flushes_when_quiet_and_reads_an_array() -> None:
     assert FLUSH in got
     assert got[-1] == {"c": 3}  # the last line needs no newline
     assert through_a_pipe([b'[{"a": 1},\n', b'{"b": 2}]\n'], pause=0.0) == [{"a": 1}, {"b": 2}]
+
+
+@pytest.mark.parametrize("option", ["--kinesis-stream", "--firehose-stream"])
+def test_check_exits_3_for_a_missing_stream_of_either_kind(aws: LocalAWS, option: str) -> None:
+    """One rule: AWS refusing (here: no such stream) is exit 3, for Kinesis as for Firehose."""
+    done = finished(aws, "check", option, "missing")
+    assert done.returncode == 3, done.stderr
+    assert "missing" in done.stderr
