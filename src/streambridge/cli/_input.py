@@ -56,7 +56,38 @@ def read_batches(
             yield from _array(stream.read(), name, progress, stopped)
             return
         lines: Iterator[bytes | None] = _live_lines(stream, flush_after) if live else iter(stream)
-        number, held = 0, False
+        reader = _Lines(unreadable, progress, stopped, reached, shifts)
+        yield from reader.batches(lines, name, live=live)
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+
+
+class _Lines:
+    """Batches out of input lines, and what the lines said on the way."""
+
+    def __init__(
+        self,
+        unreadable: list[str],
+        progress: Progress,
+        stopped: Stop,
+        reached: list[str] | None,
+        shifts: list[tuple[int, int]] | None,
+    ) -> None:
+        self.unreadable, self.progress, self.stopped = unreadable, progress, stopped
+        self.reached, self.shifts = reached, shifts
+
+    def batches(
+        self,
+        lines: Iterator[bytes | None],
+        name: str,
+        *,
+        live: bool = False,
+        number: int = 0,
+        documents: bool = True,
+    ) -> Iterator[object]:
+        """Each line's batch (None in ``lines``: a quiet spell); a document or an array whole."""
+        held = False
         for raw in lines:
             if raw is None:  # quiet for flush_after seconds
                 if held:
@@ -64,34 +95,50 @@ def read_batches(
                 held = False
                 continue
             number += 1
-            if stopped.signal is not None:
+            if self.stopped.signal is not None:
                 return
             if not raw.strip():
                 continue
-            if live and not progress.count and raw.lstrip(_SPACE).startswith(b"["):
-                _not_lines(shifts)
+            first = documents and not self.progress.count
+            if live and first and raw.lstrip(_SPACE).startswith(b"["):
+                _not_lines(self.shifts)
                 rest = b"".join(r for r in lines if r is not None)
-                yield from _array(raw + rest, name, progress, stopped)
+                yield from _array(raw + rest, name, self.progress, self.stopped)
                 return
-            text = _text(raw, number, unreadable)
+            text = _text(raw, number, self.unreadable)
             if text is None:
                 continue
             try:
                 item = json.loads(text)
             except ValueError as exc:
-                if text.lstrip().startswith("{") and not progress.count:
-                    yield from _one_document(number, text, lines, unreadable, progress, shifts)
+                if first and text.lstrip().startswith("{"):
+                    yield from self._document(number, text, lines, name)
                     return
-                unreadable.append(f"line {number}: not JSON ({exc})")
+                self.unreadable.append(f"line {number}: not JSON ({exc})")
                 continue
-            progress.tick()
-            _note(reached, f"line {number}")
-            _shift(shifts, progress.count - 1, number)
+            self.progress.tick()
+            _note(self.reached, f"line {number}")
+            _shift(self.shifts, self.progress.count - 1, number)
             held = True
             yield item
-    finally:
-        if stream is not sys.stdin.buffer:
-            stream.close()
+
+    def _document(
+        self, number: int, text: str, lines: Iterator[bytes | None], name: str
+    ) -> Iterator[object]:
+        """The first line opens a document the next lines complete; else go on line by line."""
+        rest = [raw for raw in lines if raw is not None]
+        whole = "".join([text, *(raw.decode("utf-8", "replace") for raw in rest)])
+        try:
+            item = json.loads(whole)
+        except ValueError:
+            item = None
+        if isinstance(item, dict) and "\ufffd" not in whole:
+            _not_lines(self.shifts)
+            self.progress.tick()
+            yield item
+            return
+        self.unreadable.append(f"line {number}: not JSON (and the input is not one JSON document)")
+        yield from self.batches(iter(rest), name, number=number, documents=False)
 
 
 _SPACE = b" \t\r\n\xef\xbb\xbf"
@@ -172,43 +219,6 @@ def _array(data: bytes, name: str, progress: Progress, stopped: Stop) -> Iterato
             return
         progress.tick()
         yield item
-
-
-def _one_document(
-    number: int,
-    text: str,
-    lines: Iterator[bytes | None],
-    unreadable: list[str],
-    progress: Progress,
-    shifts: list[tuple[int, int]] | None = None,
-) -> Iterator[object]:
-    """The first line opens a document the next lines complete; else go on line by line."""
-    rest = [raw for raw in lines if raw is not None]
-    whole = "".join([text, *(raw.decode("utf-8", "replace") for raw in rest)])
-    try:
-        item = json.loads(whole)
-    except ValueError:
-        item = None
-    if isinstance(item, dict) and "\ufffd" not in whole:
-        _not_lines(shifts)
-        progress.tick()
-        yield item
-        return
-    unreadable.append(f"line {number}: not JSON (and the input is not one JSON document)")
-    for later, raw in enumerate(rest, start=number + 1):  # JSON lines after all
-        if not raw.strip():
-            continue
-        line = _text(raw, later, unreadable)
-        if line is None:
-            continue
-        try:
-            value = json.loads(line)
-        except ValueError as exc:
-            unreadable.append(f"line {later}: not JSON ({exc})")
-            continue
-        progress.tick()
-        _shift(shifts, progress.count - 1, later)
-        yield value
 
 
 def _not_lines(shifts: list[tuple[int, int]] | None) -> None:
