@@ -176,7 +176,7 @@ def test_poison_records_are_skipped_and_the_rest_delivered() -> None:
 def test_a_sink_failing_half_way_reports_the_first_undelivered_record_and_all_after() -> None:
     """Records go to the sink a few at a time; from the failed call on, all are retried."""
     sink = Sink(fail_from=2)
-    answer = make_handler(SETTINGS, sink, records_per_call=2)(kinesis_event(5), None)
+    answer = make_handler(SETTINGS, sink, records_per_sink_call=2)(kinesis_event(5), None)
     assert [e.properties["n"] for e in sink.events] == [0, 1]
     assert failures(answer) == ["102", "103", "104"]
 
@@ -192,7 +192,7 @@ def test_records_after_a_failure_are_reported_even_when_they_had_no_events() -> 
     """The mapping retries from the lowest failed sequence number: all after it go with it."""
     sink = Sink(fail_from=1)
     event = {"Records": [record("300", doc(0)), record("301", b"not json")]}
-    answer = make_handler(SETTINGS, sink, records_per_call=1)(event, None)
+    answer = make_handler(SETTINGS, sink, records_per_sink_call=1)(event, None)
     assert failures(answer) == ["300", "301"]
 
 
@@ -224,7 +224,7 @@ class Context:
 def test_nothing_more_is_started_when_the_invocation_is_almost_out_of_time() -> None:
     """With less than time_margin left, the rest is reported instead of timing out mid-call."""
     sink = Sink()
-    handler = make_handler(SETTINGS, sink, records_per_call=1, time_margin=5.0)
+    handler = make_handler(SETTINGS, sink, records_per_sink_call=1, time_margin=5.0)
     answer = handler(kinesis_event(5), Context(8000))  # 7, 6, 5 s left: go; then 4 s: stop
     assert [e.properties["n"] for e in sink.events] == [0, 1, 2]
     assert failures(answer) == ["103", "104"]
@@ -246,8 +246,8 @@ def test_an_event_that_is_not_from_kinesis_is_a_configuration_error() -> None:
     """A wrong trigger is not silently "all delivered"."""
     with pytest.raises(ConfigurationError, match="not a Kinesis event"):
         make_handler(SETTINGS, Sink())({"detail-type": "Scheduled Event"}, None)
-    with pytest.raises(ConfigurationError, match="records_per_call"):
-        make_handler(SETTINGS, Sink(), records_per_call=0)
+    with pytest.raises(ConfigurationError, match="records_per_sink_call"):
+        make_handler(SETTINGS, Sink(), records_per_sink_call=0)
 
 
 def test_on_skip_raising_does_not_stop_the_batch(caplog: pytest.LogCaptureFixture) -> None:

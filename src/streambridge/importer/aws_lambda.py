@@ -129,17 +129,17 @@ class LambdaHandler:
         sink: Sink,
         *,
         on_skip: Callable[[SkippedRecord], object] | None = None,
-        records_per_call: int = 100,
+        records_per_sink_call: int = 100,
         time_margin: float = 5.0,
     ) -> None:
         """See :func:`make_handler`."""
-        if records_per_call < 1:
-            msg = f"records_per_call must be at least 1, got {records_per_call}"
+        if records_per_sink_call < 1:
+            msg = f"records_per_sink_call must be at least 1, got {records_per_sink_call}"
             raise ConfigurationError(msg)
         self.settings = settings
         self.sink = sink
         self.on_skip = on_skip
-        self.records_per_call = records_per_call
+        self.records_per_sink_call = records_per_sink_call
         self.time_margin = time_margin
         self._converters: dict[str, RecordConverter] = {}
 
@@ -162,8 +162,8 @@ class LambdaHandler:
             else:
                 records.append(read)
         delivered, failed = 0, 0
-        for start in range(0, len(records), self.records_per_call):
-            chunk = records[start : start + self.records_per_call]
+        for start in range(0, len(records), self.records_per_sink_call):
+            chunk = records[start : start + self.records_per_sink_call]
             if self._out_of_time(context):
                 logger.warning(
                     "less than %.0f s left: %d record(s) left for a retry",
@@ -235,7 +235,7 @@ def make_handler(
     sink: Sink,
     *,
     on_skip: Callable[[SkippedRecord], object] | None = None,
-    records_per_call: int = 100,
+    records_per_sink_call: int = 100,
     time_margin: float = 5.0,
 ) -> LambdaHandler:
     """A Lambda handler that imports Kinesis records into ``sink``.
@@ -256,12 +256,16 @@ def make_handler(
         sink: Receives the events, a few records' worth at a time; it must return only once
             the destination has them (:class:`~streambridge.PostHogSink` does).
         on_skip: Called with each record that cannot become an event (they are logged too).
-        records_per_call: Records whose events go to the sink in one call.
+        records_per_sink_call: Records whose events go to the sink in one call.
         time_margin: Seconds of the invocation kept in hand: with less left, no more sink
             calls are started and the rest is reported for a retry.
     """
     return LambdaHandler(
-        settings, sink, on_skip=on_skip, records_per_call=records_per_call, time_margin=time_margin
+        settings,
+        sink,
+        on_skip=on_skip,
+        records_per_sink_call=records_per_sink_call,
+        time_margin=time_margin,
     )
 
 

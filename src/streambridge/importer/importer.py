@@ -204,27 +204,29 @@ class KinesisImporter(ClientShell[ImporterSettings]):
         """
         should_stop = stop_function(stop)
         totals, self._budget = ImportTotals(), max_records
-        while True:
-            if should_stop():
-                return self._ended(totals, "stop")
-            result = self.poll()
-            totals = totals.add(result)
-            if on_poll is not None:
-                on_poll(result, totals)
-            if max_events is not None and totals.events >= max_events:
-                return self._ended(totals, "max_events")
-            if self._budget == 0:
-                return self._ended(totals, "max_records")
-            if max_polls is not None and totals.polls >= max_polls:
-                return self._ended(totals, "max_polls")
-            if until_caught_up and self._table.caught_up():
-                return self._ended(totals, "caught_up")
-            wait = self._table.next_due(self._next_refresh) - self._clock()
-            if wait > 0:
-                self._sleep(min(wait, 1.0))  # short naps, so that `stop` is seen quickly
+        try:
+            while True:
+                if should_stop():
+                    return self._ended(totals, "stop")
+                result = self.poll()
+                totals = totals.add(result)
+                if on_poll is not None:
+                    on_poll(result, totals)
+                if max_events is not None and totals.events >= max_events:
+                    return self._ended(totals, "max_events")
+                if self._budget == 0:
+                    return self._ended(totals, "max_records")
+                if max_polls is not None and totals.polls >= max_polls:
+                    return self._ended(totals, "max_polls")
+                if until_caught_up and self._table.caught_up():
+                    return self._ended(totals, "caught_up")
+                wait = self._table.next_due(self._next_refresh) - self._clock()
+                if wait > 0:
+                    self._sleep(min(wait, 1.0))  # short naps, so that `stop` is seen quickly
+        finally:
+            self._budget = None  # a later poll() reads as much as it likes
 
     def _ended(self, totals: ImportTotals, because: str) -> ImportTotals:
-        self._budget = None
         return attrs.evolve(totals, stopped_because=because, undelivered=self.undelivered)
 
     @property

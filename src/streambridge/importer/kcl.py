@@ -31,12 +31,13 @@ Arrival times come from the record's ``timestamp_millis`` (amazon-kclpy's
 
 from __future__ import annotations
 
+import base64
 import logging
 import random as _random
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NoReturn
 
 from streambridge._util import call_safely
 from streambridge.errors import FatalSinkError
@@ -68,8 +69,6 @@ def _field(record: Any, attribute: str, key: str) -> Any:
 
 def kinesis_record(record: Any) -> dict[str, Any]:
     """An amazon-kclpy record as the converter reads it (what botocore's GetRecords gives)."""
-    import base64  # noqa: PLC0415
-
     millis = _field(record, "timestamp_millis", "approximateArrivalTimestamp")
     out: dict[str, Any] = {
         "Data": base64.b64decode(_field(record, "data", "data") or ""),
@@ -229,7 +228,7 @@ class KclRecordProcessor:
             self.checkpointed = position
             return
 
-    def _exit(self, why: str) -> None:
+    def _exit(self, why: str) -> NoReturn:
         logger.error(
             "shard %s: %s; exiting without a checkpoint past them (they will be read again)",
             self.shard_id,
