@@ -28,6 +28,7 @@ from streambridge import (
     make_handler,
 )
 from streambridge.testing import LocalAWS
+from tests.importer.test_kcl import Checkpointer
 
 pytestmark = pytest.mark.integration
 
@@ -65,18 +66,6 @@ def seen(events: Sequence[PostHogEvent]) -> list[tuple[Any, ...]]:
         (e.uuid, e.event, e.distinct_id, dict(e.properties), e.timestamp.isoformat())
         for e in events
     ]
-
-
-class Checkpointer:
-    """The KCL's checkpointer, as the processor sees it."""
-
-    def __init__(self) -> None:
-        """No checkpoint yet."""
-        self.calls: list[tuple[str | None, int | None]] = []
-
-    def checkpoint(self, sequence: str | None = None, sub: int | None = None) -> None:
-        """Record it."""
-        self.calls.append((sequence, sub))
 
 
 def test_importer_lambda_and_kcl_give_the_same_events_and_uuids(

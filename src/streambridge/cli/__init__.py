@@ -31,6 +31,7 @@ from streambridge.cli._common import (
     FailedError,
     UsageError,
     log_to_stderr,
+    missing_local_extra,
 )
 from streambridge.errors import (
     ConfigurationError,
@@ -93,13 +94,4 @@ def _demo(args: argparse.Namespace) -> int:
 
         return run_demo()
     except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] not in _LOCAL_EXTRA:
-            raise
-        raise UsageError(
-            f"the demo needs the 'local' extra ({exc.name} is missing): "
-            "pip install 'streambridge[local]'"
-        ) from None
-
-
-#: What the `local` extra brings (a missing one is a usage error, not a traceback).
-_LOCAL_EXTRA = frozenset({"moto", "flask", "flask_cors", "werkzeug"})
+        raise missing_local_extra(exc, "the demo") from None

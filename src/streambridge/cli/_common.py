@@ -217,3 +217,16 @@ class Progress:
     def done(self) -> None:
         if self._shown:
             sys.stderr.write("\n")
+
+
+#: What the `local` extra brings: a missing one is a usage error naming it, not a traceback.
+LOCAL_EXTRA = frozenset({"moto", "flask", "flask_cors", "werkzeug"})
+
+
+def missing_local_extra(exc: ModuleNotFoundError, what: str) -> UsageError:
+    """The usage error for ``what`` without the `local` extra; ``exc`` again if it is not that."""
+    if (exc.name or "").split(".")[0] not in LOCAL_EXTRA:
+        raise exc
+    return UsageError(
+        f"{what} needs the 'local' extra ({exc.name} is missing): pip install 'streambridge[local]'"
+    )

@@ -13,7 +13,13 @@ import sys
 import threading
 from typing import Any
 
-from streambridge.cli._common import EXIT_OK, UsageError, on_signals, restore_signals
+from streambridge.cli._common import (
+    EXIT_OK,
+    UsageError,
+    missing_local_extra,
+    on_signals,
+    restore_signals,
+)
 
 __all__ = ["add_parser"]
 
@@ -59,12 +65,7 @@ def _local(args: argparse.Namespace) -> int:
             while not stop.wait(0.5):
                 pass
     except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] not in ("moto", "flask", "flask_cors", "werkzeug"):
-            raise
-        raise UsageError(
-            f"`streambridge local` needs the 'local' extra ({exc.name} is missing): "
-            "pip install 'streambridge[local]'"
-        ) from None
+        raise missing_local_extra(exc, "`streambridge local`") from None
     except OSError as exc:
         raise UsageError(f"cannot serve on 127.0.0.1:{args.port}: {exc.strerror}") from None
     finally:
