@@ -8,7 +8,10 @@ from datetime import datetime, timezone
 from importlib import import_module
 from typing import Any
 
-__all__ = ["lazy_exports", "parse_iso_datetime"]
+from streambridge.deadletter import DeadLetterTarget
+from streambridge.errors import DeadLetterError
+
+__all__ = ["hand_back", "lazy_exports", "parse_iso_datetime"]
 
 
 def parse_iso_datetime(text: str) -> datetime | None:
@@ -70,11 +73,33 @@ def call_safely(
     """``callback(item)`` when there is one; an exception it raises is logged, never raised.
 
     For user callbacks (``on_skip``, ``on_failure``): a broken one must not lose the records
-    that come after.
+    that come after. The exception is :class:`~streambridge.errors.DeadLetterError`, raised by
+    streambridge's own dead-letter targets: a record whose dead letter was not written is not
+    handed back, so the caller must not move past it.
     """
     if callback is None:
         return
     try:
         callback(item)
+    except DeadLetterError:
+        raise
     except Exception:
         logger.exception(message)
+
+
+def hand_back(
+    callback: Callable[[Any], object] | None, items: list[Any], logger: Any, message: str
+) -> None:
+    """Give each of ``items`` to ``callback`` (``on_skip``): a dead-letter target all at once.
+
+    A user callback's exceptions are logged (:func:`call_safely`); a
+    :class:`~streambridge.DeadLetterTarget` writes the whole list in one go and its
+    :class:`~streambridge.errors.DeadLetterError` is raised.
+    """
+    if callback is None or not items:
+        return
+    if isinstance(callback, DeadLetterTarget):
+        callback.write(items)
+        return
+    for item in items:
+        call_safely(callback, item, logger, message)

@@ -22,21 +22,26 @@ when the data is not JSON (or holds a lone surrogate, which strict UTF-8 cannot 
 
 from __future__ import annotations
 
+import abc
 import base64
 import contextlib
 import json
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import attrs
 from typing_extensions import Self
 
+from streambridge._files import ShortWriteError, is_regular, open_private, write_all
+from streambridge.errors import DeadLetterError
+
 __all__ = [
     "DeadLetter",
     "DeadLetterFile",
+    "DeadLetterTarget",
     "Letter",
     "dead_letter_line",
     "read_dead_letters",
@@ -115,11 +120,19 @@ class DeadLetter:
     reason: str
 
 
-def read_dead_letters(path: str | os.PathLike[str]) -> Iterator[DeadLetter]:
+def read_dead_letters(
+    path: str | os.PathLike[str], *, on_torn: Callable[[int, str], object] | None = None
+) -> Iterator[DeadLetter]:
     """Read a dead-letter file, line by line.
 
+    Args:
+        path: The file.
+        on_torn: Called with the line number and what is wrong for each line that is not
+            JSON (a line cut short by a crash or a full disk), and reading goes on; without
+            it, such a line raises ValueError.
+
     Raises:
-        ValueError: A line is not a dead-letter line (the message gives its number).
+        ValueError: A line is not a dead-letter line (the message gives its number and why).
     """
     with Path(path).open("rb") as stream:
         for number, raw in enumerate(stream, start=1):
@@ -127,45 +140,107 @@ def read_dead_letters(path: str | os.PathLike[str]) -> Iterator[DeadLetter]:
                 continue
             try:
                 line = json.loads(raw)
-                if "data_base64" in line:
-                    data = base64.b64decode(line["data_base64"], validate=True)
-                else:
-                    data = str(line["data"]).encode("utf-8", "surrogatepass")
-                kind = str(line["kind"])
-            except (ValueError, KeyError, TypeError) as exc:
-                msg = f"{os.fspath(path)!r} line {number} is not a dead-letter line: {exc}"
-                raise ValueError(msg) from None
-            reason = (
-                f"{line.get('error_code')}: {line.get('error_message')}"
-                if kind == "failed"
-                else str(line.get("reason"))
-            )
-            yield DeadLetter(kind, data, reason)
+            except ValueError as exc:
+                cut = "" if raw.endswith(b"\n") else ", cut short (no newline)"
+                why = f"not JSON{cut}: {exc}"
+                if on_torn is None:
+                    msg = f"{os.fspath(path)!r} line {number} is not a dead-letter line: {why}"
+                    raise ValueError(msg) from None
+                on_torn(number, why)
+                continue
+            yield _letter(line, number, path)
 
 
-class DeadLetterFile:
+def _letter(line: object, number: int, path: str | os.PathLike[str]) -> DeadLetter:
+    """One parsed line as a DeadLetter, or ValueError saying what it lacks."""
+    where = f"{os.fspath(path)!r} line {number} is not a dead-letter line"
+    if not isinstance(line, dict):
+        msg = f"{where}: it is a JSON {type(line).__name__}, not an object"
+        raise ValueError(msg)  # noqa: TRY004 - a bad file is a ValueError to the caller
+    missing = [key for key in ("kind",) if key not in line]
+    if "data" not in line and "data_base64" not in line:
+        missing.append("data")
+    if missing:
+        msg = f"{where}: it has no {' or '.join(repr(k) for k in missing)}"
+        raise ValueError(msg)
+    try:
+        if "data_base64" in line:
+            data = base64.b64decode(line["data_base64"], validate=True)
+        else:
+            data = str(line["data"]).encode("utf-8", "surrogatepass")
+    except (ValueError, TypeError) as exc:
+        msg = f"{where}: its data cannot be read ({exc})"
+        raise ValueError(msg) from None
+    kind = str(line["kind"])
+    reason = (
+        f"{line.get('error_code')}: {line.get('error_message')}"
+        if kind == "failed"
+        else str(line.get("reason"))
+    )
+    return DeadLetter(kind, data, reason)
+
+
+class DeadLetterTarget(abc.ABC):
+    """Where dead letters go: a file, an S3 prefix, an SQS queue.
+
+    :meth:`write` writes every letter or raises :class:`~streambridge.errors.DeadLetterError`,
+    which streambridge never swallows: a letter not written is not handed back. A target is
+    a callable too, for ``on_skip`` and ``on_failure``; the importer, the KCL processor and the
+    Lambda handler give it a whole call's letters at once.
+    """
+
+    @abc.abstractmethod
+    def write(self, items: Sequence[Letter]) -> None:
+        """Write the letters, all of them, or raise DeadLetterError."""
+
+    def __call__(self, item: Letter) -> None:
+        """Write one letter (for ``on_skip`` and ``on_failure``)."""
+        self.write([item])
+
+    def close(self) -> None:  # noqa: B027 - most targets hold nothing
+        """Release what the target holds."""
+
+    def __enter__(self) -> Self:
+        """Return self."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the target."""
+        self.close()
+
+
+class DeadLetterFile(DeadLetterTarget):
     """Append dead letters to a file: a callable for ``on_failure`` and ``on_skip``.
 
-    Each line is flushed as it is written (and forced to disk with ``fsync=True``), so a
-    crash loses none that were reported. Thread-safe. Use as a context manager, or
-    :meth:`close` it.
+    The file is created ``0600`` (it holds whole records; an existing file keeps its mode).
+    Each write is whole or raises :class:`~streambridge.errors.DeadLetterError` (a full disk,
+    a closed pipe): a write cut part way is taken back where the file allows it, and the next
+    line starts on a line of its own, so a reader never sees two letters run together. With
+    ``fsync=True`` each write is forced to disk before it returns. Thread-safe; several
+    processes may append to one file. Use as a context manager, or :meth:`close` it.
 
     Attributes:
         path: The file.
         written: Lines written so far.
+        unwritten: Lines that could not be written (each raised DeadLetterError).
+        last_error: Why the last of those could not be written (``"No space left on
+            device"``), or None.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, fsync: bool = False) -> None:
-        """Open ``path`` for appending (created if need be)."""
+        """Open ``path`` for appending (created ``0600`` if need be)."""
         self.path = Path(path)
         self.fsync = fsync
         self.written = 0
-        self._stream = self.path.open("ab")
+        self.unwritten = 0
+        self.last_error: str | None = None
+        self._fd: int | None = open_private(self.path, append=True, read=True)
+        self._regular = is_regular(self._fd)
         self._lock = threading.Lock()
 
-    def __call__(self, item: Letter) -> None:
-        """Write one failed or skipped record."""
-        self.write_lines([dead_letter_line(item)])
+    def write(self, items: Sequence[Letter]) -> None:
+        """Write failed or skipped records, all or raise DeadLetterError."""
+        self.write_lines([dead_letter_line(item) for item in items])
 
     def write_undelivered(self, records: Iterable[bytes], code: str, message: str) -> int:
         """Write records a forwarder error carried (``DeliveryError.undelivered``).
@@ -178,22 +253,48 @@ class DeadLetterFile:
         return len(lines)
 
     def write_lines(self, lines: list[bytes]) -> None:
-        """Write ready-made lines, then flush (and fsync)."""
+        """Write ready-made lines (and fsync), or raise DeadLetterError.
+
+        Raises:
+            DeadLetterError: Not every byte reached the file (or the disk, with ``fsync``).
+        """
+        if not lines:
+            return
+        data = b"".join(lines)
         with self._lock:
-            self._stream.write(b"".join(lines))
-            self._stream.flush()
-            if self.fsync:
-                os.fsync(self._stream.fileno())
+            if self._fd is None:
+                self._refuse(len(lines), "the file is closed")
+            fd = self._fd
+            start = os.fstat(fd).st_size if self._regular else 0
+            try:
+                if self._regular and start and os.pread(fd, 1, start - 1) != b"\n":
+                    data = b"\n" + data  # after a cut write: a line of its own
+                write_all(fd, data)
+                if self.fsync:
+                    os.fsync(fd)
+            except ShortWriteError as exc:
+                if exc.written and self._regular:
+                    self._take_back(fd, start, exc.written)
+                self._refuse(len(lines), exc.strerror or str(exc))
+            except OSError as exc:
+                self._refuse(len(lines), exc.strerror or str(exc))
             self.written += len(lines)
 
+    def _take_back(self, fd: int, start: int, written: int) -> None:
+        """Cut a partial write off again, if nobody appended after it."""
+        with contextlib.suppress(OSError):
+            if os.fstat(fd).st_size == start + written:
+                os.ftruncate(fd, start)
+
+    def _refuse(self, count: int, why: str) -> NoReturn:
+        self.unwritten += count
+        self.last_error = why
+        msg = f"cannot write {count} dead letter(s) to {os.fspath(self.path)!r}: {why}"
+        raise DeadLetterError(msg, unwritten=count, target=os.fspath(self.path))
+
     def close(self) -> None:
-        """Close the file."""
-        self._stream.close()
-
-    def __enter__(self) -> Self:
-        """Return self."""
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        """Close the file."""
-        self.close()
+        """Close the file (again: nothing)."""
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None

@@ -9,6 +9,7 @@ The tree::
     ├── DecodeError (ValueError)              a Kinesis record that is not JSON we can read
     ├── UnusableRecordError (ValueError)      a decoded record that cannot become a PostHog event
     ├── MalformedAnswerError                  a 200 answer that is not well formed (cut short…)
+    ├── DeadLetterError (OSError)             a dead letter could not be written: not handed back
     ├── SinkError                             an importer sink could not deliver events
     │   ├── PostHogUnavailableError           PostHog unreachable or failing for the whole budget
     │   └── FatalSinkError                    retrying cannot help: the importer stops
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AccessDeniedError",
     "ConfigurationError",
+    "DeadLetterError",
     "DecodeError",
     "DeliveryError",
     "EncodingError",
@@ -157,6 +159,41 @@ class MalformedAnswerError(StreambridgeError):
             f"done (retried)",
             operation=operation,
         )
+
+
+class DeadLetterError(StreambridgeError, OSError):
+    """A dead letter could not be written (a full disk, a bucket or queue refusing it).
+
+    streambridge's own dead-letter targets (:class:`~streambridge.DeadLetterFile`, the S3 and
+    SQS targets) raise it, and it is never swallowed: a record whose dead letter was not
+    written is not handed back. The importer does not checkpoint past it and stops; the KCL
+    processor exits without a checkpoint; the Lambda handler reports the record in
+    ``batchItemFailures``; the forwarder keeps the record in ``ForwardResult.failed`` and
+    counts it in :attr:`~streambridge.DeadLetterFile.unwritten`. (A user callback that raises
+    anything else is logged and ignored.)
+
+    Attributes:
+        unwritten: How many dead letters the failing write held.
+        target: Where they were to go (a path, ``s3://…``, a queue URL).
+    """
+
+    def __init__(self, message: str, *, unwritten: int, target: str) -> None:
+        """A failed write of ``unwritten`` letters to ``target``."""
+        super().__init__(message)
+        self.unwritten = unwritten
+        self.target = target
+
+    def __str__(self) -> str:
+        """The message (OSError would show its arguments as a tuple)."""
+        return str(self.args[0])
+
+    def __reduce__(self) -> tuple[object, ...]:
+        """Picklable, keyword arguments included."""
+        return (_rebuild_dead_letter_error, (str(self), self.unwritten, self.target))
+
+
+def _rebuild_dead_letter_error(message: str, unwritten: int, target: str) -> DeadLetterError:
+    return DeadLetterError(message, unwritten=unwritten, target=target)
 
 
 class SinkError(StreambridgeError):

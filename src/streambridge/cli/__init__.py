@@ -24,6 +24,7 @@ from streambridge import __version__
 from streambridge.cli import check, forward, importing, kcl, local
 from streambridge.cli._common import (
     EXIT_AWS,
+    EXIT_DEAD_LETTER,
     EXIT_DESTINATION,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -35,6 +36,7 @@ from streambridge.cli._common import (
 )
 from streambridge.errors import (
     ConfigurationError,
+    DeadLetterError,
     DeliveryError,
     FatalSinkError,
     StreambridgeError,
@@ -56,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         message, code = str(exc), exc.code
     except FatalSinkError as exc:
         message, code = str(exc), EXIT_DESTINATION
+    except DeadLetterError as exc:
+        message, code = str(exc), EXIT_DEAD_LETTER
     except DeliveryError as exc:
         undelivered = f" ({len(exc.undelivered)} records not delivered)" if exc.undelivered else ""
         message, code = f"{exc}{undelivered}", EXIT_AWS

@@ -19,6 +19,7 @@ from streambridge.deadletter import DeadLetterFile
 from streambridge.retry import RetryPolicy
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AWS, EXIT_DESTINATION = 0, 1, 2, 3, 4
+EXIT_DEAD_LETTER = 5  # a dead letter could not be written: what it held was not handed back
 EXIT_INTERRUPTED = 130  # 128 + SIGINT; SIGTERM gives 143
 
 

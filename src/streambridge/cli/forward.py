@@ -12,6 +12,7 @@ from typing import Any
 from streambridge._settings import normalise
 from streambridge.cli._common import (
     EXIT_AWS,
+    EXIT_DEAD_LETTER,
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
@@ -30,7 +31,7 @@ from streambridge.cli._common import (
 )
 from streambridge.cli._input import line_of, open_input, read_batches
 from streambridge.deadletter import DeadLetterFile, read_dead_letters
-from streambridge.errors import DeliveryError, ForwardAbortedError
+from streambridge.errors import DeadLetterError, DeliveryError, ForwardAbortedError
 from streambridge.forwarder import ForwarderSettings, ForwardResult
 from streambridge.forwarder.forwarder import FirehoseForwarder
 from streambridge.retry import RetryPolicy
@@ -123,7 +124,7 @@ def _forward(args: argparse.Namespace) -> int:
     previous = on_signals(stopped.set)
     try:
         if args.replay is not None:
-            result = forwarder.send(_replayed(args.replay, stopped))
+            result = forwarder.send(_replayed(args.replay, stopped, unreadable))
         else:
             assert source is not None  # noqa: S101 - opened above
             batches = read_batches(
@@ -138,7 +139,15 @@ def _forward(args: argparse.Namespace) -> int:
         restore_signals(previous)
         if letters is not None:
             letters.close()
-    _report(args, result, unreadable, shifts, dead_path)
+    _report(args, result, unreadable, shifts, dead_path, letters)
+    if letters is not None and letters.unwritten:
+        where = f" (the input was read up to {reached[-1]})" if reached else ""
+        raise FailedError(
+            f"{letters.unwritten} record(s) not delivered could not be written to "
+            f"{str(dead_path)!r} ({letters.last_error}): they are in no file; send the input "
+            f"again{where}",
+            EXIT_DEAD_LETTER,
+        )
     if stopped.signal is not None:
         where = f" (read up to {reached[-1]})" if reached else ""
         print(
@@ -156,6 +165,7 @@ def _report(
     unreadable: list[str],
     shifts: list[tuple[int, int]] | None,
     dead_path: Path | None,
+    letters: DeadLetterFile | None,
 ) -> None:
     """The summary (stdout), then what went wrong, by input line where there are lines."""
     if not args.quiet:
@@ -167,7 +177,16 @@ def _report(
         at = f"at line {number}" if number is not None else f"{rejected.index} (0-based)"
         print(f"  rejected batch {at}: {rejected.reason}", file=sys.stderr)
     if result.failed:
-        where = f"; written to {str(dead_path)!r}" if dead_path else " (keep them: --dead-letter)"
+        unwritten = letters.unwritten if letters is not None else 0
+        if dead_path is None:
+            where = " (keep them: --dead-letter)"
+        elif unwritten >= len(result.failed):
+            where = f"; NOT written to {str(dead_path)!r}"
+        elif unwritten:
+            written = len(result.failed) - unwritten
+            where = f"; {written} written to {str(dead_path)!r}, {unwritten} NOT written"
+        else:
+            where = f"; written to {str(dead_path)!r}"
         print(f"  {len(result.failed)} record(s) not delivered{where}", file=sys.stderr)
 
 
@@ -185,8 +204,18 @@ def _undelivered_failure(
     if reached:
         message += f"; the input was read up to {reached[-1]}, what follows was not read"
     if count and letters is not None:
-        letters.write_undelivered(exc.undelivered, exc.error_code or "NotDelivered", str(exc))
+        try:
+            letters.write_undelivered(exc.undelivered, exc.error_code or "NotDelivered", str(exc))
+        except DeadLetterError:
+            message += (
+                f" ({count} record(s) not delivered, and NOT written to {str(dead_path)!r}: "
+                f"{letters.last_error}; send the input again)"
+            )
+            return FailedError(message, EXIT_DEAD_LETTER)
         message += f" ({count} record(s) not delivered, written to {str(dead_path)!r})"
+        if letters.unwritten:
+            message += f"; {letters.unwritten} failed record(s) before could NOT be written"
+            return FailedError(message, EXIT_DEAD_LETTER)
     elif count:
         message += f" ({count} record(s) not delivered; --dead-letter FILE keeps them)"
     if isinstance(exc, ForwardAbortedError) and isinstance(cause, UsageError):
@@ -202,10 +231,22 @@ def _same_file(one: Path, other: Path) -> bool:
     return one.resolve() == other.resolve()
 
 
-def _replayed(path: Path, stopped: Stop) -> Iterator[bytes]:
-    """The records of a forwarder dead-letter file (importer lines are refused)."""
+def _replayed(path: Path, stopped: Stop, torn: list[str]) -> Iterator[bytes]:
+    """The records of a forwarder dead-letter file (importer lines are refused).
+
+    A line that is not JSON — cut short by a crash or a full disk — is noted in ``torn`` (by
+    its number) and left in the file; the whole lines around it are sent. A file with no
+    dead-letter line at all is refused.
+    """
+    taken = 0
     try:
-        for number, letter in enumerate(read_dead_letters(path), start=1):
+        letters = read_dead_letters(
+            path,
+            on_torn=lambda n, why: torn.append(
+                f"line {n} is not a dead-letter line ({why}); it stays in the file"
+            ),
+        )
+        for number, letter in enumerate(letters, start=1):
             if stopped.signal is not None:
                 return
             if letter.kind != "failed":
@@ -213,11 +254,14 @@ def _replayed(path: Path, stopped: Stop) -> Iterator[bytes]:
                     f"{str(path)!r} entry {number} is an importer dead letter ({letter.kind}); "
                     f"only the forwarder's can be replayed"
                 )
+            taken += 1
             yield letter.data
     except OSError as exc:
         raise UsageError(f"cannot read {str(path)!r}: {exc.strerror}") from None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if torn and not taken:
+        raise UsageError(f"{str(path)!r} is not a dead-letter file: {torn[0]}")
 
 
 def _forwarder_settings(args: argparse.Namespace) -> ForwarderSettings:

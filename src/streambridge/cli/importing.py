@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from streambridge.cli._common import (
+    EXIT_DEAD_LETTER,
     EXIT_DESTINATION,
     EXIT_FAILED,
     EXIT_OK,
@@ -28,7 +29,7 @@ from streambridge.cli._common import (
     restore_signals,
     retry_policy,
 )
-from streambridge.errors import FatalSinkError, OutputClosedError
+from streambridge.errors import DeadLetterError, FatalSinkError, OutputClosedError
 from streambridge.importer import (
     ImporterSettings,
     ImportResult,
@@ -154,6 +155,12 @@ def _import(args: argparse.Namespace) -> int:
             f"{exc} ({importer.undelivered} event(s) not delivered; the checkpoints did not "
             f"move past them)",
             EXIT_DESTINATION,
+        ) from exc
+    except DeadLetterError as exc:
+        raise FailedError(
+            f"{exc}; the checkpoints did not move past the skipped record(s), so the next run "
+            f"reads them again",
+            EXIT_DEAD_LETTER,
         ) from exc
     finally:
         progress.done()

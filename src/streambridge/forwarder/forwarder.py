@@ -27,7 +27,8 @@ from botocore.exceptions import ClientError
 
 from streambridge._aws import MAX_IN_FLIGHT, CallError, ClientShell, client_error, fatal_error
 from streambridge._tally import Tally
-from streambridge.errors import DeliveryError, InvalidBatchError
+from streambridge._util import hand_back
+from streambridge.errors import DeadLetterError, DeliveryError, InvalidBatchError
 from streambridge.forwarder.answers import delivery_stream
 from streambridge.forwarder.delivery import Stopped, carrying, doubled_delimiter, not_ready
 from streambridge.forwarder.encoding import (
@@ -403,11 +404,15 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
         tally.extend("failed", failures)
         if self.on_failure is None:
             return
-        for failure in failures:
-            try:
-                self.on_failure(failure)
-            except Exception:  # noqa: PERF203 - a user callback must not lose records
-                logger.exception("on_failure raised; the record stays in the result's failed")
+        try:
+            hand_back(
+                self.on_failure,
+                failures,
+                logger,
+                "on_failure raised; the record stays in the result's failed",
+            )
+        except DeadLetterError as exc:  # counted by the target (unwritten); said here
+            logger.error("%s; the record(s) stay in the result's failed", exc)  # noqa: TRY400
 
     def _fatal(self, failure: CallError) -> DeliveryError:
         """Turn a non-retryable error into a DeliveryError that says what to do."""

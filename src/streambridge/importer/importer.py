@@ -28,8 +28,13 @@ import attrs
 
 from streambridge._aws import MAX_IN_FLIGHT, CallError, ClientShell, within_pool
 from streambridge._tally import Tally
-from streambridge._util import call_safely, stop_function
-from streambridge.errors import DeliveryError, FatalSinkError, MalformedAnswerError
+from streambridge._util import hand_back, stop_function
+from streambridge.errors import (
+    DeadLetterError,
+    DeliveryError,
+    FatalSinkError,
+    MalformedAnswerError,
+)
 from streambridge.importer.answers import RecordsPage
 from streambridge.importer.calls import (
     Fetched,
@@ -112,7 +117,11 @@ class KinesisImporter(ClientShell[ImporterSettings]):
                 deliver, counted as skipped records. Without a sink, events are only
                 returned by :meth:`poll`.
             checkpoints: Where positions are kept (default: in memory, lost at exit).
-            on_skip: Called with each record that cannot become an event.
+            on_skip: Called with each record that cannot become an event. An exception it
+                raises is logged and ignored — except
+                :class:`~streambridge.errors.DeadLetterError` (a
+                :class:`~streambridge.DeadLetterFile` that cannot write): the shard's
+                checkpoint does not move past the record and the importer raises it.
             backoff: Waits after throttling or a transient error, per shard (its delay
                 schedule is used; the importer never gives up on a shard).
             shard_refresh_interval: Seconds between two ``ListShards`` (sooner when a shard
@@ -154,6 +163,8 @@ class KinesisImporter(ClientShell[ImporterSettings]):
             StreamNotFoundError: The stream does not exist.
             AccessDeniedError: A Kinesis permission is missing (the message names it).
             DeliveryError: Another error retrying cannot fix.
+            DeadLetterError: ``on_skip`` could not write a skipped record's dead letter; the
+                shard's checkpoint stays before that record.
         """
         result = _Poll(ImportResult)
         if self._clock() >= self._next_refresh:
@@ -295,14 +306,17 @@ class KinesisImporter(ClientShell[ImporterSettings]):
             if accepted is None:
                 return
             events = accepted
+        try:
+            hand_back(self.on_skip, skipped, logger, "on_skip raised; the record stays skipped")
+        except DeadLetterError:  # not handed back: the checkpoint stays before it, and we stop
+            shard.iterator = None
+            raise
         shard.undelivered = 0
         result.add("records", len(records))
         result.add("event_count", len(events))
         if self.sink is None:  # with a sink the events are there, not held here
             result.extend("events", events)
         result.extend("skipped", skipped)
-        for skip in skipped:
-            call_safely(self.on_skip, skip, logger, "on_skip raised; the record stays skipped")
         if records:
             sequence = records[-1]["SequenceNumber"]
             self._save(shard, attrs.evolve(shard.checkpoint, sequence_number=sequence))

@@ -17,7 +17,9 @@ The processor checkpoints only past what the sink accepted:
   events (:class:`~streambridge.errors.FatalSinkError`) — ends the process (``SystemExit``):
   amazon-kclpy would swallow an exception and let a later checkpoint pass the records, while
   the daemon stops when its child exits, and whoever reads the shard next starts at the last
-  checkpoint. Records that cannot become events are skipped with a reason (``on_skip``).
+  checkpoint. Records that cannot become events are skipped with a reason (``on_skip``); a
+  dead letter that cannot be written (:class:`~streambridge.errors.DeadLetterError`) ends the
+  process too (exit 5), with no checkpoint past the batch.
 * ``shard_ended``: checkpoint the end of the shard (the KCL then starts its children);
 * ``lease_lost``: checkpoint nothing (another worker holds the shard);
 * ``shutdown_requested``: checkpoint what was delivered.
@@ -39,8 +41,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn
 
-from streambridge._util import call_safely
-from streambridge.errors import FatalSinkError
+from streambridge._util import hand_back
+from streambridge.errors import DeadLetterError, FatalSinkError
 from streambridge.importer.conversion import RecordConverter
 from streambridge.importer.events import PostHogEvent
 from streambridge.importer.results import SinkRefusal, SkippedRecord, skip_summary
@@ -48,12 +50,14 @@ from streambridge.importer.settings import ImporterSettings
 from streambridge.importer.sinks import Sink
 from streambridge.retry import RetryPolicy
 
-__all__ = ["EXIT_SINK_FAILED", "KclRecordProcessor"]
+__all__ = ["EXIT_DEAD_LETTER", "EXIT_SINK_FAILED", "KclRecordProcessor"]
 
 logger = logging.getLogger("streambridge.kcl")
 
 #: The exit status when the sink did not take a batch's events (the daemon stops too).
 EXIT_SINK_FAILED = 4
+#: The exit status when a skipped record's dead letter could not be written.
+EXIT_DEAD_LETTER = 5
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _RETRY_CHECKPOINT = ("ThrottlingException", "KinesisClientLibDependencyException")
@@ -144,8 +148,10 @@ class KclRecordProcessor:
         events, skipped = self._convert.convert(self.shard_id, records)
         if events:
             skipped.extend(self._deliver(records, events))
-        for skip in skipped:
-            call_safely(self.on_skip, skip, logger, "on_skip raised; going on")
+        try:
+            hand_back(self.on_skip, skipped, logger, "on_skip raised; going on")
+        except DeadLetterError as exc:  # not written, so not handed back: no checkpoint past it
+            self._exit(str(exc), EXIT_DEAD_LETTER)
         if skipped:
             logger.warning("shard %s: skipped %s", self.shard_id, "; ".join(skip_summary(skipped)))
         last = records[-1]
@@ -228,10 +234,10 @@ class KclRecordProcessor:
             self.checkpointed = position
             return
 
-    def _exit(self, why: str) -> NoReturn:
+    def _exit(self, why: str, status: int = EXIT_SINK_FAILED) -> NoReturn:
         logger.error(
             "shard %s: %s; exiting without a checkpoint past them (they will be read again)",
             self.shard_id,
             why,
         )
-        raise SystemExit(EXIT_SINK_FAILED)
+        raise SystemExit(status)

@@ -1,0 +1,239 @@
+"""Issue 18, part 1: a dead letter that cannot be written is not a dead letter.
+
+A full disk (``/dev/full`` answers every write with ENOSPC) under ``--dead-letter``: the
+records it was to hold are not handed back, so no checkpoint passes them, no summary claims
+them written, the command ends with one line and exit 5, and the next run still has them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from streambridge import DeadLetterFile, ImporterSettings, KclRecordProcessor, read_dead_letters
+from streambridge.errors import DeadLetterError
+from streambridge.importer.checkpoints import SQLiteCheckpointStore
+from streambridge.importer.kcl import EXIT_DEAD_LETTER
+from streambridge.importer.results import SkippedRecord
+from streambridge.testing import LocalAWS
+from tests.cli.test_cli import _env, jsonl, run  # noqa: F401 - the env fixture
+
+FULL = "/dev/full"
+SHARD = "shardId-000000000000"
+IMPORT = ["import", "--stream", "clicks", "--event-key", "name", "--start", "TRIM_HORIZON"]
+
+needs_dev_full = pytest.mark.skipif(not Path(FULL).exists(), reason="no /dev/full here")
+
+
+def skipped(n: int) -> SkippedRecord:
+    """A skipped record, numbered."""
+    return SkippedRecord(SHARD, str(n), 0, "not JSON", b"\xff%d" % n)
+
+
+# --------------------------------------------------------------------------- the file itself
+
+
+@needs_dev_full
+def test_a_full_disk_raises_and_counts() -> None:
+    """Every write to a full disk raises DeadLetterError, and is counted as unwritten."""
+    with DeadLetterFile(FULL) as letters:
+        with pytest.raises(DeadLetterError) as raised:
+            letters.write([skipped(1), skipped(2)])
+        assert (raised.value.unwritten, raised.value.target) == (2, FULL)
+        assert "No space left on device" in str(raised.value)
+        with pytest.raises(DeadLetterError):
+            letters(skipped(3))
+        assert (letters.written, letters.unwritten) == (0, 3)
+        assert letters.last_error == "No space left on device"
+
+
+def test_a_letter_after_a_cut_one_starts_a_line_of_its_own(tmp_path: Path) -> None:
+    """What a crash left half written stays one bad line; the next letter is whole."""
+    path = tmp_path / "dead.jsonl"
+    with DeadLetterFile(path) as letters:
+        letters(skipped(1))
+    with path.open("ab") as stream:  # what SIGKILL in the middle of a write leaves
+        stream.write(b'{"kind": "skipped", "shard_id": "shardId-0000')
+    with DeadLetterFile(path) as letters:
+        letters(skipped(2))
+    torn: list[tuple[int, str]] = []
+    read = list(read_dead_letters(path, on_torn=lambda n, why: torn.append((n, why))))
+    assert [r.data for r in read] == [b"\xff1", b"\xff2"]
+    assert [n for n, _ in torn] == [2]
+    with pytest.raises(ValueError, match="line 2 is not a dead-letter line"):
+        list(read_dead_letters(path))
+
+
+def test_files_holding_events_are_created_private(tmp_path: Path) -> None:
+    """Dead letters are created 0600 whatever the umask; an existing file keeps its mode."""
+    old = os.umask(0o022)
+    try:
+        with DeadLetterFile(tmp_path / "new.jsonl"):
+            pass
+        existing = tmp_path / "old.jsonl"
+        existing.touch(mode=0o640)
+        existing.chmod(0o640)
+        with DeadLetterFile(existing):
+            pass
+    finally:
+        os.umask(old)
+    assert (tmp_path / "new.jsonl").stat().st_mode & 0o777 == 0o600
+    assert existing.stat().st_mode & 0o777 == 0o640
+
+
+# --------------------------------------------------------------------------- the importer
+
+
+@needs_dev_full
+@pytest.mark.integration
+def test_import_does_not_checkpoint_past_letters_a_full_disk_refused(
+    aws: LocalAWS, env: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """3 poison records, dead letters on a full disk: exit 5, one line, checkpoint unmoved.
+
+    A second run with a working file writes all 3.
+    """
+    aws.create_stream("clicks", shards=1)
+    aws.put_records("clicks", [b"not json 1", b"not json 2", b"not json 3"])
+    db, out = tmp_path / "state.db", tmp_path / "events.jsonl"
+    common = [*IMPORT, "--checkpoints", str(db), "--output", str(out), "--until-caught-up", *env]
+    code, _, err = run(capsys, *common, "--dead-letter", FULL)
+    assert code == 5
+    (line,) = [x for x in err.splitlines() if x.startswith("streambridge: error:")]
+    assert "cannot write 3 dead letter(s) to '/dev/full'" in line
+    assert "next run reads them again" in line
+    with SQLiteCheckpointStore(db) as store:
+        assert store.load("clicks")[SHARD].sequence_number is None
+    letters = tmp_path / "dead.jsonl"
+    code, _, err = run(capsys, *common, "--dead-letter", str(letters))
+    assert code == 1  # every record read was skipped
+    assert [d.data for d in read_dead_letters(letters)] == [
+        b"not json 1",
+        b"not json 2",
+        b"not json 3",
+    ]
+
+
+class Checkpointer:
+    """The daemon's checkpointer: what was asked of it."""
+
+    def __init__(self) -> None:
+        """Nothing asked yet."""
+        self.calls: list[Any] = []
+
+    def checkpoint(self, sequence: str | None = None, sub: int | None = None) -> None:
+        """Note the checkpoint asked for."""
+        self.calls.append((sequence, sub))
+
+
+@needs_dev_full
+def test_the_kcl_processor_exits_without_checkpointing_letters_it_could_not_write() -> None:
+    """5 poison records, dead letters on a full disk: exit 5 and no checkpoint asked for."""
+    settings = ImporterSettings(stream_name="clicks", event_key="name")
+    with DeadLetterFile(FULL) as letters:
+        processor = KclRecordProcessor(settings, lambda _events: None, on_skip=letters)
+        checkpointer = Checkpointer()
+
+        batch = SimpleNamespace(
+            records=[
+                {"data": "bm90IGpzb24=", "sequenceNumber": str(n), "subSequenceNumber": 0}
+                for n in range(1, 6)
+            ],
+            checkpointer=checkpointer,
+        )
+        with pytest.raises(SystemExit) as exited:
+            processor.process_records(batch)
+    assert exited.value.code == EXIT_DEAD_LETTER == 5
+    assert checkpointer.calls == []
+    assert processor.delivered is None
+
+
+# --------------------------------------------------------------------------- the forwarder
+
+
+def _big_batches(count: int) -> list[dict[str, Any]]:
+    """Batches whose one record is over Firehose's 1,000 KiB: each fails (RecordTooLarge)."""
+    return [
+        {
+            "message_id": f"m{n}",
+            "events": [{"event_type": "custom_event", "data": {"blob": "x" * 1_100_000}}],
+        }
+        for n in range(count)
+    ]
+
+
+@needs_dev_full
+@pytest.mark.integration
+def test_forward_never_claims_a_write_that_failed(
+    aws: LocalAWS, env: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """3 records too large, dead letters on a full disk: not "written to"; exit 5, one line."""
+    aws.create_delivery_stream("events")
+    source = jsonl(tmp_path / "in.jsonl", _big_batches(3))
+    code, _, err = run(
+        capsys, "forward", "--stream", "events", "--dead-letter", FULL, *env, str(source)
+    )
+    assert code == 5
+    assert "; written to '/dev/full'" not in err
+    assert "3 record(s) not delivered; NOT written to '/dev/full'" in err
+    (line,) = [x for x in err.splitlines() if x.startswith("streambridge: error:")]
+    assert "3 record(s) not delivered could not be written to '/dev/full'" in line
+    assert "No space left on device" in line
+
+
+@needs_dev_full
+@pytest.mark.integration
+def test_forward_fatal_path_with_a_full_disk_is_one_line(
+    aws: LocalAWS, env: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A missing delivery stream and a full disk: one line saying the records are in no file."""
+    batches = [{"events": [{"event_type": "custom_event", "data": {"n": n}}]} for n in range(3)]
+    source = jsonl(tmp_path / "in.jsonl", batches)
+    code, _, err = run(
+        capsys, "forward", "--stream", "nope", "--dead-letter", FULL, *env, str(source)
+    )
+    assert code == 5
+    (line,) = [x for x in err.splitlines() if x.startswith("streambridge: error:")]
+    assert "3 record(s) not delivered, and NOT written to '/dev/full'" in line
+
+
+@pytest.mark.integration
+def test_replay_of_a_torn_file_sends_every_whole_line(
+    aws: LocalAWS, env: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """20 whole lines and a last one cut short: 20 delivered, line 21 reported and kept, exit 1."""
+    batches = [{"events": [{"event_type": "custom_event", "data": {"n": n}}]} for n in range(20)]
+    source = jsonl(tmp_path / "in.jsonl", batches)
+    dead = tmp_path / "dead.jsonl"
+    code, _, _ = run(
+        capsys, "forward", "--stream", "later", "--dead-letter", str(dead), *env, str(source)
+    )
+    assert code == 3
+    whole = dead.read_bytes()
+    torn = json.dumps({"kind": "failed", "data": '{"n": 99'})[:25].encode()
+    dead.write_bytes(whole + torn)
+    aws.create_delivery_stream("later")
+    code, out, err = run(capsys, "forward", "--stream", "later", "--replay", str(dead), *env)
+    assert code == 1
+    assert "sent 20 record(s)" in out
+    assert "line 21 is not a dead-letter line" in err
+    assert "it stays in the file" in err
+    assert dead.read_bytes() == whole + torn
+    assert sorted(r["events"][0]["data"]["n"] for r in aws.delivered("later")) == list(range(20))
+
+
+@pytest.mark.integration
+def test_replay_of_a_file_that_is_not_dead_letters_says_what_it_lacks(
+    env: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A JSON line without ``data``: the key named in words, not a raw KeyError text."""
+    other = tmp_path / "other.jsonl"
+    other.write_text('{"kind": "failed", "reason": "r"}\n')
+    code, _, err = run(capsys, "forward", "--stream", "s", "--replay", str(other), *env)
+    assert code == 2
+    assert "line 1 is not a dead-letter line: it has no 'data'" in err
