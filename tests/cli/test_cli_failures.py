@@ -332,7 +332,7 @@ def test_import_into_a_pipe_that_closes_ends_cleanly(aws: LocalAWS, tmp_path: Pa
     assert json.loads(first)["event"] == "e0"
     assert code == 0, err
     assert "Traceback" not in err
-    assert "output closed; stopping (2 event(s) not written" in err
+    assert "output closed; stopping" in err  # seen idle (poll), or by the next write
     # e0-e2 went into the pipe (and are checkpointed); e3-e4 were not written: read again.
     out = tmp_path / "again.jsonl"
     again = finished(aws, *argv, "--until-caught-up", "--output", str(out))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,6 +23,7 @@ from streambridge.importer.kcl import EXIT_DEAD_LETTER
 from streambridge.importer.results import SkippedRecord
 from streambridge.testing import LocalAWS
 from tests.cli.test_cli import _env, jsonl, run  # noqa: F401 - the env fixture
+from tests.cli.test_cli_reliability import command, finished, subprocess_env
 
 FULL = "/dev/full"
 SHARD = "shardId-000000000000"
@@ -237,3 +239,78 @@ def test_replay_of_a_file_that_is_not_dead_letters_says_what_it_lacks(
     code, _, err = run(capsys, "forward", "--stream", "s", "--replay", str(other), *env)
     assert code == 2
     assert "line 1 is not a dead-letter line: it has no 'data'" in err
+
+
+# --------------------------------------------------------------------------- `| head`
+
+
+def _head(aws: LocalAWS, lines: int, *argv: str) -> tuple[list[str], subprocess.Popen[bytes]]:
+    """``streambridge import … | head -N``: read N lines, then leave; the process ends by itself."""
+    process = subprocess.Popen(  # noqa: S603
+        command(*argv), env=subprocess_env(aws), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert process.stdout is not None
+    got = [process.stdout.readline().decode() for _ in range(lines)]
+    process.stdout.close()  # what head does when it has its lines
+    return got, process
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("shards", [1, 4])
+def test_import_into_head_checkpoints_only_what_went_into_the_pipe(
+    aws: LocalAWS, tmp_path: Path, shards: int
+) -> None:
+    """2,000 records, ``| head -5``, then a second run: every event is delivered somewhere."""
+    aws.create_stream("clicks", shards=shards)
+    aws.put_records("clicks", [{"name": "click", "n": n} for n in range(2000)])
+    db = tmp_path / "state.db"
+    argv = [*IMPORT, "--mappings", "n:n", "--checkpoints", str(db), "--until-caught-up"]
+    head, process = _head(aws, 5, *argv)
+    assert process.wait(timeout=60) == 0
+    assert process.stderr is not None
+    process.stderr.close()
+    rest = tmp_path / "rest.jsonl"
+    done = finished(aws, *argv, "--output", str(rest))
+    assert done.returncode == 0, done.stderr
+    seen = {json.loads(line)["properties"]["n"] for line in head}
+    seen |= {json.loads(line)["properties"]["n"] for line in rest.read_text().splitlines()}
+    assert seen == set(range(2000))
+
+
+@pytest.mark.integration
+def test_an_idle_import_into_head_ends_when_head_does(aws: LocalAWS) -> None:
+    """A caught-up stream, no --until-caught-up, ``| head -1``: it ends within seconds, exit 0."""
+    aws.create_stream("clicks", shards=1)
+    aws.put_records("clicks", [{"name": "click", "n": 1}])
+    (line,), process = _head(aws, 1, *IMPORT)
+    assert json.loads(line)["event"] == "click"
+    try:
+        assert process.wait(timeout=20) == 0
+    finally:
+        process.kill()
+    assert process.stderr is not None
+    assert b"output closed" in process.stderr.read()
+    process.stderr.close()
+
+
+@pytest.mark.integration
+def test_output_is_private_and_not_replaced_unasked(
+    aws: LocalAWS, env: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--output and --checkpoints are created 0600; a non-empty --output needs --force."""
+    aws.create_stream("clicks", shards=1)
+    aws.put_records("clicks", [{"name": "click"}])
+    out, db = tmp_path / "events.jsonl", tmp_path / "state.db"
+    argv = [*IMPORT, "--until-caught-up", "--output", str(out), *env]
+    old = os.umask(0o022)
+    try:
+        assert run(capsys, *argv, "--checkpoints", str(db))[0] == 0
+        assert out.stat().st_mode & 0o777 == 0o600
+        assert db.stat().st_mode & 0o777 == 0o600
+        code, _, err = run(capsys, *argv)
+        assert code == 2
+        assert "pass --force to replace it" in err
+        assert len(out.read_text().splitlines()) == 1
+        assert run(capsys, *argv, "--force")[0] == 0
+    finally:
+        os.umask(old)

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import select
 import signal
 import sys
 import threading
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from streambridge._aws import build_client
+from streambridge._files import open_private
 from streambridge.deadletter import DeadLetterFile
 from streambridge.retry import RetryPolicy
 
@@ -182,12 +184,39 @@ def read_json_object(path: Path, what: str) -> dict[str, object]:
     return loaded
 
 
-def open_output(path: Path, *, append: bool = False) -> IO[str]:
-    """The events file: appended to when the run resumes (``--checkpoints``), else new."""
+def open_output(path: Path, *, append: bool = False, force: bool = False) -> IO[str]:
+    """The events file, created ``0600``: appended to when the run resumes, else new.
+
+    A run that does not resume (no ``--checkpoints``) refuses to replace a file that holds
+    something, unless ``force``: events of an earlier run are not thrown away unasked.
+    """
     try:
-        return path.open("a" if append else "w", encoding="utf-8")
+        if not append and not force and path.is_file() and path.stat().st_size:
+            raise UsageError(
+                f"{str(path)!r} exists and is not empty: pass --force to replace it, or "
+                f"--checkpoints FILE to resume (the events are then added to it)"
+            )
+        fd = open_private(path, append=append)
+        return os.fdopen(fd, "a" if append else "w", encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot write {str(path)!r}: {exc.strerror}") from None
+
+
+def output_closed(stream: IO[str]) -> bool:
+    """Whether ``stream`` is a pipe whose reader left (``| head`` ended), without writing.
+
+    ``poll`` reports ``POLLERR`` on the write end of a pipe nobody reads any more, so an
+    idle ``import | head`` ends as soon as ``head`` does, as ``tail -f`` does.
+    """
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    if not hasattr(select, "poll"):  # pragma: no cover - not on Linux or macOS
+        return False
+    poller = select.poll()
+    poller.register(fd, 0)  # no events asked for: POLLERR, POLLHUP and POLLNVAL only
+    return any(mask & (select.POLLERR | select.POLLNVAL) for _, mask in poller.poll(0))
 
 
 class Progress:

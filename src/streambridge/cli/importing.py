@@ -25,6 +25,7 @@ from streambridge.cli._common import (
     on_signals,
     open_dead_letters,
     open_output,
+    output_closed,
     read_json_object,
     restore_signals,
     retry_policy,
@@ -60,6 +61,11 @@ def add_parser(commands: Any) -> None:
     )
     imp.add_argument(
         "--until-caught-up", action="store_true", help="stop once every shard is at its tip"
+    )
+    imp.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a non-empty --output file (without --checkpoints it is refused)",
     )
     aws_options(imp)
     imp.set_defaults(run=_import)
@@ -135,9 +141,17 @@ def _import(args: argparse.Namespace) -> int:
             f"{totals.events} events, {totals.skipped} skipped, {rate:,.0f} records/s, lag {lag} ms"
         )
 
+    watched = sys.stdout if args.output == "-" else None
+    closed = False
+
+    def should_stop() -> bool:
+        nonlocal closed
+        closed = closed or (watched is not None and output_closed(watched))
+        return closed or stopped.signal is not None
+
     try:
         totals = importer.run(
-            stop=lambda: stopped.signal is not None,
+            stop=should_stop,
             max_records=args.max_records,
             until_caught_up=args.until_caught_up,
             on_poll=report,
@@ -170,6 +184,10 @@ def _import(args: argparse.Namespace) -> int:
         if letters is not None:
             letters.close()
         restore_signals(previous)
+    if closed:  # the reader left while we waited for records: end as Unix tools do
+        _silence_stdout()
+        print("streambridge: output closed; stopping", file=sys.stderr)
+        return EXIT_OK
     return _summary(args, settings, totals, stopped, resumed=store is not None)
 
 
@@ -291,7 +309,12 @@ def event_sink(
         return sink, lambda: None, sink.abandon
     # A run that resumes from checkpoints (or the KCL's) adds to the file; else a new file.
     resumes = getattr(args, "checkpoints", None) is not None or args.command == "kcl"
-    output = sys.stdout if args.output == "-" else open_output(Path(args.output), append=resumes)
+    force = getattr(args, "force", False)
+    output = (
+        sys.stdout
+        if args.output == "-"
+        else open_output(Path(args.output), append=resumes, force=force)
+    )
 
     def close() -> None:
         if output is not sys.stdout:

@@ -22,6 +22,7 @@ from typing import Protocol, runtime_checkable
 
 from typing_extensions import Self
 
+from streambridge._files import create_private
 from streambridge.importer.shards import ShardCheckpoint
 
 __all__ = ["CheckpointStore", "MemoryCheckpointStore", "SQLiteCheckpointStore", "ShardCheckpoint"]
@@ -68,19 +69,25 @@ class SQLiteCheckpointStore:
     """
 
     def __init__(self, path: str | Path) -> None:
-        """Open (creating if needed) the store at ``path``."""
+        """Open (creating if needed, ``0600``: it names the streams read) the store at ``path``."""
         self.path = Path(path)
         self._lock = threading.Lock()
+        if str(path) != ":memory:":
+            create_private(self.path)  # 0600; SQLite gives its -wal and -shm files that mode
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS checkpoints ("
-            " stream TEXT NOT NULL, shard TEXT NOT NULL, sequence_number TEXT,"
-            " finished INTEGER NOT NULL DEFAULT 0, start TEXT,"
-            " updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),"
-            " PRIMARY KEY (stream, shard))"
-        )
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS checkpoints ("
+                " stream TEXT NOT NULL, shard TEXT NOT NULL, sequence_number TEXT,"
+                " finished INTEGER NOT NULL DEFAULT 0, start TEXT,"
+                " updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),"
+                " PRIMARY KEY (stream, shard))"
+            )
+        except BaseException:  # not a database, read-only…: nothing left open
+            self._db.close()
+            raise
 
     def load(self, stream: str) -> dict[str, ShardCheckpoint]:
         """Every shard's checkpoint for ``stream``."""

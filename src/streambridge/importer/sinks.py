@@ -19,6 +19,8 @@ a sink). A sink reports what went wrong in one of three ways:
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
 import random as _random
@@ -29,6 +31,7 @@ from typing import IO, Any
 
 import attrs
 
+from streambridge._files import ShortWriteError, is_regular, write_all
 from streambridge._json import encode_record
 from streambridge.errors import (
     ConfigurationError,
@@ -268,9 +271,13 @@ class JsonLinesSink:
     """Write events as JSON lines (PostHog's capture JSON) to a text stream, flushed per call.
 
     Every line is strict UTF-8 JSON; an event that cannot be written so is refused (the
-    importer checks events before, so this is the last line of defence). A closed pipe raises
-    :class:`~streambridge.errors.FatalSinkError` (the importer stops); other write errors
-    (a full disk…) are raised as they are, and the importer tries again later.
+    importer checks events before, so this is the last line of defence). A call returns only
+    once every byte of its lines reached the output: a stream with a file descriptor (a file,
+    stdout, a pipe) is written with ``os.write`` until all is taken, because a pipe whose reader
+    left can take part of a write and say so only by its count. A closed pipe raises
+    :class:`~streambridge.errors.OutputClosedError` (the importer stops); other write errors
+    (a full disk…) are raised as they are, and the importer tries again later — a write cut
+    part way into a regular file is taken back first, so no line is left torn.
     """
 
     def __init__(self, stream: IO[str], *, fsync: bool = False) -> None:
@@ -280,19 +287,53 @@ class JsonLinesSink:
 
     def __call__(self, events: Sequence[PostHogEvent]) -> list[SinkRefusal]:
         """Write the events; return those that cannot be written."""
-        lines: list[str] = []
+        lines: list[bytes] = []
         refused: list[SinkRefusal] = []
         for event in events:
             try:
-                lines.append(encode_record(event.capture_json()).decode("utf-8") + "\n")
+                lines.append(encode_record(event.capture_json()) + b"\n")
             except EncodingError as exc:  # noqa: PERF203 - rare
                 refused.append(SinkRefusal(event, f"cannot be written: {exc}"))
+        data = b"".join(lines)
         try:
-            self.stream.write("".join(lines))
-            self.stream.flush()
-            if self.fsync:
-                os.fsync(self.stream.fileno())
+            fd = self._fileno()
+            if fd is None:
+                self.stream.write(data.decode("utf-8"))
+                self.stream.flush()
+            else:
+                self._write(fd, data)
         except BrokenPipeError:  # `| head`: the reader is gone and will not come back
             msg = "the output was closed (broken pipe): the events were not written"
             raise OutputClosedError(msg) from None
+        except ShortWriteError as exc:
+            if exc.errno == errno.EPIPE:
+                msg = (
+                    f"the output was closed (broken pipe) after {exc.written:,} of "
+                    f"{len(data):,} bytes: the events were not all written"
+                )
+                raise OutputClosedError(msg) from None
+            raise
         return refused
+
+    def _fileno(self) -> int | None:
+        """The stream's file descriptor, after flushing what went through it; None: none."""
+        try:
+            fd = self.stream.fileno()
+        except (AttributeError, OSError, ValueError):  # io.StringIO, a test's capture
+            return None
+        self.stream.flush()
+        return fd
+
+    def _write(self, fd: int, data: bytes) -> None:
+        regular = is_regular(fd)
+        start = os.lseek(fd, 0, os.SEEK_END) if regular else 0
+        try:
+            write_all(fd, data)
+            if self.fsync:
+                os.fsync(fd)
+        except ShortWriteError as exc:
+            if regular and exc.written:  # take the cut lines back: the call is made again
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, start)
+                    os.lseek(fd, start, os.SEEK_SET)
+            raise
