@@ -18,6 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "streambridge"
 BASE = {
     "streambridge._answers",
     "streambridge._aws",
+    "streambridge._files",
     "streambridge._json",
     "streambridge._settings",
     "streambridge._tally",

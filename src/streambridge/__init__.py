@@ -28,10 +28,18 @@ from importlib.metadata import version as _version
 from typing import TYPE_CHECKING
 
 from streambridge._util import lazy_exports as _lazy_exports
-from streambridge.deadletter import DeadLetter, DeadLetterFile, read_dead_letters
+from streambridge.deadletter import (
+    DeadLetter,
+    DeadLetterFile,
+    DeadLetterTarget,
+    S3DeadLetters,
+    SQSDeadLetters,
+    read_dead_letters,
+)
 from streambridge.errors import (
     AccessDeniedError,
     ConfigurationError,
+    DeadLetterError,
     DecodeError,
     DeliveryError,
     EncodingError,
@@ -108,7 +116,9 @@ __all__ = [
     "CheckpointStore",
     "ConfigurationError",
     "DeadLetter",
+    "DeadLetterError",
     "DeadLetterFile",
+    "DeadLetterTarget",
     "DecodeError",
     "DeliveryError",
     "DeliveryStreamInfo",
@@ -138,7 +148,9 @@ __all__ = [
     "RecordConverter",
     "RejectedBatch",
     "RetryPolicy",
+    "S3DeadLetters",
     "SQLiteCheckpointStore",
+    "SQSDeadLetters",
     "ShardCheckpoint",
     "Sink",
     "SinkError",

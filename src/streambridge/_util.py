@@ -8,10 +8,9 @@ from datetime import datetime, timezone
 from importlib import import_module
 from typing import Any
 
-from streambridge.deadletter import DeadLetterTarget
 from streambridge.errors import DeadLetterError
 
-__all__ = ["hand_back", "lazy_exports", "parse_iso_datetime"]
+__all__ = ["lazy_exports", "parse_iso_datetime"]
 
 
 def parse_iso_datetime(text: str) -> datetime | None:
@@ -85,21 +84,3 @@ def call_safely(
         raise
     except Exception:
         logger.exception(message)
-
-
-def hand_back(
-    callback: Callable[[Any], object] | None, items: list[Any], logger: Any, message: str
-) -> None:
-    """Give each of ``items`` to ``callback`` (``on_skip``): a dead-letter target all at once.
-
-    A user callback's exceptions are logged (:func:`call_safely`); a
-    :class:`~streambridge.DeadLetterTarget` writes the whole list in one go and its
-    :class:`~streambridge.errors.DeadLetterError` is raised.
-    """
-    if callback is None or not items:
-        return
-    if isinstance(callback, DeadLetterTarget):
-        callback.write(items)
-        return
-    for item in items:
-        call_safely(callback, item, logger, message)

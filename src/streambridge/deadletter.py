@@ -27,24 +27,34 @@ import base64
 import contextlib
 import json
 import os
+import re
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, NoReturn, Protocol
+from typing import Any, Protocol
 
 import attrs
 from typing_extensions import Self
 
 from streambridge._files import ShortWriteError, is_regular, open_private, write_all
-from streambridge.errors import DeadLetterError
+from streambridge._util import call_safely
+from streambridge.errors import ConfigurationError, DeadLetterError
 
 __all__ = [
+    "SQS_MAX_BYTES",
     "DeadLetter",
     "DeadLetterFile",
     "DeadLetterTarget",
     "Letter",
+    "S3DeadLetters",
+    "SQSDeadLetters",
     "dead_letter_line",
+    "hand_back",
+    "is_remote_target",
     "read_dead_letters",
+    "remote_target",
 ]
 
 
@@ -76,11 +86,11 @@ def _data_fields(data: bytes, *, parse: bool) -> dict[str, Any]:
     return fields
 
 
-def dead_letter_line(item: Letter) -> bytes:
-    """One dead-letter line (with its newline), strict UTF-8 JSON."""
+def dead_letter_line(item: Letter, *, ascii_only: bool = False) -> bytes:
+    """One dead-letter line (with its newline), strict UTF-8 JSON (``ascii_only``: ASCII)."""
     line = {**item.dead_letter_fields(), **_data_fields(item.data, parse=item.record_is_json)}
     try:
-        return (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
+        return (json.dumps(line, ensure_ascii=ascii_only) + "\n").encode("utf-8")
     except (UnicodeEncodeError, RecursionError, ValueError):
         line.pop("record", None)  # a lone surrogate, or too deep: the exact text stays
         return (json.dumps(line) + "\n").encode("ascii")
@@ -186,18 +196,73 @@ class DeadLetterTarget(abc.ABC):
     :meth:`write` writes every letter or raises :class:`~streambridge.errors.DeadLetterError`,
     which streambridge never swallows: a letter not written is not handed back. A target is
     a callable too, for ``on_skip`` and ``on_failure``; the importer, the KCL processor and the
-    Lambda handler give it a whole call's letters at once.
+    Lambda handler give it a whole call's letters at once. Thread-safe.
+
+    Attributes:
+        written: Letters written so far.
+        unwritten: Letters that could not be written (each write raised DeadLetterError).
+        last_error: Why the last of those could not be written, or None.
     """
 
-    @abc.abstractmethod
-    def write(self, items: Sequence[Letter]) -> None:
-        """Write the letters, all of them, or raise DeadLetterError."""
+    #: Where the letters go, for messages (a path, ``s3://bucket/prefix``, a queue URL).
+    target: str = ""
+
+    def __init__(self) -> None:
+        """Nothing written yet."""
+        self.written = 0
+        self.unwritten = 0
+        self.last_error: str | None = None
+        self._lock = threading.Lock()
 
     def __call__(self, item: Letter) -> None:
         """Write one letter (for ``on_skip`` and ``on_failure``)."""
         self.write([item])
 
-    def close(self) -> None:  # noqa: B027 - most targets hold nothing
+    def write(self, items: Sequence[Letter]) -> None:
+        """Write the letters, all of them, or raise DeadLetterError."""
+        self.write_lines([self.line(item) for item in items])
+
+    def write_undelivered(self, records: Iterable[bytes], code: str, message: str) -> int:
+        """Write records a forwarder error carried (``DeliveryError.undelivered``).
+
+        Returns:
+            How many were written.
+        """
+        lines = [self.line(_Undelivered(data, code, message)) for data in records]
+        self.write_lines(lines)
+        return len(lines)
+
+    def line(self, item: Letter) -> bytes:
+        """The letter as this target writes it (one JSON line)."""
+        return dead_letter_line(item)
+
+    def write_lines(self, lines: list[bytes]) -> None:
+        """Write ready-made lines, or raise DeadLetterError (counted in ``unwritten``)."""
+        if not lines:
+            return
+        with self._lock:
+            try:
+                self._send(lines)
+            except DeadLetterError as exc:
+                self.unwritten += len(lines)
+                self.last_error = exc.why
+                raise
+            self.written += len(lines)
+
+    @abc.abstractmethod
+    def _send(self, lines: list[bytes]) -> None:
+        """Write every line, or raise DeadLetterError (:meth:`_refused`); under the lock."""
+
+    def _refused(self, count: int, why: str) -> DeadLetterError:
+        error = DeadLetterError(
+            f"cannot write {count} dead letter(s) to {self.target!r}: {why}",
+            unwritten=count,
+            target=self.target,
+        )
+        error.why = why
+        return error
+
+    def close(self) -> None:  # noqa: B027 - a remote target holds nothing
         """Release what the target holds."""
 
     def __enter__(self) -> Self:
@@ -221,76 +286,41 @@ class DeadLetterFile(DeadLetterTarget):
 
     Attributes:
         path: The file.
-        written: Lines written so far.
-        unwritten: Lines that could not be written (each raised DeadLetterError).
-        last_error: Why the last of those could not be written (``"No space left on
-            device"``), or None.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, fsync: bool = False) -> None:
         """Open ``path`` for appending (created ``0600`` if need be)."""
+        super().__init__()
         self.path = Path(path)
+        self.target = os.fspath(path)
         self.fsync = fsync
-        self.written = 0
-        self.unwritten = 0
-        self.last_error: str | None = None
         self._fd: int | None = open_private(self.path, append=True, read=True)
         self._regular = is_regular(self._fd)
-        self._lock = threading.Lock()
 
-    def write(self, items: Sequence[Letter]) -> None:
-        """Write failed or skipped records, all or raise DeadLetterError."""
-        self.write_lines([dead_letter_line(item) for item in items])
+    def _send(self, lines: list[bytes]) -> None:
+        if self._fd is None:
+            raise self._refused(len(lines), "the file is closed")
+        data, fd = b"".join(lines), self._fd
+        start = os.fstat(fd).st_size if self._regular else 0
+        try:
+            if self._regular and start and os.pread(fd, 1, start - 1) != b"\n":
+                data = b"\n" + data  # after a cut write: a line of its own
+            write_all(fd, data)
+            if self.fsync:
+                os.fsync(fd)
+        except ShortWriteError as exc:
+            if exc.written and self._regular:
+                self._take_back(fd, start, exc.written)
+            raise self._refused(len(lines), exc.strerror or str(exc)) from None
+        except OSError as exc:
+            raise self._refused(len(lines), exc.strerror or str(exc)) from None
 
-    def write_undelivered(self, records: Iterable[bytes], code: str, message: str) -> int:
-        """Write records a forwarder error carried (``DeliveryError.undelivered``).
-
-        Returns:
-            How many were written.
-        """
-        lines = [dead_letter_line(_Undelivered(data, code, message)) for data in records]
-        self.write_lines(lines)
-        return len(lines)
-
-    def write_lines(self, lines: list[bytes]) -> None:
-        """Write ready-made lines (and fsync), or raise DeadLetterError.
-
-        Raises:
-            DeadLetterError: Not every byte reached the file (or the disk, with ``fsync``).
-        """
-        if not lines:
-            return
-        data = b"".join(lines)
-        with self._lock:
-            if self._fd is None:
-                self._refuse(len(lines), "the file is closed")
-            fd = self._fd
-            start = os.fstat(fd).st_size if self._regular else 0
-            try:
-                if self._regular and start and os.pread(fd, 1, start - 1) != b"\n":
-                    data = b"\n" + data  # after a cut write: a line of its own
-                write_all(fd, data)
-                if self.fsync:
-                    os.fsync(fd)
-            except ShortWriteError as exc:
-                if exc.written and self._regular:
-                    self._take_back(fd, start, exc.written)
-                self._refuse(len(lines), exc.strerror or str(exc))
-            except OSError as exc:
-                self._refuse(len(lines), exc.strerror or str(exc))
-            self.written += len(lines)
-
-    def _take_back(self, fd: int, start: int, written: int) -> None:
+    @staticmethod
+    def _take_back(fd: int, start: int, written: int) -> None:
         """Cut a partial write off again, if nobody appended after it."""
         with contextlib.suppress(OSError):
             if os.fstat(fd).st_size == start + written:
                 os.ftruncate(fd, start)
-
-    def _refuse(self, count: int, why: str) -> NoReturn:
-        self.unwritten += count
-        self.last_error = why
-        msg = f"cannot write {count} dead letter(s) to {os.fspath(self.path)!r}: {why}"
-        raise DeadLetterError(msg, unwritten=count, target=os.fspath(self.path))
 
     def close(self) -> None:
         """Close the file (again: nothing)."""
@@ -298,3 +328,170 @@ class DeadLetterFile(DeadLetterTarget):
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+
+
+def _failure(exc: BaseException) -> str:
+    """An AWS error in a few words (the code and message; no request details)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        error = response.get("Error") or {}
+        return f"{error.get('Code', type(exc).__name__)}: {error.get('Message', '')}".strip()
+    return f"{type(exc).__name__}: {exc}"
+
+
+class S3DeadLetters(DeadLetterTarget):
+    """Dead letters as S3 objects: one JSON-lines object per write, under a prefix.
+
+    Keys are ``<prefix>YYYY/MM/DD/HH/<uuid4>.jsonl`` (UTC), the layout Firehose uses, so a
+    day's letters list together. A write is one ``PutObject``; an error, or an answer without
+    an ``ETag``, raises :class:`~streambridge.errors.DeadLetterError` (botocore's own retries,
+    as the client is configured, come first). Needs ``s3:PutObject`` on the prefix.
+
+    Example::
+
+        letters = S3DeadLetters(boto3.client("s3"), "s3://my-bucket/streambridge/dead/")
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        url: str,
+        *,
+        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ) -> None:
+        """Write under ``url`` (``s3://bucket/prefix``) with a boto3 S3 client."""
+        super().__init__()
+        bucket, _, prefix = url.removeprefix("s3://").partition("/")
+        if not url.startswith("s3://") or not bucket:
+            msg = f"not an S3 location: {url!r} (expected s3://bucket/prefix)"
+            raise ConfigurationError(msg)
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        self.client, self.bucket, self.prefix = client, bucket, prefix
+        self.target = f"s3://{bucket}/{prefix}"
+        self._now = now
+
+    def _send(self, lines: list[bytes]) -> None:
+        key = f"{self.prefix}{self._now():%Y/%m/%d/%H}/{uuid.uuid4()}.jsonl"
+        try:
+            answer = self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=b"".join(lines),
+                ContentType="application/x-ndjson",
+            )
+        except Exception as exc:  # noqa: BLE001 - whatever it is, the letters were not written
+            raise self._refused(len(lines), _failure(exc)) from None
+        if not isinstance(answer, dict) or not answer.get("ETag"):
+            raise self._refused(len(lines), "PutObject's answer has no ETag (not believed)")
+
+
+#: SQS's limit of one message, and of one SendMessageBatch, in bytes.
+SQS_MAX_BYTES = 256 * 1024
+_SQS_BATCH = 10
+
+
+class SQSDeadLetters(DeadLetterTarget):
+    """Dead letters as SQS messages: one letter a message, ten a ``SendMessageBatch``.
+
+    Each message body is one letter (ASCII JSON: SQS refuses some Unicode characters). Entries
+    SQS reports failed are sent again (three rounds); a letter still not taken, a letter over
+    :data:`SQS_MAX_BYTES` (use an S3 prefix for large records), an error, or an answer that
+    does not account for every entry raises :class:`~streambridge.errors.DeadLetterError`.
+    Needs ``sqs:SendMessage`` on the queue.
+
+    Example::
+
+        letters = SQSDeadLetters(boto3.client("sqs"), queue_url)
+    """
+
+    def __init__(self, client: Any, queue_url: str, *, max_bytes: int = SQS_MAX_BYTES) -> None:
+        """Send to ``queue_url`` with a boto3 SQS client."""
+        super().__init__()
+        self.client, self.queue_url, self.max_bytes = client, queue_url, max_bytes
+        self.target = queue_url
+
+    def line(self, item: Letter) -> bytes:
+        """The letter in ASCII (a message body SQS takes whatever the record holds)."""
+        return dead_letter_line(item, ascii_only=True)
+
+    def _send(self, lines: list[bytes]) -> None:
+        too_big = [n for n, line in enumerate(lines) if len(line) > self.max_bytes]
+        if too_big:
+            raise self._refused(
+                len(lines),
+                f"{len(too_big)} letter(s) over SQS's {self.max_bytes:,} bytes (the first "
+                f"{len(lines[too_big[0]]):,}): use an S3 prefix for large records",
+            )
+        batch: list[bytes] = []
+        for line in lines:
+            if len(batch) == _SQS_BATCH or sum(map(len, batch)) + len(line) > self.max_bytes:
+                self._send_batch(batch, len(lines))
+                batch = []
+            batch.append(line)
+        self._send_batch(batch, len(lines))
+
+    def _send_batch(self, batch: list[bytes], count: int) -> None:
+        pending = {str(n): line for n, line in enumerate(batch)}
+        why = ""
+        for _ in range(3):
+            if not pending:
+                return
+            entries = [{"Id": n, "MessageBody": line.decode()} for n, line in pending.items()]
+            try:
+                answer = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            except Exception as exc:  # noqa: BLE001 - whatever it is, the letters were not sent
+                raise self._refused(count, _failure(exc)) from None
+            ok = {e.get("Id") for e in answer.get("Successful", []) if isinstance(e, dict)}
+            failed = [e for e in answer.get("Failed", []) if isinstance(e, dict)]
+            if ok | {e.get("Id") for e in failed} != set(pending):
+                raise self._refused(count, "SendMessageBatch's answer does not name every entry")
+            why = "; ".join(f"{e.get('Code')}: {e.get('Message', '')}" for e in failed[:1])
+            pending = {n: line for n, line in pending.items() if n not in ok}
+        if pending:
+            raise self._refused(count, f"SQS did not take {len(pending)} letter(s) ({why})")
+
+
+#: A queue URL: ``https://sqs.<region>.amazonaws.com/<account>/<name>`` (or a local one).
+_QUEUE_URL = re.compile(r"^https?://[^/]+/\d{12}/[^/]+$")
+
+
+def is_remote_target(spec: str) -> bool:
+    """Whether ``spec`` names an S3 prefix (``s3://…``) or an SQS queue URL, not a file."""
+    return spec.startswith("s3://") or bool(_QUEUE_URL.match(spec))
+
+
+def remote_target(spec: str, client: Callable[[str], Any]) -> DeadLetterTarget:
+    """The target ``spec`` names: ``s3://bucket/prefix`` or an SQS queue URL.
+
+    Args:
+        spec: Where the letters go.
+        client: Makes a boto3 client for a service name (``"s3"``, ``"sqs"``).
+
+    Raises:
+        ConfigurationError: ``spec`` is neither.
+    """
+    if spec.startswith("s3://"):
+        return S3DeadLetters(client("s3"), spec)
+    if _QUEUE_URL.match(spec):
+        return SQSDeadLetters(client("sqs"), spec)
+    msg = f"not an S3 prefix (s3://bucket/prefix) or an SQS queue URL: {spec!r}"
+    raise ConfigurationError(msg)
+
+
+def hand_back(
+    callback: Callable[[Any], object] | None, items: list[Any], logger: Any, message: str
+) -> None:
+    """Give each of ``items`` to ``callback`` (``on_skip``, ``on_failure``).
+
+    A user callback's exceptions are logged (``message``) and ignored; a
+    :class:`DeadLetterTarget` writes the whole list in one go and its
+    :class:`~streambridge.errors.DeadLetterError` is raised.
+    """
+    if callback is None or not items:
+        return
+    if isinstance(callback, DeadLetterTarget):
+        callback.write(items)
+        return
+    for item in items:
+        call_safely(callback, item, logger, message)

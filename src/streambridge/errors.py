@@ -182,6 +182,7 @@ class DeadLetterError(StreambridgeError, OSError):
         super().__init__(message)
         self.unwritten = unwritten
         self.target = target
+        self.why = message
 
     def __str__(self) -> str:
         """The message (OSError would show its arguments as a tuple)."""

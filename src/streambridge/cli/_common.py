@@ -17,7 +17,12 @@ from typing import IO, Any
 
 from streambridge._aws import build_client
 from streambridge._files import open_private
-from streambridge.deadletter import DeadLetterFile
+from streambridge.deadletter import (
+    DeadLetterFile,
+    DeadLetterTarget,
+    is_remote_target,
+    remote_target,
+)
 from streambridge.retry import RetryPolicy
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AWS, EXIT_DESTINATION = 0, 1, 2, 3, 4
@@ -121,13 +126,20 @@ def retry_policy(args: argparse.Namespace, **schedule: float) -> RetryPolicy | N
     return RetryPolicy(max_attempts=1_000_000, max_elapsed=args.retry_budget, **schedule)
 
 
-def open_dead_letters(path: Path | None) -> DeadLetterFile | None:
-    if path is None:
+def open_dead_letters(spec: str | None, args: argparse.Namespace) -> DeadLetterTarget | None:
+    """``--dead-letter``: a file (created 0600), ``s3://bucket/prefix`` or an SQS queue URL.
+
+    A remote target's client comes from the AWS environment (``--profile``, ``--region``,
+    ``--endpoint-url`` apply), not from access keys in a settings file.
+    """
+    if spec is None:
         return None
+    if is_remote_target(spec):
+        return remote_target(spec, lambda service: aws_client(args, service))
     try:
-        return DeadLetterFile(path)
+        return DeadLetterFile(spec)
     except OSError as exc:
-        raise UsageError(f"cannot write {str(path)!r}: {exc.strerror}") from None
+        raise UsageError(f"cannot write {spec!r}: {exc.strerror}") from None
 
 
 class StopNowError(Exception):

@@ -30,7 +30,7 @@ from streambridge.cli._common import (
     retry_policy,
 )
 from streambridge.cli._input import line_of, open_input, read_batches
-from streambridge.deadletter import DeadLetterFile, read_dead_letters
+from streambridge.deadletter import DeadLetterTarget, is_remote_target, read_dead_letters
 from streambridge.errors import DeadLetterError, DeliveryError, ForwardAbortedError
 from streambridge.forwarder import ForwarderSettings, ForwardResult
 from streambridge.forwarder.forwarder import FirehoseForwarder
@@ -68,8 +68,9 @@ def add_parser(commands: Any) -> None:
     )
     forward.add_argument(
         "--dead-letter",
-        type=Path,
-        help="append every record not delivered here, with the reason, as JSON lines",
+        metavar="FILE|s3://BUCKET/PREFIX|SQS-URL",
+        help="keep every record not delivered, with the reason, as JSON lines: appended to a "
+        "file (created 0600), or put under an S3 prefix, or sent to an SQS queue",
     )
     forward.add_argument(
         "--flush-interval",
@@ -79,7 +80,7 @@ def add_parser(commands: Any) -> None:
         help="a live input (a pipe) that is quiet this long has what it gave sent at once, "
         "instead of waiting for 500 records or 4 MB (default 5; 0: never)",
     )
-    forward.add_argument("--failed-out", type=Path, help=argparse.SUPPRESS)  # the old name
+    forward.add_argument("--failed-out", help=argparse.SUPPRESS)  # the old name
     forward.add_argument(
         "--replay",
         type=Path,
@@ -95,7 +96,7 @@ def _forward(args: argparse.Namespace) -> int:
     unreadable: list[str] = []
     reached: list[str] = []  # where the input was read to: "line N" / "array item N"
     shifts: list[tuple[int, int]] | None = [] if args.replay is None else None
-    dead_path: Path | None = args.dead_letter or args.failed_out
+    dead_path: str | None = args.dead_letter or args.failed_out
     if args.flush_interval < 0:
         raise UsageError("--flush-interval must be 0 (never) or more seconds")
     if args.replay is not None and args.input != "-":
@@ -105,7 +106,7 @@ def _forward(args: argparse.Namespace) -> int:
     client = aws_client(args, "firehose", keys=(settings.access_key_id, settings.secret_access_key))
     source = None if args.replay is not None else open_input(args.input)
     try:
-        letters = open_dead_letters(dead_path)
+        letters = open_dead_letters(dead_path, args)
     except UsageError:
         if source is not None and source is not sys.stdin:
             source.close()
@@ -144,7 +145,7 @@ def _forward(args: argparse.Namespace) -> int:
         where = f" (the input was read up to {reached[-1]})" if reached else ""
         raise FailedError(
             f"{letters.unwritten} record(s) not delivered could not be written to "
-            f"{str(dead_path)!r} ({letters.last_error}): they are in no file; send the input "
+            f"{str(dead_path)!r} ({letters.last_error}): they are written nowhere; send the input "
             f"again{where}",
             EXIT_DEAD_LETTER,
         )
@@ -164,8 +165,8 @@ def _report(
     result: ForwardResult,
     unreadable: list[str],
     shifts: list[tuple[int, int]] | None,
-    dead_path: Path | None,
-    letters: DeadLetterFile | None,
+    dead_path: str | None,
+    letters: DeadLetterTarget | None,
 ) -> None:
     """The summary (stdout), then what went wrong, by input line where there are lines."""
     if not args.quiet:
@@ -192,8 +193,8 @@ def _report(
 
 def _undelivered_failure(
     exc: DeliveryError,
-    letters: DeadLetterFile | None,
-    dead_path: Path | None,
+    letters: DeadLetterTarget | None,
+    dead_path: str | None,
     stopped_signal: int | None = None,
     reached: list[str] | None = None,
 ) -> BaseException:
@@ -227,8 +228,8 @@ def _undelivered_failure(
     return FailedError(message, EXIT_AWS)
 
 
-def _same_file(one: Path, other: Path) -> bool:
-    return one.resolve() == other.resolve()
+def _same_file(one: Path, other: str) -> bool:
+    return not is_remote_target(other) and one.resolve() == Path(other).resolve()
 
 
 def _replayed(path: Path, stopped: Stop, torn: list[str]) -> Iterator[bytes]:

@@ -105,8 +105,9 @@ def sink_options(parser: argparse.ArgumentParser, *, output_help: str, output: s
     )
     parser.add_argument(
         "--dead-letter",
-        type=Path,
-        help="append every record skipped here, with the reason, as JSON lines",
+        metavar="FILE|s3://BUCKET/PREFIX|SQS-URL",
+        help="keep every record skipped, with the reason, as JSON lines: appended to a file "
+        "(created 0600), or put under an S3 prefix, or sent to an SQS queue",
     )
 
 
@@ -211,7 +212,7 @@ def _open(args: argparse.Namespace, settings: ImporterSettings) -> Any:
             store.close()
         raise
     try:
-        letters = open_dead_letters(args.dead_letter)
+        letters = open_dead_letters(args.dead_letter, args)
     except UsageError:
         sink[1]()
         if store is not None:

@@ -42,7 +42,7 @@ def add_parser(commands: Any) -> None:
         default=300.0,
         help="seconds a failing sink is retried before the process exits (default 300)",
     )
-    kcl.set_defaults(run=_kcl, region=None)
+    kcl.set_defaults(run=_kcl, region=None, profile=None, endpoint_url=None, retry_budget=None)
 
 
 def _kcl(args: argparse.Namespace) -> int:
@@ -61,7 +61,7 @@ def _kcl(args: argparse.Namespace) -> int:
         raise UsageError("--sink-patience must be 0 or more")
     settings = importer_settings(args)
     sink, close, _abandon = event_sink(args)
-    letters = open_dead_letters(args.dead_letter)
+    letters = open_dead_letters(args.dead_letter, args)
     processor = KclRecordProcessor(
         settings, sink, on_skip=letters, sink_patience=args.sink_patience
     )

@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 
 from streambridge._aws import MAX_IN_FLIGHT, CallError, ClientShell, client_error, fatal_error
 from streambridge._tally import Tally
-from streambridge._util import hand_back
+from streambridge.deadletter import hand_back
 from streambridge.errors import DeadLetterError, DeliveryError, InvalidBatchError
 from streambridge.forwarder.answers import delivery_stream
 from streambridge.forwarder.delivery import Stopped, carrying, doubled_delimiter, not_ready

@@ -13,8 +13,11 @@ or the KCL processor. Two ways in:
 
 What comes back is ``{"batchItemFailures": [{"itemIdentifier": <sequenceNumber>}, ...]}``:
 
-* a record that cannot become an event is skipped with its reason and logged (``on_skip``
-  sees it); it never fails the batch;
+* a record that cannot become an event (or whose event PostHog refuses) is skipped: one
+  structured log line names its stream, shard, sequence number and reason, and ``on_skip``
+  sees it; it never fails the batch — unless ``on_skip`` is a dead-letter target
+  (:class:`~streambridge.S3DeadLetters`, :class:`~streambridge.SQSDeadLetters`;
+  ``STREAMBRIDGE_DEAD_LETTER``) that cannot write it: then it is reported for a retry;
 * events go to the sink in order, a few records at a time; when the sink fails, the first
   record whose events it did not accept and every record after it are reported, so the event
   source mapping retries from there (its checkpoint is the lowest failed sequence number);
@@ -38,12 +41,12 @@ from typing import Any
 import attrs
 
 from streambridge._settings import did_you_mean
-from streambridge._util import call_safely
-from streambridge.errors import ConfigurationError, FatalSinkError
+from streambridge.deadletter import hand_back, is_remote_target, remote_target
+from streambridge.errors import ConfigurationError, DeadLetterError, FatalSinkError
 from streambridge.importer.conversion import RecordConverter
 from streambridge.importer.events import PostHogEvent
 from streambridge.importer.keys import parse_property_mappings
-from streambridge.importer.results import SinkRefusal, SkippedRecord, skip_summary
+from streambridge.importer.results import SinkRefusal, SkippedRecord, skip_fields, skip_summary
 from streambridge.importer.settings import ImporterSettings
 from streambridge.importer.sinks import Sink
 
@@ -59,11 +62,16 @@ ENVIRONMENT = {
     "STREAMBRIDGE_PERSONLESS": "'true': events without person processing",
     "STREAMBRIDGE_HISTORICAL": "'true': mark the events as a historical migration",
     "STREAMBRIDGE_LOG_LEVEL": "DEBUG, INFO (default), WARNING or ERROR",
+    "STREAMBRIDGE_DEAD_LETTER": "where skipped and refused records go, with their data: "
+    "s3://bucket/prefix or an SQS queue URL (when it cannot be written, they are retried)",
     "POSTHOG_API_KEY": "the PostHog project API key; required",
     "POSTHOG_HOST": "PostHog's ingestion host (default https://us.i.posthog.com)",
 }
 
 _STREAM_ARN_MARK = ":stream/"
+
+#: Skipped records logged one line each per invocation; the rest in one summary line.
+LOGGED_SKIPS = 100
 
 
 def _stream_of(arn: object) -> str | None:
@@ -96,21 +104,23 @@ def _read(raw: object, fallback_stream: str) -> _Record | SkippedRecord:
         reason = "not a Kinesis record (no 'kinesis' object)"
         return SkippedRecord(shard, sequence, 0, reason, _as_bytes(raw))
     body = raw["kinesis"]
+    stream = _stream_of(raw.get("eventSourceARN")) or fallback_stream
     event_id = raw.get("eventID")
     if isinstance(event_id, str) and ":" in event_id:
         shard = event_id.split(":", 1)[0]
     sequence = body.get("sequenceNumber")
     if not isinstance(sequence, str) or not sequence:
-        return SkippedRecord(shard, "unknown", 0, "it has no sequenceNumber", _as_bytes(raw))
+        why = "it has no sequenceNumber"
+        return SkippedRecord(shard, "unknown", 0, why, _as_bytes(raw), stream=stream)
     try:
         data = base64.b64decode(body.get("data") or "", validate=True)
     except (binascii.Error, TypeError, ValueError):
-        return SkippedRecord(shard, sequence, 0, "its data is not valid base64", _as_bytes(raw))
+        why = "its data is not valid base64"
+        return SkippedRecord(shard, sequence, 0, why, _as_bytes(raw), stream=stream)
     arrival = body.get("approximateArrivalTimestamp")
     record: dict[str, Any] = {"Data": data, "SequenceNumber": sequence}
     if isinstance(arrival, int | float) and not isinstance(arrival, bool):
         record["ApproximateArrivalTimestamp"] = datetime.fromtimestamp(arrival, timezone.utc)
-    stream = _stream_of(raw.get("eventSourceARN")) or fallback_stream
     return _Record(stream, shard, sequence, record)
 
 
@@ -177,19 +187,44 @@ class LambdaHandler:
                 failed = len(records) - start
                 break
             delivered += accepted
-        for skip in skipped:
-            call_safely(self.on_skip, skip, logger, "on_skip raised; going on")
-        if skipped:
-            logger.warning("skipped %s", "; ".join(skip_summary(skipped)))
+        unwritten = self._hand_back(skipped)
         logger.info(
             "%d record(s): %d event(s) delivered, %d skipped, %d to retry",
             len(raws),
             delivered,
             len(skipped),
-            failed,
+            failed + len(unwritten),
         )
-        retry = records[len(records) - failed :] if failed else []
-        return {"batchItemFailures": [{"itemIdentifier": r.sequence} for r in retry]}
+        retry = [r.sequence for r in records[len(records) - failed :]] if failed else []
+        retry += [sequence for sequence in unwritten if sequence not in retry]
+        return {"batchItemFailures": [{"itemIdentifier": sequence} for sequence in retry]}
+
+    def _hand_back(self, skipped: list[SkippedRecord]) -> list[str]:
+        """Log each skipped record, give them to ``on_skip``; those whose dead letter failed.
+
+        One structured (JSON) log line per skipped record — stream, shard, sequence number,
+        sub-sequence, position, reason — up to :data:`LOGGED_SKIPS`, then one line for the
+        rest. When ``on_skip`` is a dead-letter target that cannot write them, their sequence
+        numbers are returned: reported in ``batchItemFailures``, they are read again.
+        """
+        for skip in skipped[:LOGGED_SKIPS]:
+            logger.warning("%s", json.dumps(skip_fields(skip), ensure_ascii=False))
+        if len(skipped) > LOGGED_SKIPS:
+            logger.warning(
+                "%d more skipped record(s) not logged one by one",
+                len(skipped) - LOGGED_SKIPS,
+            )
+        for line in skip_summary(skipped):
+            logger.warning("%s", line)
+        try:
+            hand_back(self.on_skip, skipped, logger, "on_skip raised; going on")
+        except DeadLetterError as exc:
+            known = [s.sequence_number for s in skipped if s.sequence_number != "unknown"]
+            logger.error(  # noqa: TRY400 - the message says it all
+                "%s; %d record(s) reported for a retry instead", exc, len(set(known))
+            )
+            return list(dict.fromkeys(known))
+        return []
 
     def _converter(self, stream: str) -> RecordConverter:
         converter = self._converters.get(stream)
@@ -255,7 +290,9 @@ def make_handler(
             a record without one.
         sink: Receives the events, a few records' worth at a time; it must return only once
             the destination has them (:class:`~streambridge.PostHogSink` does).
-        on_skip: Called with each record that cannot become an event (they are logged too).
+        on_skip: Called with each record that cannot become an event (they are logged too);
+            a :class:`~streambridge.DeadLetterTarget` gets an invocation's at once, and the
+            records it cannot write are reported in ``batchItemFailures``.
         records_per_sink_call: Records whose events go to the sink in one call.
         time_margin: Seconds of the invocation kept in hand: with less left, no more sink
             calls are started and the rest is reported for a retry.
@@ -318,7 +355,20 @@ def handler_from_environment(environ: Mapping[str, str] | None = None) -> Lambda
         host=env.get("POSTHOG_HOST", "").strip() or "https://us.i.posthog.com",
         historical_migration=_flag(env, "STREAMBRIDGE_HISTORICAL"),
     )
-    return make_handler(settings, sink)
+    letters = None
+    spec = env.get("STREAMBRIDGE_DEAD_LETTER", "").strip()
+    if spec:
+        if not is_remote_target(spec):
+            msg = (
+                f"STREAMBRIDGE_DEAD_LETTER must be s3://bucket/prefix or an SQS queue URL, "
+                f"got {spec!r} (a Lambda's files do not outlive it)"
+            )
+            raise ConfigurationError(msg)
+        import boto3  # noqa: PLC0415 - in every Lambda runtime
+
+        client: Any = boto3.client
+        letters = remote_target(spec, client)
+    return make_handler(settings, sink, on_skip=letters)
 
 
 _configured: list[LambdaHandler] = []

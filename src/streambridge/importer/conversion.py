@@ -68,11 +68,15 @@ class RecordConverter:
                 try:
                     values = decode_record(data)
                 except DecodeError as exc:
-                    skipped.append(SkippedRecord(shard_id, sequence, 0, exc.reason, data, sub))
+                    skipped.append(
+                        SkippedRecord(shard_id, sequence, 0, exc.reason, data, sub, self.stream)
+                    )
                     continue
                 except Exception as exc:  # noqa: BLE001 - the last line: one record never stops a shard
                     reason = _unexpected(exc)
-                    skipped.append(SkippedRecord(shard_id, sequence, 0, reason, data, sub))
+                    skipped.append(
+                        SkippedRecord(shard_id, sequence, 0, reason, data, sub, self.stream)
+                    )
                     continue
                 for position, value in enumerate(values):
                     try:
@@ -89,13 +93,18 @@ class RecordConverter:
                         )
                     except UnusableRecordError as exc:  # noqa: PERF203 - rare, and per document
                         skipped.append(
-                            SkippedRecord(shard_id, sequence, position, exc.reason, data, sub)
+                            self._skip(shard_id, sequence, position, exc.reason, data, sub)
                         )
                     except Exception as exc:  # noqa: BLE001 - the last line, as above
                         skipped.append(
-                            SkippedRecord(shard_id, sequence, position, _unexpected(exc), data, sub)
+                            self._skip(shard_id, sequence, position, _unexpected(exc), data, sub)
                         )
         return events, skipped
+
+    def _skip(
+        self, shard: str, sequence: str, position: int, reason: str, data: bytes, sub: int | None
+    ) -> SkippedRecord:
+        return SkippedRecord(shard, sequence, position, reason, data, sub, self.stream)
 
     def refused(
         self,
@@ -118,7 +127,11 @@ class RecordConverter:
                     reason = reasons.get(uuid)
                     if reason is not None:
                         text = f"refused by the sink: {reason}"
-                        skipped.append(SkippedRecord(shard_id, sequence, position, text, data, sub))
+                        skipped.append(
+                            SkippedRecord(
+                                shard_id, sequence, position, text, data, sub, self.stream
+                            )
+                        )
         return skipped
 
 

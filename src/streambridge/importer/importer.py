@@ -28,7 +28,8 @@ import attrs
 
 from streambridge._aws import MAX_IN_FLIGHT, CallError, ClientShell, within_pool
 from streambridge._tally import Tally
-from streambridge._util import hand_back, stop_function
+from streambridge._util import stop_function
+from streambridge.deadletter import hand_back
 from streambridge.errors import (
     DeadLetterError,
     DeliveryError,

@@ -41,7 +41,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn
 
-from streambridge._util import hand_back
+from streambridge.deadletter import hand_back
 from streambridge.errors import DeadLetterError, FatalSinkError
 from streambridge.importer.conversion import RecordConverter
 from streambridge.importer.events import PostHogEvent

@@ -36,6 +36,7 @@ class SkippedRecord:
             record of a KPL-aggregated record, that user record's data.
         sub_sequence: The user record's sub-sequence number inside a KPL-aggregated record
             (None for a plain record).
+        stream: The stream it was read from (None where it is not known).
     """
 
     shard_id: str
@@ -44,6 +45,7 @@ class SkippedRecord:
     reason: str
     data: bytes = attrs.field(repr=lambda data: f"<{len(data)} bytes>")
     sub_sequence: int | None = None
+    stream: str | None = None
 
     #: A dead-letter line keeps the data as read (it may be gzip, or not JSON at all).
     record_is_json: ClassVar[bool] = False
@@ -52,6 +54,7 @@ class SkippedRecord:
         """What a dead-letter line says of this record, besides its data."""
         return {
             "kind": "skipped",
+            **({} if self.stream is None else {"stream": self.stream}),
             "shard_id": self.shard_id,
             "sequence_number": self.sequence_number,
             "position": self.position,
@@ -181,3 +184,16 @@ def skip_summary(skipped: Sequence[SkippedRecord]) -> list[str]:
             f"{first.sequence_number}: {first.reason})"
         )
     return lines
+
+
+def skip_fields(skip: SkippedRecord) -> dict[str, Any]:
+    """What identifies a skipped record and why, for one structured log line (no data)."""
+    return {
+        "message": "record skipped",
+        "stream": skip.stream,
+        "shard_id": skip.shard_id,
+        "sequence_number": skip.sequence_number,
+        "sub_sequence": skip.sub_sequence,
+        "position": skip.position,
+        "reason": skip.reason,
+    }
