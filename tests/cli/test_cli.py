@@ -172,7 +172,11 @@ def test_forward_failed_records_file(
             "more than one ':'",
             2,
         ),
-        (["import", "--stream", "s", "--event-key", "e", "--posthog-key", "k"], "go together", 2),
+        (
+            ["import", "--stream", "s", "--event-key", "e", "--posthog-key", "k"],
+            "needs --posthog-host",
+            2,
+        ),
         (["import", "--stream", "s", "--event-key", "e", "--max-records", "0"], "--max-records", 2),
         (
             ["import", "--stream", "missing", "--event-key", "e", "--until-caught-up"],

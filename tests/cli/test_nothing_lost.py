@@ -7,6 +7,7 @@ them written, the command ends with one line and exit 5, and the next run still 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -16,12 +17,21 @@ from typing import Any
 
 import pytest
 
-from streambridge import DeadLetterFile, ImporterSettings, KclRecordProcessor, read_dead_letters
+from streambridge import (
+    DeadLetterFile,
+    ImporterSettings,
+    KclRecordProcessor,
+    KinesisImporter,
+    PostHogSink,
+    read_dead_letters,
+)
+from streambridge.cli import kcl as kcl_command
+from streambridge.cli.importing import event_sink
 from streambridge.errors import DeadLetterError
 from streambridge.importer.checkpoints import SQLiteCheckpointStore
 from streambridge.importer.kcl import EXIT_DEAD_LETTER
 from streambridge.importer.results import SkippedRecord
-from streambridge.testing import LocalAWS
+from streambridge.testing import LocalAWS, local_posthog
 from tests.cli.test_cli import _env, jsonl, run  # noqa: F401 - the env fixture
 from tests.cli.test_cli_reliability import command, finished, subprocess_env
 
@@ -314,3 +324,101 @@ def test_output_is_private_and_not_replaced_unasked(
         assert run(capsys, *argv, "--force")[0] == 0
     finally:
         os.umask(old)
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("how", ["file", "environment", "command line"])
+def test_the_posthog_key_need_not_be_on_the_command_line(
+    aws: LocalAWS,
+    env: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    how: str,
+) -> None:
+    """POSTHOG_API_KEY or --posthog-key-file; --posthog-key still works, with a warning."""
+    aws.create_stream("clicks", shards=1)
+    aws.put_records("clicks", [{"name": "click"}])
+    key_file = tmp_path / "key"
+    key_file.write_text("phc_secret\n")
+    given = {
+        "file": ["--posthog-key-file", str(key_file)],
+        "environment": [],
+        "command line": ["--posthog-key", "phc_secret"],
+    }[how]
+    if how == "environment":
+        monkeypatch.setenv("POSTHOG_API_KEY", "phc_secret")
+    with local_posthog() as posthog:
+        code, _, err = run(
+            capsys, *IMPORT, "--until-caught-up", "--posthog-host", posthog.url, *given, *env
+        )
+    assert code == 0, err
+    assert set(posthog.api_keys) == {"phc_secret"}
+    assert "phc_secret" not in err
+    assert ("can be read by every user" in err) == (how == "command line")
+
+
+@pytest.mark.integration
+def test_a_posthog_host_without_a_key_says_where_keys_come_from(
+    env: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No key anywhere: one line naming POSTHOG_API_KEY and --posthog-key-file, exit 2."""
+    monkeypatch.delenv("POSTHOG_API_KEY", raising=False)
+    code, _, err = run(capsys, *IMPORT, "--posthog-host", "http://127.0.0.1:9", *env)
+    assert code == 2
+    assert "set POSTHOG_API_KEY, or pass --posthog-key-file FILE" in err
+
+
+def test_the_sample_kcl_properties_keep_the_key_off_the_command_line() -> None:
+    """docs/streambridge-kcl.properties names a key file; no key in executableName."""
+    properties = Path(__file__).parents[2] / "docs" / "streambridge-kcl.properties"
+    (line,) = [x for x in properties.read_text().splitlines() if x.startswith("executableName")]
+    assert "--posthog-key-file" in line
+    assert "--posthog-key " not in line
+    assert "phc_" not in line
+
+
+# --------------------------------------------------------------------------- honest stops
+
+
+@pytest.mark.integration
+def test_caught_up_means_read_at_the_tip_in_this_run(aws: LocalAWS) -> None:
+    """A second run(until_caught_up=True) reads the 100 records that came since the first."""
+    aws.create_stream("clicks", shards=1)
+    aws.put_records("clicks", [{"name": "click", "n": n} for n in range(10)])
+    settings = ImporterSettings(
+        stream_name="clicks", event_key="name", start_position="TRIM_HORIZON"
+    )
+    events: list[Any] = []
+    importer = KinesisImporter(aws.client("kinesis"), settings, sink=events.extend)
+    first = importer.run(until_caught_up=True)
+    assert (first.stopped_because, len(events)) == ("caught_up", 10)
+    aws.put_records("clicks", [{"name": "click", "n": n} for n in range(10, 110)])
+    second = importer.run(until_caught_up=True)
+    assert second.stopped_because == "caught_up"
+    assert second.calls >= 1
+    assert len(events) == 110
+
+
+def test_kcl_sink_patience_bounds_the_posthog_sinks_own_retries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--sink-patience 2: PostHogSink gives up within 2 s of retrying, not its own 60 s."""
+    monkeypatch.setenv("POSTHOG_API_KEY", "phc_k")
+    parser = argparse.ArgumentParser()
+    commands = parser.add_subparsers(dest="command")
+    kcl_command.add_parser(commands)
+    args = parser.parse_args(
+        ["kcl", "--stream", "s", "--event-key", "e", "--posthog-host", "http://127.0.0.1:9",
+         "--sink-patience", "2"]
+    )  # fmt: skip
+    sink, _, _ = event_sink(args, patience=args.sink_patience)
+    assert isinstance(sink, PostHogSink)
+    assert sink.retry.max_elapsed == 2
+    assert sink.timeout <= 2
+    default, _, _ = event_sink(args)
+    assert isinstance(default, PostHogSink)
+    assert default.retry.max_elapsed == 60

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from streambridge.cli._common import (
     EXIT_DEAD_LETTER,
     EXIT_DESTINATION,
@@ -42,7 +44,14 @@ from streambridge.importer import (
 from streambridge.importer.importer import KinesisImporter
 from streambridge.retry import RetryPolicy
 
-__all__ = ["add_parser", "event_sink", "importer_settings", "settings_options", "sink_options"]
+__all__ = [
+    "add_parser",
+    "event_sink",
+    "importer_settings",
+    "posthog_key",
+    "settings_options",
+    "sink_options",
+]
 
 
 def add_parser(commands: Any) -> None:
@@ -97,7 +106,16 @@ def sink_options(parser: argparse.ArgumentParser, *, output_help: str, output: s
     """The options that say where events go (``import`` and ``kcl``)."""
     parser.add_argument("--output", default=output, help=output_help)
     parser.add_argument("--posthog-host", help="send the events to this PostHog host instead")
-    parser.add_argument("--posthog-key", help="the PostHog project API key (with --posthog-host)")
+    parser.add_argument(
+        "--posthog-key-file",
+        type=Path,
+        help="a file holding the PostHog project API key (or set POSTHOG_API_KEY)",
+    )
+    parser.add_argument(
+        "--posthog-key",
+        help="the PostHog project API key; every local user can read a command line (ps): "
+        "prefer POSTHOG_API_KEY or --posthog-key-file",
+    )
     parser.add_argument(
         "--historical",
         action="store_true",
@@ -295,18 +313,60 @@ def importer_settings(args: argparse.Namespace) -> ImporterSettings:
     )
 
 
+def posthog_key(args: argparse.Namespace) -> str:
+    """The PostHog key: --posthog-key-file, POSTHOG_API_KEY, or --posthog-key (with a warning).
+
+    A key on the command line is in ``ps`` and ``/proc/PID/cmdline`` for every local user.
+    """
+    if args.posthog_key and args.posthog_key_file:
+        raise UsageError("--posthog-key and --posthog-key-file: give one of them")
+    if args.posthog_key_file is not None:
+        try:
+            key = Path(args.posthog_key_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            what = getattr(exc, "strerror", None) or "not UTF-8 text"
+            raise UsageError(f"cannot read {str(args.posthog_key_file)!r}: {what}") from None
+        if not key:
+            raise UsageError(f"{str(args.posthog_key_file)!r} is empty: it should hold the key")
+        return key
+    if args.posthog_key:
+        print(
+            "streambridge: warning: a key on the command line can be read by every user of "
+            "this machine (ps); set POSTHOG_API_KEY or use --posthog-key-file instead",
+            file=sys.stderr,
+        )
+        return str(args.posthog_key)
+    key = os.environ.get("POSTHOG_API_KEY", "").strip()
+    if not key:
+        raise UsageError(
+            "no PostHog key: set POSTHOG_API_KEY, or pass --posthog-key-file FILE, with "
+            "--posthog-host"
+        )
+    return key
+
+
 def event_sink(
-    args: argparse.Namespace,
+    args: argparse.Namespace, *, patience: float | None = None
 ) -> tuple[Callable[[Any], object], Callable[[], None], Callable[[], None]]:
-    """Where imported events go (PostHog, or JSON lines); how to close it; how to abandon it."""
-    if args.posthog_key or args.posthog_host:
-        if not (args.posthog_key and args.posthog_host):
-            raise UsageError("--posthog-host and --posthog-key go together")
+    """Where imported events go (PostHog, or JSON lines); how to close it; how to abandon it.
+
+    ``patience`` (seconds) bounds one call of the PostHog sink, its own retries and request
+    timeout included (``kcl --sink-patience``).
+    """
+    if args.posthog_key or args.posthog_key_file or args.posthog_host:
+        key = posthog_key(args)
+        if not args.posthog_host:
+            raise UsageError("a PostHog key needs --posthog-host")
         sink = PostHogSink(
-            api_key=args.posthog_key,
+            api_key=key,
             host=args.posthog_host,
             historical_migration=args.historical,
         )
+        if patience is not None:  # the user's bound, not the sink's own 60 s inside it
+            sink.retry = attrs.evolve(
+                sink.retry, max_elapsed=min(sink.retry.max_elapsed, max(patience, 0.01))
+            )
+            sink.timeout = max(min(sink.timeout, patience), 1.0)
         return sink, lambda: None, sink.abandon
     # A run that resumes from checkpoints (or the KCL's) adds to the file; else a new file.
     resumes = getattr(args, "checkpoints", None) is not None or args.command == "kcl"

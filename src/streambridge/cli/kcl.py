@@ -52,7 +52,7 @@ def _kcl(args: argparse.Namespace) -> int:
         raise UsageError(
             "this command needs amazon-kclpy: pip install 'streambridge[kcl]'"
         ) from None
-    to_posthog = args.posthog_host or args.posthog_key
+    to_posthog = args.posthog_host or args.posthog_key or args.posthog_key_file
     if not to_posthog and args.output in ("-", "/dev/stdout"):
         raise UsageError(
             "stdout is the daemon's: pass --output FILE or --posthog-host/--posthog-key"
@@ -60,7 +60,7 @@ def _kcl(args: argparse.Namespace) -> int:
     if args.sink_patience < 0:
         raise UsageError("--sink-patience must be 0 or more")
     settings = importer_settings(args)
-    sink, close, _abandon = event_sink(args)
+    sink, close, _abandon = event_sink(args, patience=args.sink_patience)
     letters = open_dead_letters(args.dead_letter, args)
     processor = KclRecordProcessor(
         settings, sink, on_skip=letters, sink_patience=args.sink_patience

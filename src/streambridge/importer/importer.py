@@ -207,7 +207,8 @@ class KinesisImporter(ClientShell[ImporterSettings]):
             max_records: Stop after exactly this many records (reads are limited to what is
                 left, one shard at a time): the checkpoints end at the last record read.
             max_polls: Stop after this many polls.
-            until_caught_up: Stop once every shard is at its tip (0 ms behind, short read).
+            until_caught_up: Stop once every shard was read at its tip in this run (0 ms
+                behind, short read).
             on_poll: Called after each poll with its result and the totals so far (progress
                 reports, metrics).
 
@@ -216,6 +217,7 @@ class KinesisImporter(ClientShell[ImporterSettings]):
         """
         should_stop = stop_function(stop)
         totals, self._budget = ImportTotals(), max_records
+        self._table.forget_tips()  # "caught up" means read at the tip in this run
         try:
             while True:
                 if should_stop():

@@ -173,6 +173,11 @@ class ShardTable:
         readable = self.readable()
         return bool(readable) and all(s.failures == 0 and s.at_tip for s in readable)
 
+    def forget_tips(self) -> None:
+        """A new run begins: no shard is at its tip until this run has read it there."""
+        for shard in self.shards.values():
+            shard.at_tip = False
+
     @property
     def undelivered(self) -> int:
         """Events read whose sink call failed and that were not delivered since."""
