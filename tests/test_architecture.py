@@ -24,6 +24,7 @@ BASE = {
     "streambridge._tally",
     "streambridge._util",
     "streambridge.deadletter",
+    "streambridge.deadletter_remote",
     "streambridge.errors",
     "streambridge.retry",
 }

@@ -32,10 +32,9 @@ from streambridge.deadletter import (
     DeadLetter,
     DeadLetterFile,
     DeadLetterTarget,
-    S3DeadLetters,
-    SQSDeadLetters,
     read_dead_letters,
 )
+from streambridge.deadletter_remote import S3DeadLetters, SQSDeadLetters
 from streambridge.errors import (
     AccessDeniedError,
     ConfigurationError,

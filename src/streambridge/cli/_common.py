@@ -17,12 +17,8 @@ from typing import IO, Any
 
 from streambridge._aws import build_client
 from streambridge._files import open_private
-from streambridge.deadletter import (
-    DeadLetterFile,
-    DeadLetterTarget,
-    is_remote_target,
-    remote_target,
-)
+from streambridge.deadletter import DeadLetterFile, DeadLetterTarget
+from streambridge.deadletter_remote import is_remote_target, remote_target
 from streambridge.retry import RetryPolicy
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AWS, EXIT_DESTINATION = 0, 1, 2, 3, 4

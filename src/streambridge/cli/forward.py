@@ -30,7 +30,8 @@ from streambridge.cli._common import (
     retry_policy,
 )
 from streambridge.cli._input import line_of, open_input, read_batches
-from streambridge.deadletter import DeadLetterTarget, is_remote_target, read_dead_letters
+from streambridge.deadletter import DeadLetterTarget, read_dead_letters
+from streambridge.deadletter_remote import is_remote_target
 from streambridge.errors import DeadLetterError, DeliveryError, ForwardAbortedError
 from streambridge.forwarder import ForwarderSettings, ForwardResult
 from streambridge.forwarder.forwarder import FirehoseForwarder

@@ -334,7 +334,18 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
         return []
 
     def _build(self, index: int, batch: object, tally: _Tally) -> list[bytes]:
+        """The batch's records; its events counted (filtered, dropped) only once it is taken.
+
+        A batch rejected part way counts none of its events anywhere (every event in is in
+        a record, dropped, filtered — or in a rejected batch, never twice).
+        """
         outcome = evaluate(batch, self.settings)
+        payloads: list[dict[str, Any]] = []
+        if outcome.batch is not None and self._sessions is not None:
+            assert isinstance(batch, Mapping)  # noqa: S101 - evaluate() checked it
+            payloads = self._sessions.add(batch, outcome.batch, self._clock())
+        elif outcome.batch is not None:
+            payloads = record_payloads(outcome.batch, send_as_batch=self.settings.send_as_batch)
         tally.add("filtered_events", outcome.filtered_events)
         dropped = tally.maps["dropped_reasons"]
         for reason, count in outcome.dropped.items():
@@ -345,11 +356,6 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
             message_id = message_id if isinstance(message_id, str) else None
             tally.append("skipped", SkippedBatch(index, message_id, outcome.skip_reason or ""))
             return []
-        if self._sessions is not None:
-            assert isinstance(batch, Mapping)  # noqa: S101 - evaluate() checked it
-            payloads = self._sessions.add(batch, outcome.batch, self._clock())
-        else:
-            payloads = record_payloads(outcome.batch, send_as_batch=self.settings.send_as_batch)
         return self._encode_payloads(payloads, tally)
 
     def _encode_payloads(self, payloads: Iterable[dict[str, Any]], tally: _Tally) -> list[bytes]:

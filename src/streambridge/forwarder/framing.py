@@ -47,12 +47,29 @@ def session_key(event: Mapping[str, Any]) -> str | None:
         for name in ("session_uuid", "session_id"):
             value = data.get(name)
             if value is not None and value != "":
-                return str(value)
+                return _identity(value)
     return None
 
 
+def _identity(value: object) -> str:
+    """An id as text, whatever the batch holds: never raises (a 5,000-digit int, a dict…).
+
+    ``str()`` of an integer past Python's 4,300 digits raises, and so may ``repr()`` of a
+    nested value; a malformed id must not make the batch it is in fail after its events
+    were counted. Strings and small numbers keep their text; ids that are not scalars share
+    one key per type (they are malformed: grouping them is all that is asked).
+    """
+    if isinstance(value, str):
+        return value
+    if value is None or isinstance(value, (bool, float)):
+        return repr(value)
+    if isinstance(value, int):
+        return str(value) if value.bit_length() < 10_000 else f"int:{value:x}"  # noqa: PLR2004
+    return f"<{type(value).__name__}>"
+
+
 def _user_key(batch: Mapping[str, Any]) -> tuple[str, str]:
-    return (str(batch.get("mpid")), str(batch.get("mp_deviceid")))
+    return (_identity(batch.get("mpid")), _identity(batch.get("mp_deviceid")))
 
 
 @attrs.define
@@ -100,8 +117,9 @@ class SessionBuffer:
             return [filtered]  # an eventless batch has no session to wait for
         user = _user_key(original)
         loose: list[Any] = []
-        for event in events if isinstance(events, list) else ():
-            key = session_key(event)
+        listed = events if isinstance(events, list) else []
+        keyed = [(event, session_key(event)) for event in listed]  # may it fail: nothing held
+        for event, key in keyed:
             if key is None:
                 loose.append(event)
                 continue

@@ -41,12 +41,18 @@ from typing import Any
 import attrs
 
 from streambridge._settings import did_you_mean
-from streambridge.deadletter import hand_back, is_remote_target, remote_target
+from streambridge.deadletter import hand_back
+from streambridge.deadletter_remote import is_remote_target, remote_target
 from streambridge.errors import ConfigurationError, DeadLetterError, FatalSinkError
 from streambridge.importer.conversion import RecordConverter
 from streambridge.importer.events import PostHogEvent
 from streambridge.importer.keys import parse_property_mappings
-from streambridge.importer.results import SinkRefusal, SkippedRecord, skip_fields, skip_summary
+from streambridge.importer.results import (
+    SkippedRecord,
+    refusals_in,
+    skip_fields,
+    skip_summary,
+)
 from streambridge.importer.settings import ImporterSettings
 from streambridge.importer.sinks import Sink
 
@@ -252,9 +258,7 @@ class LambdaHandler:
                 "the sink did not take %d event(s) (%r); left for a retry", len(events), exc
             )
             return None
-        refusals = (
-            [r for r in answer if isinstance(r, SinkRefusal)] if isinstance(answer, list) else []
-        )
+        refusals = refusals_in(answer)
         for record in chunk if refusals else ():  # a refused event is skipped, not retried
             refused = self._converter(record.stream).refused
             skipped.extend(refused(record.shard, [record.kinesis], refusals))

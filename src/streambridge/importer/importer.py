@@ -30,12 +30,7 @@ from streambridge._aws import MAX_IN_FLIGHT, CallError, ClientShell, within_pool
 from streambridge._tally import Tally
 from streambridge._util import stop_function
 from streambridge.deadletter import hand_back
-from streambridge.errors import (
-    DeadLetterError,
-    DeliveryError,
-    FatalSinkError,
-    MalformedAnswerError,
-)
+from streambridge.errors import DeadLetterError, DeliveryError, FatalSinkError, MalformedAnswerError
 from streambridge.importer.answers import RecordsPage
 from streambridge.importer.calls import (
     Fetched,
@@ -55,8 +50,8 @@ from streambridge.importer.results import (
     ImportResult,
     ImportTotals,
     SinkFailure,
-    SinkRefusal,
     SkippedRecord,
+    refusals_in,
     skip_summary,
 )
 from streambridge.importer.settings import ImporterSettings
@@ -118,11 +113,9 @@ class KinesisImporter(ClientShell[ImporterSettings]):
                 deliver, counted as skipped records. Without a sink, events are only
                 returned by :meth:`poll`.
             checkpoints: Where positions are kept (default: in memory, lost at exit).
-            on_skip: Called with each record that cannot become an event. An exception it
-                raises is logged and ignored — except
-                :class:`~streambridge.errors.DeadLetterError` (a
-                :class:`~streambridge.DeadLetterFile` that cannot write): the shard's
-                checkpoint does not move past the record and the importer raises it.
+            on_skip: Called with each record that cannot become an event; what it raises is
+                logged, but a ``DeadLetterError`` (a dead letter not written) is raised, with
+                the shard's checkpoint left before the record.
             backoff: Waits after throttling or a transient error, per shard (its delay
                 schedule is used; the importer never gives up on a shard).
             shard_refresh_interval: Seconds between two ``ListShards`` (sooner when a shard
@@ -164,8 +157,7 @@ class KinesisImporter(ClientShell[ImporterSettings]):
             StreamNotFoundError: The stream does not exist.
             AccessDeniedError: A Kinesis permission is missing (the message names it).
             DeliveryError: Another error retrying cannot fix.
-            DeadLetterError: ``on_skip`` could not write a skipped record's dead letter; the
-                shard's checkpoint stays before that record.
+            DeadLetterError: ``on_skip`` could not write a dead letter (no checkpoint past it).
         """
         result = _Poll(ImportResult)
         if self._clock() >= self._next_refresh:
@@ -387,20 +379,14 @@ class KinesisImporter(ClientShell[ImporterSettings]):
             shard.undelivered = len(events)
             raise
         except Exception as exc:  # noqa: BLE001 - any sink failure: re-read later
-            logger.warning(
-                "sink did not take %d event(s) of shard %s (%r); they will be read again",
-                len(events),
-                shard.shard_id,
-                exc,
-            )
+            what = f"{len(events)} event(s) of shard {shard.shard_id} ({exc!r})"
+            logger.warning("sink did not take %s; they will be read again", what)
             result.append("sink_failures", SinkFailure(shard.shard_id, len(events), repr(exc)))
             shard.undelivered = len(events)
             shard.iterator = None  # re-read from the checkpoint
             self._back_off(shard)
             return None
-        refusals = (
-            [r for r in answer if isinstance(r, SinkRefusal)] if isinstance(answer, list) else []
-        )
+        refusals = refusals_in(answer)
         if not refusals:  # whatever else a sink returns (None, uuids…) means "all taken"
             return events
         skipped.extend(self._convert.refused(shard.shard_id, records, refusals))

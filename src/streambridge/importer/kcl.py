@@ -45,7 +45,7 @@ from streambridge.deadletter import hand_back
 from streambridge.errors import DeadLetterError, FatalSinkError
 from streambridge.importer.conversion import RecordConverter
 from streambridge.importer.events import PostHogEvent
-from streambridge.importer.results import SinkRefusal, SkippedRecord, skip_summary
+from streambridge.importer.results import SkippedRecord, refusals_in, skip_summary
 from streambridge.importer.settings import ImporterSettings
 from streambridge.importer.sinks import Sink
 from streambridge.retry import RetryPolicy
@@ -199,11 +199,7 @@ class KclRecordProcessor:
                 )
                 self._sleep(delay)
                 continue
-            refusals = (
-                [r for r in answer if isinstance(r, SinkRefusal)]
-                if isinstance(answer, list)
-                else []
-            )
+            refusals = refusals_in(answer)
             return self._convert.refused(self.shard_id, records, refusals) if refusals else []
 
     def _checkpoint(self, checkpointer: Any, position: tuple[str, int] | None) -> None:

@@ -16,6 +16,8 @@ __all__ = [
     "SinkFailure",
     "SinkRefusal",
     "SkippedRecord",
+    "refusals_in",
+    "skip_fields",
     "skip_summary",
 ]
 
@@ -197,3 +199,8 @@ def skip_fields(skip: SkippedRecord) -> dict[str, Any]:
         "position": skip.position,
         "reason": skip.reason,
     }
+
+
+def refusals_in(answer: object) -> list[SinkRefusal]:
+    """The :class:`SinkRefusal` items of a sink's answer (anything else means "all taken")."""
+    return [r for r in answer if isinstance(r, SinkRefusal)] if isinstance(answer, list) else []
