@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from importlib import import_module
 from typing import Any
 
@@ -13,19 +14,56 @@ from streambridge.errors import DeadLetterError
 __all__ = ["lazy_exports", "parse_iso_datetime"]
 
 
-def parse_iso_datetime(text: str) -> datetime | None:
-    """Parse ISO 8601 text (a trailing ``Z`` allowed) as an aware datetime; no offset means UTC.
+#: The timestamps we read: RFC 3339, and the ISO 8601 forms producers write besides — the
+#: basic format (``20240501T120000Z``), a space or a ``t`` between date and time, minutes or
+#: seconds left out, fractions of any length (nanoseconds, as Go and Java write them: cut to
+#: microseconds), a comma before them, offsets as ``Z``, ``±HH``, ``±HHMM`` or ``±HH:MM``, a
+#: date alone (midnight). One grammar, ours, so that every Python reads the same text alike
+#: (``datetime.fromisoformat`` accepts more on 3.11 than on 3.10).
+_ISO = re.compile(
+    r"(?P<year>\d{4})(?P<dash>-?)(?P<month>\d{2})(?P=dash)(?P<day>\d{2})"
+    r"(?:[Tt ](?P<hour>\d{2})"
+    r"(?:(?P<colon>:?)(?P<minute>\d{2})(?:(?P=colon)(?P<second>\d{2})(?:[.,](?P<fraction>\d+))?)?)?"
+    r"(?P<offset>[Zz]|[+-]\d{2}(?::?\d{2})?)?)?",
+    re.ASCII,
+)
 
-    Returns None when the text is not ISO 8601.
+
+def parse_iso_datetime(text: str) -> datetime | None:
+    """Parse a timestamp (:data:`_ISO`'s grammar) as an aware datetime; no offset means UTC.
+
+    Returns None when the text is not such a timestamp (or names no real date or time).
     """
-    text = text.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
+    match = _ISO.fullmatch(text.strip())
+    if match is None:
+        return None
+    parts = match.groupdict()
+    fraction = (parts["fraction"] or "")[:6].ljust(6, "0")
     try:
-        parsed = datetime.fromisoformat(text)
+        zone = _offset(parts["offset"])
+        return datetime(
+            int(parts["year"]),
+            int(parts["month"]),
+            int(parts["day"]),
+            int(parts["hour"] or 0),
+            int(parts["minute"] or 0),
+            int(parts["second"] or 0),
+            int(fraction),
+            tzinfo=zone,
+        )
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _offset(text: str | None) -> timezone:
+    """``Z``, ``+02``, ``+0200`` or ``+02:00`` as a timezone (none: UTC)."""
+    if text is None or text in ("Z", "z"):
+        return timezone.utc
+    digits = text[1:].replace(":", "")
+    minutes = int(digits[:2]) * 60 + int(digits[2:4] or 0)
+    if minutes >= 24 * 60 or int(digits[2:4] or 0) >= 60:  # noqa: PLR2004
+        raise ValueError(text)
+    return timezone(timedelta(minutes=minutes if text[0] == "+" else -minutes))
 
 
 def lazy_exports(

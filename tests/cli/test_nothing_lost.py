@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import socket
 import subprocess
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -19,6 +22,7 @@ import pytest
 
 from streambridge import (
     DeadLetterFile,
+    ForwarderSettings,
     ImporterSettings,
     KclRecordProcessor,
     KinesisImporter,
@@ -27,7 +31,7 @@ from streambridge import (
 )
 from streambridge.cli import kcl as kcl_command
 from streambridge.cli.importing import event_sink
-from streambridge.errors import DeadLetterError
+from streambridge.errors import ConfigurationError, DeadLetterError
 from streambridge.importer.checkpoints import SQLiteCheckpointStore
 from streambridge.importer.kcl import EXIT_DEAD_LETTER
 from streambridge.importer.results import SkippedRecord
@@ -422,3 +426,92 @@ def test_kcl_sink_patience_bounds_the_posthog_sinks_own_retries(
     default, _, _ = event_sink(args)
     assert isinstance(default, PostHogSink)
     assert default.retry.max_elapsed == 60
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_forward_stops_on_a_signal_while_its_pipe_is_quiet(aws: LocalAWS, signum: int) -> None:
+    """A line, then a quiet pipe left open; a signal: delivered, summary, exit 128 + signal."""
+    aws.create_delivery_stream("events")
+    process = subprocess.Popen(  # noqa: S603
+        command("forward", "--stream", "events", "--flush-interval", "60"),
+        env=subprocess_env(aws),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdin is not None
+    batch = {"events": [{"event_type": "custom_event", "data": {"n": 1}}]}
+    process.stdin.write(json.dumps(batch).encode() + b"\n")
+    process.stdin.flush()
+    time.sleep(1.0)  # let it be read; the pipe then stays open and quiet
+    process.send_signal(signum)
+    try:  # stdin stays open: the old code waited for another line (or the end of input)
+        process.wait(timeout=30)
+    finally:
+        process.kill()
+        process.stdin.close()
+    assert process.stdout is not None
+    assert process.stderr is not None
+    out, err = process.stdout.read(), process.stderr.read()
+    process.stdout.close()
+    process.stderr.close()
+    assert process.returncode == 128 + signum, err
+    assert b"sent 1 record(s)" in out
+    assert f"stopped by {signal.Signals(signum).name}".encode() in err
+    assert [r["events"][0]["data"]["n"] for r in aws.delivered("events")] == [1]
+
+
+def test_local_on_a_busy_port_is_one_line_not_a_hang() -> None:
+    """`streambridge local --port <taken>`: exit 2 with one line, at once."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(  # noqa: S603
+            command("local", "--port", str(port)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 2, done.stderr
+    assert f"cannot serve on 127.0.0.1:{port}: Address already in use" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("selector", "hint"),
+    [
+        ("devce_info.ios_advertising_id", "did you mean 'device_info.ios_advertising_id'?"),
+        ("nothing_like_it.x", "is not a top-level object of a batch"),
+    ],
+)
+def test_a_typo_in_a_dotted_exclusion_is_refused(selector: str, hint: str) -> None:
+    """The first segment must be a batch's object; a typo would forward the advertising id."""
+    with pytest.raises(ConfigurationError, match="not a top-level object") as raised:
+        ForwarderSettings(delivery_stream_name="s", metadata_field_exclusion=selector)
+    assert hint in str(raised.value)
+
+
+@pytest.mark.integration
+def test_forward_exits_2_for_a_dotted_typo(
+    env: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/cli.md's promise: a Metadata Field Exclusion that names nothing is exit 2."""
+    settings = tmp_path / "mparticle.json"
+    settings.write_text(
+        json.dumps(
+            {
+                "Delivery Stream Name": "events",
+                "Metadata Field Exclusion": "devce_info.ios_advertising_id",
+            }
+        )
+    )
+    source = jsonl(tmp_path / "in.jsonl", [{"events": []}])
+    code, _, err = run(capsys, "forward", "--settings", str(settings), *env, str(source))
+    assert code == 2
+    assert "did you mean 'device_info.ios_advertising_id'?" in err

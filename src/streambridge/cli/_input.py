@@ -13,6 +13,7 @@ import os
 import select
 import stat
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -50,12 +51,14 @@ def read_batches(
     quiet for ``flush_after`` seconds yields :data:`FLUSH`, so what was read goes out.
     """
     try:
-        live = flush_after > 0 and not _regular(stream)
+        live = not _regular(stream)  # a pipe or a terminal: read as it comes, signals seen
         if not live and _peek(stream) == b"[":
             _not_lines(shifts)
             yield from _array(stream.read(), name, progress, stopped)
             return
-        lines: Iterator[bytes | None] = _live_lines(stream, flush_after) if live else iter(stream)
+        lines: Iterator[bytes | None] = (
+            _live_lines(stream, flush_after, stopped) if live else iter(stream)
+        )
         reader = _Lines(unreadable, progress, stopped, reached, shifts)
         yield from reader.batches(lines, name, live=live)
     finally:
@@ -90,6 +93,8 @@ class _Lines:
         held = False
         for raw in lines:
             if raw is None:  # quiet for flush_after seconds
+                if self.stopped.signal is not None:
+                    return
                 if held:
                     yield FLUSH
                 held = False
@@ -152,15 +157,33 @@ def _regular(stream: IO[bytes]) -> bool:
         return True
 
 
-def _live_lines(stream: IO[bytes], quiet: float) -> Iterator[bytes | None]:
-    """Lines of a pipe as they come; None each time nothing came for ``quiet`` seconds."""
+#: How long a read of a live input waits before it looks at the stop flag again.
+_STOP_CHECK = 0.5
+
+
+def _live_lines(stream: IO[bytes], quiet: float, stopped: Stop) -> Iterator[bytes | None]:
+    """Lines of a pipe as they come; None each time nothing came for ``quiet`` seconds.
+
+    The input ends (what was read is delivered) within :data:`_STOP_CHECK` seconds of a
+    SIGTERM or SIGINT, however quiet the pipe: a signal does not wait for the next line.
+    ``quiet`` 0: never None.
+    """
     fd, pending = stream.fileno(), b""
-    while True:
-        ready, _, _ = select.select([fd], [], [], quiet)
+    last = time.monotonic()
+    while stopped.signal is None:
+        wait = (
+            _STOP_CHECK
+            if quiet <= 0
+            else min(_STOP_CHECK, max(quiet - (time.monotonic() - last), 0))
+        )
+        ready, _, _ = select.select([fd], [], [], wait)
         if not ready:
-            yield None
+            if quiet > 0 and time.monotonic() - last >= quiet:
+                last = time.monotonic()
+                yield None
             continue
         chunk = os.read(fd, 1 << 16)
+        last = time.monotonic()
         if not chunk:
             if pending:
                 yield pending

@@ -354,9 +354,9 @@ def event_sink(
     timeout included (``kcl --sink-patience``).
     """
     if args.posthog_key or args.posthog_key_file or args.posthog_host:
-        key = posthog_key(args)
         if not args.posthog_host:
             raise UsageError("a PostHog key needs --posthog-host")
+        key = posthog_key(args)
         sink = PostHogSink(
             api_key=key,
             host=args.posthog_host,

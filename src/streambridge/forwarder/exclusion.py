@@ -78,6 +78,13 @@ def _parse_one(selector: str) -> Path:
             f"metadata field exclusion {selector!r} points into events; exclusion applies to "
             f"batch metadata only (use the Send/Include event settings for events)"
         )
+    if segments[0] not in TOP_LEVEL_KEYS:  # 'devce_info.ios_advertising_id': nothing removed
+        close = difflib.get_close_matches(segments[0], sorted(TOP_LEVEL_KEYS), n=1, cutoff=0.6)
+        hint = f"; did you mean {'.'.join((close[0], *segments[1:]))!r}?" if close else ""
+        raise ConfigurationError(
+            f"metadata field exclusion {selector!r} starts with {segments[0]!r}, which is not "
+            f"a top-level object of a batch{hint} (nothing would be excluded)"
+        )
     return segments
 
 
@@ -101,7 +108,8 @@ def parse_selectors(selectors: Iterable[str]) -> tuple[Path, ...]:
         One tuple of keys per distinct field, in first-seen order.
 
     Raises:
-        ConfigurationError: A selector is empty, has an empty segment, or points into ``events``.
+        ConfigurationError: A selector is empty, has an empty segment, starts with no
+            top-level key of a batch, or points into ``events``.
     """
     items = tuple(selectors)
     for item in items:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import urllib.request
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -259,10 +260,17 @@ def split_records(body: bytes) -> list[Any]:
 def local_aws(*, region: str = "us-east-1", port: int = 0) -> Iterator[LocalAWS]:
     """Run moto's server on 127.0.0.1 (``port``; 0: a free one) for the duration of the block.
 
+    Raises:
+        OSError: ``port`` is taken (``EADDRINUSE``).
+
     State is process-global in moto: call :meth:`LocalAWS.reset` between tests.
     """
     from moto.server import ThreadedMotoServer  # noqa: PLC0415 - the `local` extra
 
+    if port:  # moto's thread would fail to bind and its start() wait for ever: say it now
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(("127.0.0.1", port))  # OSError (EADDRINUSE) when the port is taken
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
