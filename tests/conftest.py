@@ -147,3 +147,11 @@ def _no_leftover_cli_logging() -> Iterator[None]:
     for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
         logger.removeHandler(handler)
     logger.setLevel(level)
+
+
+def load_checkpoints(db: Path, stream: str) -> dict[str, Any]:
+    """The checkpoints a SQLite file holds for ``stream`` (the file is closed again)."""
+    from streambridge.importer.checkpoints import SQLiteCheckpointStore  # noqa: PLC0415
+
+    with SQLiteCheckpointStore(db) as store:
+        return store.load(stream)

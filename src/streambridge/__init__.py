@@ -57,6 +57,7 @@ from streambridge.errors import (
 )
 from streambridge.forwarder import (
     DeliveryStreamInfo,
+    DroppedEvent,
     FailedRecord,
     ForwarderSettings,
     ForwardResult,
@@ -121,6 +122,7 @@ __all__ = [
     "DecodeError",
     "DeliveryError",
     "DeliveryStreamInfo",
+    "DroppedEvent",
     "EncodingError",
     "FailedRecord",
     "FatalSinkError",

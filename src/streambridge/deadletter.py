@@ -103,7 +103,7 @@ class _Undelivered:
             "kind": "failed",
             "error_code": self.code,
             "error_message": self.message,
-            "attempts": 0,
+            "attempts": None,  # unknown: in flight when the run stopped, or never sent
         }
 
 

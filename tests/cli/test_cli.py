@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 
 from streambridge.cli import main
-from streambridge.importer.checkpoints import SQLiteCheckpointStore
 from streambridge.testing import LocalAWS, local_posthog
-from tests.conftest import SAMPLE_NAMES, load_sample
+from tests.conftest import SAMPLE_NAMES, load_checkpoints, load_sample
 
 pytestmark = pytest.mark.integration
 
@@ -263,7 +262,7 @@ def test_import_with_checkpoints(
     aws.put_records("clicks", [{"p": {"name": "late", "user": "u9"}}])
     code, _, err = run(capsys, *args)
     assert (0, "imported 1 event(s)") == (code, err[err.index("imported") :][:19])
-    assert 2 == len(SQLiteCheckpointStore(db).load("clicks"))
+    assert 2 == len(load_checkpoints(db, "clicks"))
 
 
 def test_import_to_stdout_with_max_records(
@@ -335,7 +334,7 @@ def test_import_stops_cleanly_on_ctrl_c(aws: LocalAWS, tmp_path: Path) -> None:
     assert "one" == json.loads(first)["event"]
     assert "stopped: stop" in err
     assert "Traceback" not in err
-    assert "1" == SQLiteCheckpointStore(db).load("clicks")["shardId-000000000000"].sequence_number
+    assert "1" == load_checkpoints(db, "clicks")["shardId-000000000000"].sequence_number
 
 
 # --------------------------------------------------------------------------- check

@@ -570,7 +570,7 @@ def test_in_process_live_input_flushes_when_quiet_and_reads_an_array() -> None:
     import threading  # noqa: PLC0415
 
     from streambridge.cli._common import Progress, Stop  # noqa: PLC0415
-    from streambridge.cli._input import read_batches  # noqa: PLC0415
+    from streambridge.cli._input import Unreadable, read_batches  # noqa: PLC0415
     from streambridge.forwarder import FLUSH  # noqa: PLC0415
 
     def through_a_pipe(chunks: list[bytes], pause: float) -> list[object]:
@@ -585,7 +585,7 @@ def test_in_process_live_input_flushes_when_quiet_and_reads_an_array() -> None:
 
         writer = threading.Thread(target=write)
         writer.start()
-        unreadable: list[str] = []
+        unreadable = Unreadable()
         with os.fdopen(read_end, "rb") as source:
             got = list(
                 read_batches(source, "-", unreadable, Progress(enabled=False), Stop(), None, 0.05)

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from streambridge import read_dead_letters
-from streambridge.importer.checkpoints import SQLiteCheckpointStore
 from streambridge.testing import LocalAWS, local_posthog
 from tests.cli.test_cli import _env, jsonl, run  # noqa: F401 - the env fixture
+from tests.conftest import load_checkpoints
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +85,7 @@ def test_a_signal_during_an_outage_loses_nothing(
         assert "500 event(s) read were not delivered" in err
         assert "Traceback" not in err
         assert [] == posthog.events
-        assert SQLiteCheckpointStore(db).load("clicks")[SHARD].sequence_number is None
+        assert load_checkpoints(db, "clicks")[SHARD].sequence_number is None
         posthog.status = 200
         done = finished(aws, *IMPORT, *ph, "--mappings", "n:n", "--until-caught-up")
         assert 0 == done.returncode, done.stderr
@@ -118,7 +118,7 @@ def test_a_refused_key_exits_4_at_once(
     assert "refused the project API key (HTTP 401)" in line
     assert "300 event(s) not delivered" in line
     assert "phc_revoked" not in err
-    assert SQLiteCheckpointStore(db).load("clicks")[SHARD].sequence_number is None
+    assert load_checkpoints(db, "clicks")[SHARD].sequence_number is None
 
 
 def test_output_survives_a_lone_surrogate(aws: LocalAWS, tmp_path: Path) -> None:

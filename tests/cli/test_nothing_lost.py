@@ -515,3 +515,51 @@ def test_forward_exits_2_for_a_dotted_typo(
     code, _, err = run(capsys, "forward", "--settings", str(settings), *env, str(source))
     assert code == 2
     assert "did you mean 'device_info.ios_advertising_id'?" in err
+
+
+@pytest.mark.integration
+def test_forward_keeps_unreadable_lines_and_malformed_events(
+    aws: LocalAWS, env: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Lines that are no batch and events that are malformed go to --dead-letter, by line."""
+    aws.create_delivery_stream("events")
+    source = tmp_path / "in.jsonl"
+    good = {"events": [{"event_type": "custom_event", "data": {"n": 1}}, 42, {"data": {}}]}
+    source.write_bytes(b"not json\n" + json.dumps(good).encode() + b"\n\xff\xfe\n")
+    dead = tmp_path / "dead.jsonl"
+    code, out, _ = run(
+        capsys, "forward", "--stream", "events", "--dead-letter", str(dead), *env, str(source)
+    )
+    assert code == 1
+    assert "sent 1 record(s)" in out
+    letters = [json.loads(line) for line in dead.read_text().splitlines()]
+    kept = [(d["kind"], d["line"], d.get("position")) for d in letters]
+    assert kept == [
+        ("unreadable", 1, None),
+        ("dropped", 2, 1),
+        ("dropped", 2, 2),
+        ("unreadable", 3, None),
+    ]
+    assert letters[0]["data"] == "not json"
+    assert letters[1]["record"] == 42
+    assert letters[2]["record"] == {"data": {}}
+    assert "data_base64" in letters[3]
+    assert all(d["reason"] for d in letters)
+    code, out, err = run(capsys, "forward", "--stream", "events", "--replay", str(dead), *env)
+    assert "sent 0 record(s)" in out
+    assert "entry 2 is an input event that was malformed; not sent" in err
+
+
+@pytest.mark.integration
+def test_dead_letters_of_a_stopped_run_do_not_claim_zero_attempts(
+    env: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Records carried by a run that stopped: "attempts" is unknown (null), not 0."""
+    source = jsonl(tmp_path / "in.jsonl", [{"events": [{"event_type": "custom_event"}]}])
+    dead = tmp_path / "dead.jsonl"
+    code, _, _ = run(
+        capsys, "forward", "--stream", "nope", "--dead-letter", str(dead), *env, str(source)
+    )
+    assert code == 3
+    (letter,) = [json.loads(line) for line in dead.read_text().splitlines()]
+    assert letter["attempts"] is None

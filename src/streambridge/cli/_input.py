@@ -14,14 +14,30 @@ import select
 import stat
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
 from streambridge.cli._common import Progress, Stop, UsageError
 from streambridge.forwarder import FLUSH
 
-__all__ = ["line_of", "open_input", "read_batches"]
+__all__ = ["Unreadable", "line_of", "open_input", "read_batches"]
+
+
+class Unreadable(list[str]):
+    """The input lines that are no batch, as notes ("line 7: not JSON (…)"), in order.
+
+    With ``keep``, each line's bytes are handed to it too (``--dead-letter`` keeps them).
+    """
+
+    def __init__(self, keep: Callable[[int, str, bytes], None] | None = None) -> None:
+        super().__init__()
+        self.keep = keep
+
+    def note(self, number: int, reason: str, raw: bytes | None = None) -> None:
+        self.append(f"line {number}: {reason}")
+        if self.keep is not None and raw is not None:
+            self.keep(number, reason, raw.rstrip(b"\r\n"))
 
 
 def open_input(name: str) -> IO[bytes]:
@@ -36,7 +52,7 @@ def open_input(name: str) -> IO[bytes]:
 def read_batches(
     stream: IO[bytes],
     name: str,
-    unreadable: list[str],
+    unreadable: Unreadable,
     progress: Progress,
     stopped: Stop,
     reached: list[str] | None = None,
@@ -71,7 +87,7 @@ class _Lines:
 
     def __init__(
         self,
-        unreadable: list[str],
+        unreadable: Unreadable,
         progress: Progress,
         stopped: Stop,
         reached: list[str] | None,
@@ -119,7 +135,7 @@ class _Lines:
                 if first and text.lstrip().startswith("{"):
                     yield from self._document(number, text, lines, name)
                     return
-                self.unreadable.append(f"line {number}: not JSON ({exc})")
+                self.unreadable.note(number, f"not JSON ({exc})", raw)
                 continue
             self.progress.tick()
             _note(self.reached, f"line {number}")
@@ -142,7 +158,9 @@ class _Lines:
             self.progress.tick()
             yield item
             return
-        self.unreadable.append(f"line {number}: not JSON (and the input is not one JSON document)")
+        self.unreadable.note(
+            number, "not JSON (and the input is not one JSON document)", text.encode()
+        )
         yield from self.batches(iter(rest), name, number=number, documents=False)
 
 
@@ -219,14 +237,13 @@ def _note(reached: list[str] | None, where: str) -> None:
         reached[:] = [where]
 
 
-def _text(raw: bytes, number: int, unreadable: list[str]) -> str | None:
+def _text(raw: bytes, number: int, unreadable: Unreadable) -> str | None:
     """A line as text; None (and a note) when it is not UTF-8."""
     try:
         return raw.decode("utf-8-sig" if number == 1 else "utf-8")
     except UnicodeDecodeError as exc:
-        unreadable.append(
-            f"line {number}: not UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1})"
-        )
+        why = f"not UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1})"
+        unreadable.note(number, why, raw)
         return None
 
 

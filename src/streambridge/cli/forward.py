@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import attrs
 
 from streambridge._settings import normalise
 from streambridge.cli._common import (
@@ -29,11 +32,11 @@ from streambridge.cli._common import (
     restore_signals,
     retry_policy,
 )
-from streambridge.cli._input import line_of, open_input, read_batches
+from streambridge.cli._input import Unreadable, line_of, open_input, read_batches
 from streambridge.deadletter import DeadLetterTarget, read_dead_letters
 from streambridge.deadletter_remote import is_remote_target
 from streambridge.errors import DeadLetterError, DeliveryError, ForwardAbortedError
-from streambridge.forwarder import ForwarderSettings, ForwardResult
+from streambridge.forwarder import DroppedEvent, ForwarderSettings, ForwardResult
 from streambridge.forwarder.forwarder import FirehoseForwarder
 from streambridge.retry import RetryPolicy
 
@@ -94,7 +97,7 @@ def add_parser(commands: Any) -> None:
 
 def _forward(args: argparse.Namespace) -> int:
     settings = _forwarder_settings(args)
-    unreadable: list[str] = []
+    unreadable = Unreadable()
     reached: list[str] = []  # where the input was read to: "line N" / "array item N"
     shifts: list[tuple[int, int]] | None = [] if args.replay is None else None
     dead_path: str | None = args.dead_letter or args.failed_out
@@ -109,9 +112,11 @@ def _forward(args: argparse.Namespace) -> int:
     try:
         letters = open_dead_letters(dead_path, args)
     except UsageError:
-        if source is not None and source is not sys.stdin:
+        if source is not None and source is not sys.stdin.buffer:
             source.close()
         raise
+    if letters is not None:  # lines that are no batch and malformed events are kept too
+        unreadable.keep = _keeper(letters, "unreadable")
     retry = retry_policy(args)
     forwarder = FirehoseForwarder(
         client,
@@ -119,6 +124,7 @@ def _forward(args: argparse.Namespace) -> int:
         put_mode=args.put_mode,
         record_delimiter=b"\n" if args.newline else b"",
         on_failure=letters,
+        on_drop=None if letters is None else _drop_keeper(letters, shifts),
         retry=retry or RetryPolicy(),
     )
     progress = Progress(enabled=not args.quiet)
@@ -229,11 +235,49 @@ def _undelivered_failure(
     return FailedError(message, EXIT_AWS)
 
 
+@attrs.frozen
+class _Kept:
+    """A dead letter for what never became a record: an input line, a malformed event."""
+
+    kind: str
+    fields: dict[str, Any]
+    data: bytes
+    record_is_json: bool = False
+
+    def dead_letter_fields(self) -> dict[str, Any]:
+        return {"kind": self.kind, **self.fields}
+
+
+def _keeper(letters: DeadLetterTarget, kind: str) -> Callable[[int, str, bytes], None]:
+    """Keep an unreadable input line (number, reason, bytes) as a dead letter."""
+
+    def keep(number: int, reason: str, raw: bytes) -> None:
+        with contextlib.suppress(DeadLetterError):  # counted in unwritten: exit 5 at the end
+            letters.write([_Kept(kind, {"line": number, "reason": reason}, raw)])
+
+    return keep
+
+
+def _drop_keeper(
+    letters: DeadLetterTarget, shifts: list[tuple[int, int]] | None
+) -> Callable[[DroppedEvent], None]:
+    """Keep a malformed event as a dead letter, with its input line."""
+
+    def keep(drop: DroppedEvent) -> None:
+        line = line_of(drop.batch, shifts) if shifts is not None else None
+        fields = {"line": line, "batch": drop.batch, "position": drop.position}
+        letters.write(
+            [_Kept("dropped", {**fields, "reason": drop.reason}, drop.data, record_is_json=True)]
+        )
+
+    return keep
+
+
 def _same_file(one: Path, other: str) -> bool:
     return not is_remote_target(other) and one.resolve() == Path(other).resolve()
 
 
-def _replayed(path: Path, stopped: Stop, torn: list[str]) -> Iterator[bytes]:
+def _replayed(path: Path, stopped: Stop, torn: Unreadable) -> Iterator[bytes]:
     """The records of a forwarder dead-letter file (importer lines are refused).
 
     A line that is not JSON — cut short by a crash or a full disk — is noted in ``torn`` (by
@@ -251,12 +295,15 @@ def _replayed(path: Path, stopped: Stop, torn: list[str]) -> Iterator[bytes]:
         for number, letter in enumerate(letters, start=1):
             if stopped.signal is not None:
                 return
+            taken += 1  # a dead letter, if not one to send
+            if letter.kind in ("unreadable", "dropped"):  # never a record: nothing to send
+                torn.append(f"entry {number} is an input {_NOT_SENT[letter.kind]}; not sent")
+                continue
             if letter.kind != "failed":
                 raise UsageError(
                     f"{str(path)!r} entry {number} is an importer dead letter ({letter.kind}); "
                     f"only the forwarder's can be replayed"
                 )
-            taken += 1
             yield letter.data
     except OSError as exc:
         raise UsageError(f"cannot read {str(path)!r}: {exc.strerror}") from None
@@ -285,6 +332,7 @@ def _forwarder_settings(args: argparse.Namespace) -> ForwarderSettings:
 
 
 _STREAM_KEYS = {"delivery stream name"}
+_NOT_SENT = {"unreadable": "line that was not a batch", "dropped": "event that was malformed"}
 _REGION_KEYS = {"aws region endpoint", "region"}
 
 

@@ -24,6 +24,7 @@ from streambridge._util import lazy_exports as _lazy_exports
 from streambridge.forwarder.results import (
     FLUSH,
     DeliveryStreamInfo,
+    DroppedEvent,
     FailedRecord,
     ForwardResult,
     RejectedBatch,
@@ -41,6 +42,7 @@ __getattr__, __dir__ = _lazy_exports(
 __all__ = [
     "FLUSH",
     "DeliveryStreamInfo",
+    "DroppedEvent",
     "FailedRecord",
     "FirehoseForwarder",
     "ForwardResult",

@@ -22,7 +22,7 @@ import attrs
 from streambridge._json import HAS_ORJSON, Encoder, encode_record, encode_record_stdlib
 from streambridge.errors import EncodingError, MalformedAnswerError
 from streambridge.forwarder.answers import batch_failures
-from streambridge.forwarder.results import FailedRecord
+from streambridge.forwarder.results import DroppedEvent, FailedRecord
 
 __all__ = [
     "HAS_ORJSON",
@@ -33,6 +33,7 @@ __all__ = [
     "BatchPacker",
     "Encoder",
     "Oversize",
+    "dropped_events",
     "encode_payloads",
     "encode_record",
     "encode_record_stdlib",
@@ -283,3 +284,18 @@ def readable(payload: object) -> bytes:
     except Exception:  # noqa: BLE001 - an object whose own __repr__ raises
         text = f"<a {type(payload).__name__} that cannot be shown>"
     return text.encode("utf-8", "backslashreplace")
+
+
+def dropped_events(batch: int, items: Iterable[tuple[int, str, Any]]) -> list[DroppedEvent]:
+    """A batch's malformed events (``FilterOutcome.dropped_items``) as DroppedEvents.
+
+    Each holds the event as JSON, or as readable text when it cannot be JSON.
+    """
+    out = []
+    for position, reason, event in items:
+        try:
+            data = encode_record(event)
+        except EncodingError:
+            data = readable(event)
+        out.append(DroppedEvent(batch, position, reason, data))
+    return out

@@ -76,12 +76,15 @@ class FilterOutcome:
         skip_reason: Why ``batch`` is None (a sentence naming the setting), else None.
         filtered_events: Events removed because a setting turns their type off.
         dropped: Malformed events removed, by reason.
+        dropped_items: Each malformed event removed: its index in ``events``, the reason,
+            and the event itself (to be kept as a dead letter).
     """
 
     batch: dict[str, Any] | None
     skip_reason: str | None = None
     filtered_events: int = 0
     dropped: Mapping[str, int] = attrs.field(factory=dict, hash=False)
+    dropped_items: tuple[tuple[int, str, Any], ...] = attrs.field(default=(), hash=False)
 
     @property
     def dropped_events(self) -> int:
@@ -156,12 +159,13 @@ def evaluate(batch: object, settings: ForwarderSettings) -> FilterOutcome:
     out: dict[str, Any] = dict(batch)
     filtered = 0
     dropped: dict[str, int] = {}
+    items: list[tuple[int, str, Any]] = []
     had_events = "events" in batch
     events = batch.get("events")
     if had_events:
         if not isinstance(events, list):
             raise InvalidBatchError(f"events is not a list (got {json_kind(events)})")
-        kept, filtered = _filter_events(events, plan, dropped)
+        kept, filtered = _filter_events(events, plan, dropped, items)
         out["events"] = kept
         has_events = bool(kept)
     else:
@@ -193,25 +197,29 @@ def evaluate(batch: object, settings: ForwarderSettings) -> FilterOutcome:
                 f"all {len(events)} events were removed (filtered {filtered}, malformed "
                 f"{sum(dropped.values())}) and Send Batches without Events is off"
             )
-        return FilterOutcome(None, reason, filtered, dropped)
-    return FilterOutcome(out, None, filtered, dropped)
+        return FilterOutcome(None, reason, filtered, dropped, tuple(items))
+    return FilterOutcome(out, None, filtered, dropped, tuple(items))
 
 
 def _filter_events(
-    events: list[Any], plan: _Plan, dropped: dict[str, int]
+    events: list[Any], plan: _Plan, dropped: dict[str, int], items: list[tuple[int, str, Any]]
 ) -> tuple[list[Any], int]:
     blocked = plan.blocked
     strip_location = plan.strip_location
     kept: list[Any] = []
     filtered = 0
-    for event in events:
+
+    def drop(position: int, reason: str, event: Any) -> None:
+        dropped[reason] = dropped.get(reason, 0) + 1
+        items.append((position, reason, event))
+
+    for position, event in enumerate(events):
         if not isinstance(event, dict):
-            dropped[NOT_AN_OBJECT] = dropped.get(NOT_AN_OBJECT, 0) + 1
+            drop(position, NOT_AN_OBJECT, event)
             continue
         event_type = event.get("event_type")
         if not isinstance(event_type, str) or not event_type:
-            reason = NO_EVENT_TYPE if event_type is None else BAD_EVENT_TYPE
-            dropped[reason] = dropped.get(reason, 0) + 1
+            drop(position, NO_EVENT_TYPE if event_type is None else BAD_EVENT_TYPE, event)
             continue
         if blocked and event_type.lower() in blocked:
             filtered += 1
@@ -219,7 +227,7 @@ def _filter_events(
         data = event.get("data")
         if not isinstance(data, dict):
             if data is not None:
-                dropped[BAD_DATA] = dropped.get(BAD_DATA, 0) + 1
+                drop(position, BAD_DATA, event)
                 continue
         elif strip_location and "location" in data:
             event = dict(event)  # noqa: PLW2901 - copy-on-write of this one event

@@ -39,6 +39,7 @@ from streambridge.forwarder.encoding import (
     BatchPacker,
     Encoder,
     Oversize,
+    dropped_events,
     encode_payloads,
     encode_record,
 )
@@ -47,6 +48,7 @@ from streambridge.forwarder.framing import SessionBuffer, record_payloads
 from streambridge.forwarder.results import (
     FLUSH,
     DeliveryStreamInfo,
+    DroppedEvent,
     FailedRecord,
     ForwardResult,
     RejectedBatch,
@@ -92,6 +94,7 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
         *,
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen, so one shared default is safe
         on_failure: Callable[[FailedRecord], object] | None = None,
+        on_drop: Callable[[DroppedEvent], object] | None = None,
         put_mode: PutMode = "auto",
         record_delimiter: bytes = b"\n",
         max_batch_records: int = MAX_BATCH_RECORDS,
@@ -112,6 +115,8 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
             settings: The connection settings.
             retry: Backoff and budgets for throttling and transient errors.
             on_failure: Called with each record that finally fails (also in the result).
+            on_drop: Called with each malformed event removed from a batch (counted in the
+                result's ``dropped_events``), to keep it.
             put_mode: ``"auto"`` (the default) uses ``PutRecordBatch`` until it is denied,
                 then ``PutRecord`` for the rest of the forwarder's life, re-sending the denied
                 call's records (mParticle's template policy grants only
@@ -145,6 +150,7 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
         super().__init__(client, settings, sleep=sleep, clock=clock, random=random)
         self.retry = retry
         self.on_failure = on_failure
+        self.on_drop = on_drop
         self.put_mode: PutMode = put_mode
         self.record_delimiter = record_delimiter
         self.max_batch_records = max_batch_records
@@ -350,6 +356,8 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
         dropped = tally.maps["dropped_reasons"]
         for reason, count in outcome.dropped.items():
             dropped[reason] = dropped.get(reason, 0) + count
+        if outcome.dropped_items and self.on_drop is not None:
+            _give(self.on_drop, dropped_events(index, outcome.dropped_items), "on_drop raised")
         if outcome.batch is None:
             assert isinstance(batch, Mapping)  # noqa: S101 - evaluate() checked it
             message_id = batch.get("message_id")
@@ -408,17 +416,9 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
 
     def _record_failures(self, failures: list[FailedRecord], tally: _Tally) -> None:
         tally.extend("failed", failures)
-        if self.on_failure is None:
-            return
-        try:
-            hand_back(
-                self.on_failure,
-                failures,
-                logger,
-                "on_failure raised; the record stays in the result's failed",
-            )
-        except DeadLetterError as exc:  # counted by the target (unwritten); said here
-            logger.error("%s; the record(s) stay in the result's failed", exc)  # noqa: TRY400
+        _give(
+            self.on_failure, failures, "on_failure raised; the record stays in the result's failed"
+        )
 
     def _fatal(self, failure: CallError) -> DeliveryError:
         """Turn a non-retryable error into a DeliveryError that says what to do."""
@@ -436,3 +436,14 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
             permission=_PERMISSION.get(failure.operation, f"firehose:{failure.operation}"),
             permission_hint=hint,
         )
+
+
+def _give(callback: Callable[[Any], object] | None, items: list[Any], message: str) -> None:
+    """``hand_back`` to a user callback or a dead-letter target; a letter not written is said.
+
+    (The target counts it in ``unwritten``: the command line fails on it.)
+    """
+    try:
+        hand_back(callback, items, logger, message)
+    except DeadLetterError as exc:
+        logger.error("%s", exc)  # noqa: TRY400 - the message says it all

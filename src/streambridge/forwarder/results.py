@@ -10,6 +10,7 @@ import attrs
 __all__ = [
     "FLUSH",
     "DeliveryStreamInfo",
+    "DroppedEvent",
     "FailedRecord",
     "ForwardResult",
     "RejectedBatch",
@@ -44,6 +45,38 @@ class FailedRecord:
             "error_code": self.error_code,
             "error_message": self.error_message,
             "attempts": self.attempts,
+        }
+
+
+@attrs.frozen
+class DroppedEvent:
+    """A malformed event removed from a batch (not an object, no ``event_type``, bad ``data``).
+
+    Counted in ``ForwardResult.dropped_events`` and passed to the forwarder's ``on_drop``
+    (``streambridge forward --dead-letter`` keeps it, with the input line).
+
+    Attributes:
+        batch: The batch's index in the input (0-based, as ``RejectedBatch.index``).
+        position: The event's index in the batch's ``events``.
+        reason: Why it was dropped.
+        data: The event as JSON (or, when it cannot be JSON, as readable text).
+    """
+
+    batch: int
+    position: int
+    reason: str
+    data: bytes = attrs.field(repr=lambda data: f"<{len(data)} bytes>")
+
+    #: A dead-letter line also holds the event decoded, when it is JSON.
+    record_is_json: ClassVar[bool] = True
+
+    def dead_letter_fields(self) -> dict[str, Any]:
+        """What a dead-letter line says of this event, besides its data."""
+        return {
+            "kind": "dropped",
+            "batch": self.batch,
+            "position": self.position,
+            "reason": self.reason,
         }
 
 
