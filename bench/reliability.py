@@ -301,9 +301,8 @@ def signal_rows(aws: LocalAWS, count: int, tmp: Path) -> list[Row]:
                 str(db),
                 "--posthog-host",
                 posthog.url,
-                "--posthog-key",
-                "k",
             ]
+            env["POSTHOG_API_KEY"] = "k"
             first = cli(*argv, env=env)
             if status == 503:
                 while posthog.requests < 2:
@@ -375,6 +374,162 @@ def crash_rows(aws: LocalAWS, count: int, tmp: Path, kills: int) -> list[Row]:
     ]
 
 
+def _import_argv(*extra: str) -> list[str]:
+    return ["import", "--stream", "clicks", "--event-key", "name", "--mappings", "n:n",
+            "--start", "TRIM_HORIZON", *extra]  # fmt: skip
+
+
+def _numbers(path: Path, key: str = "n") -> Counter[int]:
+    """The numbers of the events (or dead letters' records) in a JSON-lines file."""
+    seen: Counter[int] = Counter()
+    for line in path.read_bytes().splitlines() if path.exists() else []:
+        item = json.loads(line)
+        if "properties" in item:
+            seen[int(item["properties"][key])] += 1
+        else:  # a dead letter: the number is in its data
+            seen[int(item["data"].split(":")[1])] += 1
+    return seen
+
+
+def full_disk_rows(aws: LocalAWS, count: int, tmp: Path) -> list[Row]:
+    """Dead letters on a full disk (/dev/full): exit 5, nothing checkpointed past them; rerun."""
+    if not Path("/dev/full").exists():
+        return []
+    env = {**os.environ, **aws.environment()}
+    aws.reset()
+    aws.create_stream("clicks", shards=2)
+    poison = {n for n in range(count) if n % 10 == 9}
+    aws.put_records(
+        "clicks",
+        [f"poison:{n}".encode() if n in poison else kinesis_record(n, False) for n in range(count)],
+    )
+    db, out, dead = tmp / "full.db", tmp / "full.jsonl", tmp / "full-dead.jsonl"
+    argv = _import_argv("--checkpoints", str(db), "--output", str(out), "--until-caught-up")
+    first = subprocess.run(
+        [sys.executable, "-m", "streambridge", *argv, "--dead-letter", "/dev/full"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "streambridge", *argv, "--dead-letter", str(dead)],
+        env=env, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    seen, kept = _numbers(out), set(_numbers(dead))
+    delivered, duplicates, lost = counts(set(range(count)) - poison, seen, set())
+    lost += len(poison - kept)
+    faults = (
+        f"10% poison; first run's dead letters on /dev/full (exit {first.returncode}), then a file"
+    )
+    return [
+        Row("CLI import: full disk", f"{count:,} records, 2 shards", faults,
+            delivered, duplicates, len(kept & poison), lost)
+    ]  # fmt: skip
+
+
+def closed_pipe_rows(aws: LocalAWS, count: int, tmp: Path) -> list[Row]:
+    """``import | head -5`` (a reader that leaves), then a run that finishes the job."""
+    env = {**os.environ, **aws.environment()}
+    aws.reset()
+    aws.create_stream("clicks", shards=4)
+    aws.put_records("clicks", [kinesis_record(n, False) for n in range(count)])
+    db, rest = tmp / "pipe.db", tmp / "pipe.jsonl"
+    argv = _import_argv("--checkpoints", str(db), "--until-caught-up")
+    head = cli(*argv, env=env)
+    assert head.stdout is not None
+    got = [head.stdout.readline() for _ in range(5)]
+    head.stdout.close()
+    head.wait(timeout=120)
+    assert head.stderr is not None
+    head.stderr.close()
+    subprocess.run(
+        [sys.executable, "-m", "streambridge", *argv, "--output", str(rest)],
+        env=env, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    seen = _numbers(rest) + Counter(int(json.loads(g)["properties"]["n"]) for g in got)
+    delivered, duplicates, lost = counts(set(range(count)), seen, set())
+    how = f"a reader that leaves after 5 lines (exit {head.returncode}), then a second run"
+    return [Row("CLI import: `| head -5`", f"{count:,} records, 4 shards", how,
+                delivered, duplicates, 0, lost)]  # fmt: skip
+
+
+def quiet_pipe_rows(aws: LocalAWS, count: int) -> list[Row]:
+    """forward reading a pipe that goes quiet, then SIGTERM: what was read is delivered."""
+    aws.reset()
+    aws.create_delivery_stream("events")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streambridge", "forward", "--stream", "events",
+         "--flush-interval", "60"],
+        env={**os.environ, **aws.environment()},
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdin is not None
+    for batch in mparticle(count):
+        process.stdin.write(json.dumps(batch).encode() + b"\n")
+    process.stdin.flush()
+    time.sleep(2.0)  # read; the pipe then stays open and quiet
+    process.send_signal(signal.SIGTERM)
+    code = process.wait(timeout=60)
+    for stream in (process.stdin, process.stdout, process.stderr):
+        if stream is not None:
+            stream.close()
+    seen = Counter(e["data"]["n"] for r in aws.delivered("events") for e in r["events"])
+    delivered, duplicates, lost = counts(set(range(count)), seen, set())
+    how = f"SIGTERM while the pipe is open and quiet (exit {code})"
+    return [Row("CLI forward: signal on a quiet pipe", f"{count:,} events", how,
+                delivered, duplicates, 0, lost)]  # fmt: skip
+
+
+def lambda_rows(aws: LocalAWS, count: int) -> list[Row]:
+    """The zero-code path's handler: poison records to S3; a missing bucket means a retry."""
+    import base64  # noqa: PLC0415
+
+    from streambridge import ImporterSettings, make_handler  # noqa: PLC0415
+    from streambridge.deadletter_remote import S3DeadLetters  # noqa: PLC0415
+
+    aws.reset()
+    s3 = aws.client("s3")
+    arn = "arn:aws:kinesis:us-east-1:123456789012:stream/clicks"
+    poison = {n for n in range(count) if n % 4 == 3}
+    records: list[dict[str, Any]] = [
+        {"kinesis": {"sequenceNumber": str(10_000 + n), "data": base64.b64encode(
+            f"poison:{n}".encode() if n in poison else kinesis_record(n, False)).decode()},
+         "eventID": f"shardId-000000000000:{10_000 + n}", "eventSourceARN": arn}
+        for n in range(count)
+    ]  # fmt: skip
+    settings = ImporterSettings(stream_name="clicks", event_key="name",
+                                additional_property_mappings="n:n")  # fmt: skip
+    rows = []
+    for name, bucket_first in [("Lambda: poison records, S3 dead letters", True),
+                               ("Lambda: dead-letter bucket missing", False)]:  # fmt: skip
+        aws.reset()
+        s3.create_bucket(Bucket="other")
+        if bucket_first:
+            s3.create_bucket(Bucket="dead")
+        events: list[Any] = []
+        handler = make_handler(settings, events.extend,
+                               on_skip=S3DeadLetters(s3, "s3://dead/lambda/"))  # fmt: skip
+        batch = records
+        invocations = 0
+        while batch:  # what the event source mapping does: retry from the lowest failure
+            invocations += 1
+            failed = [f["itemIdentifier"] for f in handler({"Records": batch})["batchItemFailures"]]
+            if not bucket_first and invocations == 1:
+                s3.create_bucket(Bucket="dead")  # the operator fixes it; the retry goes through
+            lowest = min((int(f) for f in failed), default=None)
+            batch = [r for r in batch if lowest is not None and
+                     int(r["kinesis"]["sequenceNumber"]) >= lowest]  # fmt: skip
+        kept: set[int] = set()
+        for item in s3.list_objects_v2(Bucket="dead").get("Contents", []):
+            body = s3.get_object(Bucket="dead", Key=item["Key"])["Body"].read()
+            kept |= {int(json.loads(line)["data"].split(":")[1]) for line in body.splitlines()}
+        seen = Counter(int(e.properties["n"]) for e in events)
+        delivered, duplicates, lost = counts(set(range(count)) - poison, seen, set())
+        lost += len(poison - kept)
+        how = f"25% poison; {invocations} invocation(s)" + ("" if bucket_first else
+              ", the first reporting the poison for a retry (no bucket)")  # fmt: skip
+        rows.append(Row(name, f"{count:,} records", how, delivered, duplicates, len(kept), lost))
+    return rows
+
+
 def table(rows: list[Row]) -> str:
     """The rows as a Markdown table."""
     head = "| scenario | load | faults injected | delivered | duplicates | reported failed | lost |"
@@ -401,6 +556,10 @@ def main() -> None:
         rows += posthog_rows(aws, 5_000 // scale)
         rows += signal_rows(aws, 1_000 // scale, Path(tmp))
         rows += crash_rows(aws, 5_000 // scale, Path(tmp), kills=8)
+        rows += full_disk_rows(aws, 1_000 // scale, Path(tmp))
+        rows += closed_pipe_rows(aws, 2_000 // scale, Path(tmp))
+        rows += quiet_pipe_rows(aws, 1_000 // scale)
+        rows += lambda_rows(aws, 400 // scale)
     print(table(rows))
     print(
         f"\n{len(rows)} scenarios in {time.monotonic() - started:.0f} s; "

@@ -155,3 +155,20 @@ def load_checkpoints(db: Path, stream: str) -> dict[str, Any]:
 
     with SQLiteCheckpointStore(db) as store:
         return store.load(stream)
+
+
+@pytest.fixture(name="open_store")
+def _open_store() -> Iterator[Any]:
+    """Open SQLite checkpoint stores that are closed when the test ends (3.13 warns)."""
+    from streambridge.importer.checkpoints import SQLiteCheckpointStore  # noqa: PLC0415
+
+    opened: list[SQLiteCheckpointStore] = []
+
+    def open_store(path: Path) -> SQLiteCheckpointStore:
+        store = SQLiteCheckpointStore(path)
+        opened.append(store)
+        return store
+
+    yield open_store
+    for store in opened:
+        store.close()

@@ -115,7 +115,7 @@ def test_forwarder_accounts_for_every_batch(
     settings = ForwarderSettings(
         delivery_stream_name="s",
         send_as_batch=send_as_batch,
-        metadata_field_exclusion="IP Address, Device Info.platform",
+        metadata_field_exclusion="IP Address, device_info.platform",
     )
     before = sink.records
     result = FirehoseForwarder(client, settings, sleep=lambda _: None).forward_many(batches)

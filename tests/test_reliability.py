@@ -389,7 +389,7 @@ def test_poison_skips_carry_reasons(importing: Any) -> None:
     assert len(POISON) == len(reasons)
     assert "nested too deeply to decode" == reasons[0]
     assert "timestamp of about 400 digits is out of range" == reasons[1]
-    assert "4300 digits" in reasons[2]  # Python's own limit, met while decoding
+    assert "4300" in reasons[2]  # Python's own limit, met while decoding (worded per version)
     assert "lone surrogate" in reasons[3]
     assert "lone surrogate" in reasons[4]
     assert "timestamp inf is out of range" == reasons[5]

@@ -162,10 +162,12 @@ def test_at_timestamp(make: Any) -> None:
     assert [50, 51, 52, 53, 54] == sorted(int(e.properties["n"]) for e in importer.poll().events)
 
 
-def test_sqlite_checkpoints_survive_a_new_importer(make: Any, tmp_path: Path) -> None:
+def test_sqlite_checkpoints_survive_a_new_importer(
+    make: Any, tmp_path: Path, open_store: Any
+) -> None:
     """A second importer on the same SQLite file goes on where the first stopped: no gap, no dup."""
     db = tmp_path / "state.db"
-    h = make(checkpoints=SQLiteCheckpointStore(db))
+    h = make(checkpoints=open_store(db))
     put(h.aws, [record(n) for n in range(100)])
     h.importer.poll()
     first = h.ns()
@@ -180,7 +182,9 @@ def test_sqlite_checkpoints_survive_a_new_importer(make: Any, tmp_path: Path) ->
     assert list(range(100, 130)) == sorted(int(e.properties["n"]) for e in second)
 
 
-def test_latest_restart_before_any_record_leaves_no_gap(make: Any, tmp_path: Path) -> None:
+def test_latest_restart_before_any_record_leaves_no_gap(
+    make: Any, tmp_path: Path, open_store: Any
+) -> None:
     """Started at LATEST, stopped before a record came: a restart resumes at the saved start.
 
     The start is saved SKEW_MARGIN before this machine's "now"; the importer's clock is set so
@@ -190,13 +194,13 @@ def test_latest_restart_before_any_record_leaves_no_gap(make: Any, tmp_path: Pat
     settings = attrs.evolve(SETTINGS, start_position="LATEST")
     put_before = datetime.now(timezone.utc)
     put_records_before_start = [record(n) for n in range(5)]
-    h = make(settings, checkpoints=SQLiteCheckpointStore(db))
+    h = make(settings, checkpoints=open_store(db))
     put(h.aws, put_records_before_start)
     time.sleep(0.2)
     began = datetime.now(timezone.utc)
     h.importer._now = lambda: began + SKEW_MARGIN
     assert () == h.importer.poll().events
-    saved = SQLiteCheckpointStore(db).load(STREAM)["shardId-000000000000"]
+    saved = open_store(db).load(STREAM)["shardId-000000000000"]
     assert began.isoformat() == saved.start
     assert saved.sequence_number is None
     assert put_before < began
@@ -204,7 +208,7 @@ def test_latest_restart_before_any_record_leaves_no_gap(make: Any, tmp_path: Pat
     put(h.aws, [record(n) for n in range(10, 13)])  # while "down"
     later: list[PostHogEvent] = []
     spy = KinesisImporter(
-        h.aws.client("kinesis"), settings, sink=later.extend, checkpoints=SQLiteCheckpointStore(db)
+        h.aws.client("kinesis"), settings, sink=later.extend, checkpoints=open_store(db)
     )
     with FaultInjector(spy.client, keep_requests=True) as calls:
         spy.poll()

@@ -24,7 +24,6 @@ from streambridge import (
     PostHogUnavailableError,
     RetryPolicy,
     SkippedRecord,
-    SQLiteCheckpointStore,
 )
 from streambridge.importer.events import event_uuid
 from streambridge.testing import FakeClock, LocalAWS, LocalPostHog, local_posthog
@@ -243,7 +242,7 @@ def put(aws: LocalAWS, count: int, shards: int = 2) -> None:
 
 @pytest.mark.integration
 def test_importer_loses_nothing_through_an_outage(
-    aws: LocalAWS, posthog: LocalPostHog, tmp_path: Any
+    aws: LocalAWS, posthog: LocalPostHog, tmp_path: Any, open_store: Any
 ) -> None:
     """PostHog down for longer than the sink's budget, twice: every event arrives, no gaps."""
     put(aws, 2_000)
@@ -255,7 +254,7 @@ def test_importer_loses_nothing_through_an_outage(
         sleep=clock.sleep,
         clock=clock,
     )
-    store = SQLiteCheckpointStore(tmp_path / "state.db")
+    store = open_store(tmp_path / "state.db")
     importer = KinesisImporter(
         aws.client("kinesis"),
         SETTINGS,
@@ -274,11 +273,11 @@ def test_importer_loses_nothing_through_an_outage(
 
 @pytest.mark.integration
 def test_importer_stops_on_a_refused_key_and_keeps_its_place(
-    aws: LocalAWS, posthog: LocalPostHog, tmp_path: Any
+    aws: LocalAWS, posthog: LocalPostHog, tmp_path: Any, open_store: Any
 ) -> None:
     """A 401 stops the importer with PostHogAuthError; nothing is checkpointed; a fix resumes."""
     put(aws, 300, shards=1)
-    store = SQLiteCheckpointStore(tmp_path / "state.db")
+    store = open_store(tmp_path / "state.db")
     posthog.status = 401
     importer = KinesisImporter(
         aws.client("kinesis"),

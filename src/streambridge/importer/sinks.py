@@ -19,11 +19,16 @@ a sink). A sink reports what went wrong in one of three ways:
 
 from __future__ import annotations
 
+import array
 import contextlib
 import errno
+import fcntl
 import logging
 import os
 import random as _random
+import select
+import stat
+import termios
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -274,10 +279,13 @@ class JsonLinesSink:
     importer checks events before, so this is the last line of defence). A call returns only
     once every byte of its lines reached the output: a stream with a file descriptor (a file,
     stdout, a pipe) is written with ``os.write`` until all is taken, because a pipe whose reader
-    left can take part of a write and say so only by its count. A closed pipe raises
-    :class:`~streambridge.errors.OutputClosedError` (the importer stops); other write errors
-    (a full disk…) are raised as they are, and the importer tries again later — a write cut
-    part way into a regular file is taken back first, so no line is left torn.
+    left can take part of a write and say so only by its count. Into a pipe, a call returns
+    only once the reader has *read* every line, one line in the pipe at a time: lines left in a
+    pipe whose reader exits (``| head``) are lost with it, so they are never counted written.
+    A closed pipe raises :class:`~streambridge.errors.OutputClosedError` (the importer stops);
+    other write errors (a full disk…) are raised as they are, and the importer tries again
+    later — a write cut part way into a regular file is taken back first, so no line is left
+    torn.
     """
 
     def __init__(self, stream: IO[str], *, fsync: bool = False) -> None:
@@ -300,6 +308,8 @@ class JsonLinesSink:
             if fd is None:
                 self.stream.write(data.decode("utf-8"))
                 self.stream.flush()
+            elif stat.S_ISFIFO(os.fstat(fd).st_mode):
+                _write_to_pipe(fd, lines)
             else:
                 self._write(fd, data)
         except BrokenPipeError:  # `| head`: the reader is gone and will not come back
@@ -337,3 +347,33 @@ class JsonLinesSink:
                     os.ftruncate(fd, start)
                     os.lseek(fd, start, os.SEEK_SET)
             raise
+
+
+def _unread(fd: int) -> int:
+    """Bytes written into a pipe that its reader has not read yet."""
+    count = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, count, True)  # noqa: FBT003 - ioctl's mutate_flag
+    return count[0]
+
+
+def _reader_gone(fd: int) -> bool:
+    poller = select.poll()
+    poller.register(fd, 0)  # POLLERR only: nobody has the pipe open for reading any more
+    return bool(poller.poll(0))
+
+
+def _write_to_pipe(fd: int, lines: Sequence[bytes]) -> None:
+    """Write line by line, each read by the reader before the next goes in.
+
+    A reader that leaves (``head`` has its lines) takes with it what it had not read: so a
+    line counts as written only once read, and a reader that reads a block at a time gets one
+    line a read. Raises ShortWriteError (EPIPE) when the reader left before reading them all.
+    """
+    for done, line in enumerate(lines):
+        write_all(fd, line)
+        delay = 0.0
+        while _unread(fd):
+            if _reader_gone(fd):
+                raise ShortWriteError(OSError(errno.EPIPE, "Broken pipe"), done)
+            time.sleep(delay)
+            delay = min(delay * 2 or 0.00005, 0.01)
