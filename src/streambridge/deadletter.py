@@ -46,6 +46,7 @@ __all__ = [
     "Letter",
     "dead_letter_line",
     "hand_back",
+    "hand_back_said",
     "read_dead_letters",
 ]
 
@@ -338,3 +339,17 @@ def hand_back(
         return
     for item in items:
         call_safely(callback, item, logger, message)
+
+
+def hand_back_said(
+    callback: Callable[[Any], object] | None, items: list[Any], logger: Any, message: str
+) -> None:
+    """:func:`hand_back`, where a letter not written is said (logged), not raised.
+
+    For records the caller keeps anyway (the forwarder's ``ForwardResult.failed``): the target
+    counts them in ``unwritten``, and the command line fails on that.
+    """
+    try:
+        hand_back(callback, items, logger, message)
+    except DeadLetterError as exc:
+        logger.error("%s", exc)  # noqa: TRY400 - the message says it all

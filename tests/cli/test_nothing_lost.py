@@ -567,3 +567,28 @@ def test_dead_letters_of_a_stopped_run_do_not_claim_zero_attempts(
     assert code == 3
     (letter,) = [json.loads(line) for line in dead.read_text().splitlines()]
     assert letter["attempts"] is None
+
+
+@pytest.mark.integration
+def test_forward_warns_when_a_dotted_exclusion_removes_nothing(
+    aws: LocalAWS, env: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A misspelt second segment names no field of any batch: a warning, the field is kept."""
+    aws.create_delivery_stream("events")
+    settings = tmp_path / "mparticle.json"
+    exclusion = "device_info.ios_advertisng_id, device_info.platform"
+    settings.write_text(
+        json.dumps({"Delivery Stream Name": "events", "Metadata Field Exclusion": exclusion})
+    )
+    batch = {
+        "device_info": {"ios_advertising_id": "idfa", "platform": "iOS"},
+        "events": [{"event_type": "custom_event", "data": {}}],
+    }
+    source = jsonl(tmp_path / "in.jsonl", [batch, batch])
+    code, _, err = run(capsys, "forward", "--settings", str(settings), *env, str(source))
+    assert code == 0
+    assert (
+        "Metadata Field Exclusion 'device_info.ios_advertisng_id' removed nothing from any of "
+        "the 2 batch(es)" in err
+    )
+    assert "device_info.platform" not in err

@@ -148,6 +148,13 @@ def _forward(args: argparse.Namespace) -> int:
         if letters is not None:
             letters.close()
     _report(args, result, unreadable, shifts, dead_path, letters)
+    for path in forwarder.unmatched_exclusions if result.batches else ():
+        if "." in path:  # the first segment was checked; a later one may be misspelt
+            print(
+                f"streambridge: warning: Metadata Field Exclusion {path!r} removed nothing from "
+                f"any of the {result.batches} batch(es): check its spelling",
+                file=sys.stderr,
+            )
     if letters is not None and letters.unwritten:
         where = f" (the input was read up to {reached[-1]})" if reached else ""
         raise FailedError(

@@ -20,7 +20,14 @@ from typing import Any
 
 from streambridge.errors import ConfigurationError
 
-__all__ = ["ALIASES", "TOP_LEVEL_KEYS", "exclude_fields", "exclude_paths", "parse_selectors"]
+__all__ = [
+    "ALIASES",
+    "TOP_LEVEL_KEYS",
+    "exclude_fields",
+    "exclude_paths",
+    "holds",
+    "parse_selectors",
+]
 
 #: mParticle's documented labels, matched ignoring case and spacing.
 ALIASES: Mapping[str, tuple[str, ...]] = {
@@ -146,6 +153,16 @@ def exclude_paths(batch: Mapping[str, Any], paths: Iterable[Path]) -> dict[str, 
     for path in paths:
         out = _without(out, path, fresh)
     return out
+
+
+def holds(batch: Mapping[str, Any], path: Path) -> bool:
+    """Whether ``batch`` has a field at ``path`` (so excluding it removes something)."""
+    node: Any = batch
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return True
 
 
 def _without(obj: dict[str, Any], path: Path, fresh: set[int]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ import attrs
 
 from streambridge._json import json_kind
 from streambridge.errors import InvalidBatchError
-from streambridge.forwarder.exclusion import Path, exclude_paths, parse_selectors
+from streambridge.forwarder.exclusion import Path, exclude_paths, holds, parse_selectors
 from streambridge.forwarder.settings import ForwarderSettings
 
 __all__ = [
@@ -78,6 +78,7 @@ class FilterOutcome:
         dropped: Malformed events removed, by reason.
         dropped_items: Each malformed event removed: its index in ``events``, the reason,
             and the event itself (to be kept as a dead letter).
+        excluded: The Metadata Field Exclusion paths that removed a field from this batch.
     """
 
     batch: dict[str, Any] | None
@@ -85,6 +86,7 @@ class FilterOutcome:
     filtered_events: int = 0
     dropped: Mapping[str, int] = attrs.field(factory=dict, hash=False)
     dropped_items: tuple[tuple[int, str, Any], ...] = attrs.field(default=(), hash=False)
+    excluded: tuple[tuple[str, ...], ...] = ()
 
     @property
     def dropped_events(self) -> int:
@@ -182,7 +184,9 @@ def evaluate(batch: object, settings: ForwarderSettings) -> FilterOutcome:
     if plan.strip_metadata:
         for key in _METADATA_KEYS:
             out.pop(key, None)
+    excluded: tuple[tuple[str, ...], ...] = ()
     if plan.exclusion:
+        excluded = tuple(path for path in plan.exclusion if holds(out, path))
         out = exclude_paths(out, plan.exclusion)
     if plan.strip_deviceid:
         out.pop("mp_deviceid", None)
@@ -197,8 +201,8 @@ def evaluate(batch: object, settings: ForwarderSettings) -> FilterOutcome:
                 f"all {len(events)} events were removed (filtered {filtered}, malformed "
                 f"{sum(dropped.values())}) and Send Batches without Events is off"
             )
-        return FilterOutcome(None, reason, filtered, dropped, tuple(items))
-    return FilterOutcome(out, None, filtered, dropped, tuple(items))
+        return FilterOutcome(None, reason, filtered, dropped, tuple(items), excluded)
+    return FilterOutcome(out, None, filtered, dropped, tuple(items), excluded)
 
 
 def _filter_events(

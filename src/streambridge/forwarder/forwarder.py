@@ -27,8 +27,8 @@ from botocore.exceptions import ClientError
 
 from streambridge._aws import MAX_IN_FLIGHT, CallError, ClientShell, client_error, fatal_error
 from streambridge._tally import Tally
-from streambridge.deadletter import hand_back
-from streambridge.errors import DeadLetterError, DeliveryError, InvalidBatchError
+from streambridge.deadletter import hand_back_said
+from streambridge.errors import DeliveryError, InvalidBatchError
 from streambridge.forwarder.answers import delivery_stream
 from streambridge.forwarder.delivery import Stopped, carrying, doubled_delimiter, not_ready
 from streambridge.forwarder.encoding import (
@@ -43,6 +43,7 @@ from streambridge.forwarder.encoding import (
     encode_payloads,
     encode_record,
 )
+from streambridge.forwarder.exclusion import parse_selectors
 from streambridge.forwarder.filtering import evaluate
 from streambridge.forwarder.framing import SessionBuffer, record_payloads
 from streambridge.forwarder.results import (
@@ -173,6 +174,7 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
             random=random,
         )
         self._unsent: list[tuple[int, tuple[bytes, ...]]] = []  # groups stopped, by order
+        self._excluded: set[tuple[str, ...]] = set()  # exclusion paths that removed a field
 
     @property
     def mode(self) -> PutMode:
@@ -291,6 +293,12 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
         return self._result(tally, 0)
 
     @property
+    def unmatched_exclusions(self) -> list[str]:
+        """Exclusion paths that removed nothing from any batch yet (a misspelt segment?)."""
+        paths = parse_selectors(self.settings.metadata_field_exclusion)
+        return [".".join(p) for p in paths if p not in self._excluded]
+
+    @property
     def pending_sessions(self) -> int:
         """Sessions held by Wait for Complete Batch, waiting for their ``session_end``."""
         return len(self._sessions) if self._sessions is not None else 0
@@ -356,8 +364,10 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
         dropped = tally.maps["dropped_reasons"]
         for reason, count in outcome.dropped.items():
             dropped[reason] = dropped.get(reason, 0) + count
+        self._excluded.update(outcome.excluded)
         if outcome.dropped_items and self.on_drop is not None:
-            _give(self.on_drop, dropped_events(index, outcome.dropped_items), "on_drop raised")
+            drops = dropped_events(index, outcome.dropped_items)
+            hand_back_said(self.on_drop, drops, logger, "on_drop raised")
         if outcome.batch is None:
             assert isinstance(batch, Mapping)  # noqa: S101 - evaluate() checked it
             message_id = batch.get("message_id")
@@ -416,9 +426,8 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
 
     def _record_failures(self, failures: list[FailedRecord], tally: _Tally) -> None:
         tally.extend("failed", failures)
-        _give(
-            self.on_failure, failures, "on_failure raised; the record stays in the result's failed"
-        )
+        message = "on_failure raised; the record stays in the result's failed"
+        hand_back_said(self.on_failure, failures, logger, message)
 
     def _fatal(self, failure: CallError) -> DeliveryError:
         """Turn a non-retryable error into a DeliveryError that says what to do."""
@@ -436,14 +445,3 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
             permission=_PERMISSION.get(failure.operation, f"firehose:{failure.operation}"),
             permission_hint=hint,
         )
-
-
-def _give(callback: Callable[[Any], object] | None, items: list[Any], message: str) -> None:
-    """``hand_back`` to a user callback or a dead-letter target; a letter not written is said.
-
-    (The target counts it in ``unwritten``: the command line fails on it.)
-    """
-    try:
-        hand_back(callback, items, logger, message)
-    except DeadLetterError as exc:
-        logger.error("%s", exc)  # noqa: TRY400 - the message says it all
