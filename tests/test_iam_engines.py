@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streambridge.iam import kcl_policy, lambda_policy
+from streambridge.iam import dead_letter_policy, kcl_policy, lambda_policy
 
 STREAM = "arn:aws:kinesis:eu-west-1:123456789012:stream/clicks"
 
@@ -55,3 +55,30 @@ def test_a_policy_needs_a_kinesis_stream_arn() -> None:
         kcl_policy("clicks", "app")
     with pytest.raises(ValueError, match="not a Kinesis stream ARN"):
         lambda_policy("arn:aws:firehose:eu-west-1:123456789012:deliverystream/x")
+
+
+@pytest.mark.parametrize(
+    ("target", "action", "resource"),
+    [
+        ("s3://dead", "s3:PutObject", "arn:aws:s3:::dead/*"),
+        ("s3://dead/lambda/", "s3:PutObject", "arn:aws:s3:::dead/lambda/*"),
+        (
+            "https://sqs.us-east-2.amazonaws.com/123456789012/dead",
+            "sqs:SendMessage",
+            "arn:aws:sqs:us-east-2:123456789012:dead",
+        ),
+    ],
+)
+def test_dead_letter_policy_names_the_one_action_on_the_target(
+    target: str, action: str, resource: str
+) -> None:
+    """S3: PutObject on the prefix; SQS: SendMessage on the queue's ARN."""
+    (statement,) = dead_letter_policy(target)["Statement"]
+    assert (statement["Action"], statement["Resource"]) == ([action], [resource])
+
+
+@pytest.mark.parametrize("target", ["/tmp/dead.jsonl", "s3://", "https://example.com/x"])  # noqa: S108
+def test_dead_letter_policy_refuses_what_is_no_remote_target(target: str) -> None:
+    """A file, an empty bucket, a URL that is no queue: a ValueError saying what is expected."""
+    with pytest.raises(ValueError, match="not an S3 prefix"):
+        dead_letter_policy(target)

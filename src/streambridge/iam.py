@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-__all__ = ["forwarder_policy", "importer_policy", "kcl_policy", "lambda_policy"]
+__all__ = [
+    "dead_letter_policy",
+    "forwarder_policy",
+    "importer_policy",
+    "kcl_policy",
+    "lambda_policy",
+]
 
 
 def _policy(actions: list[str], resource: str) -> dict[str, Any]:
@@ -106,3 +112,27 @@ def kcl_policy(
         fan_out = ["kinesis:SubscribeToShard", "kinesis:DescribeStreamConsumer"]
         statements.append(_statement(fan_out, [f"{stream_arn}/consumer/*"]))
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def dead_letter_policy(target: str) -> dict[str, Any]:
+    """The policy for writing dead letters to ``target``: an S3 prefix or an SQS queue URL.
+
+    ``s3://bucket/prefix`` needs ``s3:PutObject`` on the prefix; a queue URL
+    (``https://sqs.{region}.amazonaws.com/{account}/{name}``) needs ``sqs:SendMessage`` on the
+    queue (``SendMessageBatch`` is authorised by it). Add it to the role that runs the
+    command, the function or the workers.
+
+    Raises:
+        ValueError: ``target`` is neither.
+    """
+    if target.startswith("s3://"):
+        bucket, _, prefix = target.removeprefix("s3://").partition("/")
+        if bucket:
+            return _policy(["s3:PutObject"], f"arn:aws:s3:::{bucket}/{prefix}*")
+    parts = target.split("/")
+    host = parts[2] if len(parts) == 5 and target.startswith("https://") else ""  # noqa: PLR2004
+    if host.startswith("sqs.") and parts[3].isdigit():
+        region = host.split(".")[1]
+        return _policy(["sqs:SendMessage"], f"arn:aws:sqs:{region}:{parts[3]}:{parts[4]}")
+    msg = f"not an S3 prefix (s3://bucket/prefix) or an SQS queue URL: {target!r}"
+    raise ValueError(msg)
