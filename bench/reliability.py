@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -530,6 +531,97 @@ def lambda_rows(aws: LocalAWS, count: int) -> list[Row]:
     return rows
 
 
+def sqs_rows(aws: LocalAWS, count: int, tmp: Path) -> list[Row]:
+    """forward --dead-letter <an SQS queue URL>: records too large go there, with their data."""
+    aws.reset()
+    aws.create_delivery_stream("events")
+    sqs = aws.client("sqs")
+    url = sqs.create_queue(QueueName="dead")["QueueUrl"]
+    big = {n for n in range(count) if n % 10 == 9}
+    source = tmp / "sqs.jsonl"
+    lines = []
+    for n in range(count):
+        data: dict[str, Any] = {"n": n, **({"bad": "\ud800"} if n in big else {})}
+        lines.append(json.dumps({"events": [{"event_type": "custom_event", "data": data}]}))
+    source.write_text("\n".join(lines) + "\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "streambridge", "forward", "--stream", "events", "--dead-letter",
+         url, "--settings", str(_settings(tmp)), str(source)],
+        env={**os.environ, **aws.environment()}, capture_output=True, text=True, timeout=300,
+        check=False,
+    )  # fmt: skip
+    kept: set[int] = set()
+    while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        for message in got:
+            text = json.loads(message["Body"])["data"]  # the record as readable text: 'n': 9
+            kept.add(int(text.split("'n': ")[1].split(",")[0].split("}")[0]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    seen = Counter(e["data"]["n"] for r in aws.delivered("events") for e in r["events"])
+    delivered, duplicates, lost = counts(set(range(count)) - big, seen, set())
+    lost += len(big - kept)
+    how = f"10% events hold a lone surrogate: records that cannot be sent (exit {done.returncode})"
+    return [Row("CLI forward: dead letters to SQS", f"{count:,} events", how,
+                delivered, duplicates, len(kept), lost)]  # fmt: skip
+
+
+def _settings(tmp: Path) -> Path:
+    """mParticle settings that make a record of each batch, so that a big event fails alone."""
+    path = tmp / "mparticle.json"
+    path.write_text(json.dumps({"Delivery Stream Name": "events", "Send as Batch": "True"}))
+    return path
+
+
+_TIMESTAMPS = """
+import importlib.util, json, sys, types
+src = sys.argv[1]
+package = types.ModuleType("streambridge"); package.__path__ = [src]
+sys.modules["streambridge"] = package
+for name in ("errors", "_util"):
+    spec = importlib.util.spec_from_file_location(f"streambridge.{name}", f"{src}/{name}.py")
+    module = importlib.util.module_from_spec(spec); sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+parse = sys.modules["streambridge._util"].parse_iso_datetime
+texts = json.load(sys.stdin)
+print(json.dumps([None if (d := parse(t)) is None else d.isoformat() for t in texts]))
+"""
+
+
+def interpreter_rows(count: int) -> list[Row]:
+    """The same producer timestamps read on every Python pyenv has from 3.10: alike, or lost."""
+    rng = random.Random(18)
+    forms = ["%Y-%m-%dT%H:%M:%S.{ns}Z", "%Y-%m-%dT%H:%M:%S.{cs}Z", "%Y%m%dT%H%M%SZ",
+             "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S+02:00", "%Y-%m-%dT%H:%M:%S.{us}+0530",
+             "%Y-%m-%d"]  # fmt: skip
+    texts = []
+    for _ in range(count):
+        moment = datetime(2020, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=rng.randrange(10**8))
+        form = rng.choice(forms).format(
+            ns=f"{rng.randrange(10**9):09d}", cs=f"{rng.randrange(100):02d}",
+            us=f"{rng.randrange(10**6):06d}",
+        )  # fmt: skip
+        texts.append(moment.strftime(form))
+    src = str(Path(__file__).resolve().parents[1] / "src" / "streambridge")
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    rows = []
+    expected: list[Any] | None = None
+    for version in ("3.11", "3.10", "3.12", "3.13"):
+        found = sorted(root.glob(f"{version}.*/bin/python3"))
+        python = str(found[-1]) if found else (sys.executable if version == "3.11" else "")
+        if not python:
+            continue
+        done = subprocess.run(
+            [python, "-c", _TIMESTAMPS, src], input=json.dumps(texts), capture_output=True,
+            text=True, timeout=120, check=True,
+        )  # fmt: skip
+        read = json.loads(done.stdout)
+        expected = read if expected is None else expected
+        alike = sum(a == b and a is not None for a, b in zip(read, expected, strict=True))
+        rows.append(Row(f"timestamps on Python {version}", f"{count:,} timestamps",
+                        "Go/Java nanoseconds, centiseconds, basic format, offsets, dates",
+                        alike, 0, 0, count - alike))  # fmt: skip
+    return rows
+
+
 def table(rows: list[Row]) -> str:
     """The rows as a Markdown table."""
     head = "| scenario | load | faults injected | delivered | duplicates | reported failed | lost |"
@@ -560,6 +652,8 @@ def main() -> None:
         rows += closed_pipe_rows(aws, 2_000 // scale, Path(tmp))
         rows += quiet_pipe_rows(aws, 1_000 // scale)
         rows += lambda_rows(aws, 400 // scale)
+        rows += sqs_rows(aws, 1_000 // scale, Path(tmp))
+        rows += interpreter_rows(10_000 // scale)
     print(table(rows))
     print(
         f"\n{len(rows)} scenarios in {time.monotonic() - started:.0f} s; "
