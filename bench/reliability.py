@@ -448,7 +448,7 @@ def closed_pipe_rows(aws: LocalAWS, count: int, tmp: Path) -> list[Row]:
     seen = _numbers(rest) + Counter(int(json.loads(g)["properties"]["n"]) for g in got)
     delivered, duplicates, lost = counts(set(range(count)), seen, set())
     how = f"a reader that leaves after 5 lines (exit {head.returncode}), then a second run"
-    return [Row("CLI import: `| head -5`", f"{count:,} records, 4 shards", how,
+    return [Row("CLI import into `head -5`", f"{count:,} records, 4 shards", how,
                 delivered, duplicates, 0, lost)]  # fmt: skip
 
 
