@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 import pytest
@@ -30,6 +30,7 @@ from streambridge.importer.events import event_uuid
 from streambridge.testing import AcceptAll, FaultInjector
 
 ARRIVAL = datetime(2026, 12, 1, tzinfo=timezone.utc)
+SinkT = TypeVar("SinkT", bound=AcceptAll)
 
 
 def nested(depth: int, leaf: Any) -> Any:
@@ -87,9 +88,8 @@ BATCHES = st.one_of(
 )
 
 
-@pytest.fixture(name="firehose", scope="module")
-def _firehose() -> Iterator[tuple[Any, AcceptAll]]:
-    """A Firehose client that never leaves the machine: AcceptAll answers every put."""
+def answered_by(sink: SinkT) -> Iterator[tuple[Any, SinkT]]:
+    """A Firehose client that never leaves the machine: ``sink`` answers every put."""
     client = boto3.client(
         "firehose",
         region_name="us-east-1",
@@ -98,11 +98,16 @@ def _firehose() -> Iterator[tuple[Any, AcceptAll]]:
         aws_secret_access_key="testing",
         config=Config(retries={"total_max_attempts": 1}),
     )
-    sink = AcceptAll()
     with FaultInjector(client) as faults:
         faults.always("PutRecordBatch", sink)
         faults.always("PutRecord", sink)
         yield client, sink
+
+
+@pytest.fixture(name="firehose", scope="module")
+def _firehose() -> Iterator[tuple[Any, AcceptAll]]:
+    """A Firehose client that never leaves the machine: AcceptAll answers every put."""
+    yield from answered_by(AcceptAll())
 
 
 @pytest.mark.parametrize("send_as_batch", [True, False])

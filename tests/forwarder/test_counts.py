@@ -13,14 +13,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import attrs
-import boto3
 import pytest
-from botocore.config import Config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streambridge import FirehoseForwarder, ForwarderSettings
-from streambridge.testing import AcceptAll, FaultInjector
+from streambridge.testing import AcceptAll
+from tests.test_fuzz import answered_by
 
 #: Values that encode (the counts are read back from the records); ids of any shape.
 PLAIN = st.recursive(
@@ -57,19 +56,8 @@ class Keep(AcceptAll):
 
 @pytest.fixture(name="firehose", scope="module")
 def _firehose() -> Iterator[tuple[Any, Keep]]:
-    client = boto3.client(
-        "firehose",
-        region_name="us-east-1",
-        endpoint_url="http://127.0.0.1:9",  # never reached: the fault answers first
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(retries={"total_max_attempts": 1}),
-    )
-    sink = Keep()
-    with FaultInjector(client) as faults:
-        faults.always("PutRecordBatch", sink)
-        faults.always("PutRecord", sink)
-        yield client, sink
+    """A Firehose client answered by :class:`Keep`, on this machine."""
+    yield from answered_by(Keep())
 
 
 @pytest.mark.parametrize("send_as_batch", [True, False])
