@@ -38,6 +38,7 @@ from streambridge.importer.results import SkippedRecord
 from streambridge.testing import LocalAWS, local_posthog
 from tests.cli.test_cli import _env, jsonl, run  # noqa: F401 - the env fixture
 from tests.cli.test_cli_reliability import command, finished, subprocess_env
+from tests.conftest import load_checkpoints
 
 FULL = "/dev/full"
 SHARD = "shardId-000000000000"
@@ -592,3 +593,33 @@ def test_forward_warns_when_a_dotted_exclusion_removes_nothing(
         "the 2 batch(es)" in err
     )
     assert "device_info.platform" not in err
+
+
+@pytest.mark.integration
+def test_import_into_a_reader_that_never_reads_stops_on_sigterm(
+    aws: LocalAWS, tmp_path: Path
+) -> None:
+    """A pipe nobody reads: SIGTERM gives up waiting, nothing is checkpointed (exit 1)."""
+    aws.create_stream("clicks", shards=1)
+    aws.put_records("clicks", [{"name": "click", "n": n} for n in range(10)])
+    db = tmp_path / "state.db"
+    process = subprocess.Popen(  # noqa: S603 - stdout is a pipe we never read
+        command(*IMPORT, "--checkpoints", str(db)),
+        env=subprocess_env(aws),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(2.0)  # it has written a line, and waits for the reader
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    finally:
+        process.kill()
+    assert process.stdout is not None
+    assert process.stderr is not None
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    process.stderr.close()
+    assert process.returncode == 1, err
+    assert "10 event(s) read were not delivered" in err
+    assert load_checkpoints(db, "clicks")[SHARD].sequence_number is None

@@ -381,4 +381,5 @@ def event_sink(
         if output is not sys.stdout:
             output.close()
 
-    return JsonLinesSink(output), close, lambda: None
+    lines = JsonLinesSink(output)
+    return lines, close, lines.abandon

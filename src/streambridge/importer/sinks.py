@@ -45,6 +45,7 @@ from streambridge.errors import (
     PostHogAuthError,
     PostHogRefusedError,
     PostHogUnavailableError,
+    SinkError,
 )
 from streambridge.importer.events import PostHogEvent
 from streambridge.importer.results import SinkRefusal
@@ -292,6 +293,11 @@ class JsonLinesSink:
         """Write to ``stream``; with ``fsync``, force each call's lines to disk before returning."""
         self.stream = stream
         self.fsync = fsync
+        self._abandoned = threading.Event()
+
+    def abandon(self) -> None:
+        """Stop waiting for a pipe's reader (SIGTERM): the call raises, nothing is checkpointed."""
+        self._abandoned.set()
 
     def __call__(self, events: Sequence[PostHogEvent]) -> list[SinkRefusal]:
         """Write the events; return those that cannot be written."""
@@ -309,7 +315,7 @@ class JsonLinesSink:
                 self.stream.write(data.decode("utf-8"))
                 self.stream.flush()
             elif stat.S_ISFIFO(os.fstat(fd).st_mode):
-                _write_to_pipe(fd, lines)
+                _write_to_pipe(fd, lines, self._abandoned)
             else:
                 self._write(fd, data)
         except BrokenPipeError:  # `| head`: the reader is gone and will not come back
@@ -362,7 +368,7 @@ def _reader_gone(fd: int) -> bool:
     return bool(poller.poll(0))
 
 
-def _write_to_pipe(fd: int, lines: Sequence[bytes]) -> None:
+def _write_to_pipe(fd: int, lines: Sequence[bytes], abandoned: threading.Event) -> None:
     """Write line by line, each read by the reader before the next goes in.
 
     A reader that leaves (``head`` has its lines) takes with it what it had not read: so a
@@ -375,5 +381,8 @@ def _write_to_pipe(fd: int, lines: Sequence[bytes]) -> None:
         while _unread(fd):
             if _reader_gone(fd):
                 raise ShortWriteError(OSError(errno.EPIPE, "Broken pipe"), done)
+            if abandoned.is_set():
+                msg = f"gave up waiting for the output's reader after {done} line(s)"
+                raise SinkError(msg)
             time.sleep(delay)
             delay = min(delay * 2 or 0.00005, 0.01)
