@@ -238,14 +238,23 @@ def forwarding_from_a_pipe(aws: LocalAWS, lines: int, *options: str) -> subproce
 
 
 def test_forward_stops_cleanly_on_sigterm(aws: LocalAWS) -> None:
-    """SIGTERM while reading a pipe: the batches read are delivered, then exit 143."""
+    """SIGTERM while reading a pipe: the batches read are delivered, then exit 143.
+
+    The pipe stays open and quiet: the signal alone ends the read (no line has to wake it).
+    """
     process = forwarding_from_a_pipe(aws, 50)
     assert process.stdin is not None
     process.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
-    process.stdin.write(LINE)  # wakes the read, which sees the signal
-    process.stdin.flush()
-    out, err = process.communicate(timeout=30)
+    try:
+        process.wait(timeout=30)
+    finally:
+        process.kill()
+    process.stdin.close()
+    assert process.stdout is not None
+    assert process.stderr is not None
+    out, err = process.stdout.read(), process.stderr.read()
+    process.stdout.close()
+    process.stderr.close()
     assert 143 == process.returncode, err
     assert "sent 50 record(s)" in out
     assert "stopped by SIGTERM before the end of the input" in err
@@ -255,14 +264,21 @@ def test_forward_stops_cleanly_on_sigterm(aws: LocalAWS) -> None:
 def test_a_second_signal_ends_a_blocked_read_and_keeps_the_records(
     aws: LocalAWS, tmp_path: Path
 ) -> None:
-    """Two SIGTERMs while blocked on a pipe: the records built are dead-lettered, not lost."""
+    """Two SIGTERMs on a quiet pipe: the records built are delivered or dead-lettered.
+
+    The first signal alone stops the read within half a second; a second one that comes
+    while the first is being handled stops at once, and carries what it did not deliver.
+    Either way, exit 143 and none of the 20 lost.
+    """
     dead = tmp_path / "dead.jsonl"
     process = forwarding_from_a_pipe(aws, 20, "--dead-letter", str(dead))
     process.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=30)
     assert 143 == process.returncode, err
-    assert "stopped by a second SIGTERM" in err
-    assert "20 record(s) not delivered" in err
-    assert 20 == len(list(read_dead_letters(dead))) + len(aws.delivered("events"))
+    letters = len(list(read_dead_letters(dead)))
+    assert letters + len(aws.delivered("events")) >= 20  # a record in flight may be both
+    if "stopped by a second SIGTERM" in err:
+        assert f"{letters} record(s) not delivered" in err
+    else:
+        assert "stopped by SIGTERM before the end of the input" in err
