@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
 
-__all__ = ["PRIVATE_MODE", "ShortWriteError", "create_private", "open_private", "write_all"]
+__all__ = [
+    "PRIVATE_MODE",
+    "ShortWriteError",
+    "create_private",
+    "is_regular",
+    "open_private",
+    "write_all",
+]
 
 #: The mode of the files streambridge creates for events (owner read and write).
 PRIVATE_MODE = 0o600
@@ -67,9 +73,3 @@ def write_all(fd: int, data: bytes) -> None:
 def is_regular(fd: int) -> bool:
     """Whether ``fd`` is a regular file (not a pipe, a terminal or a device such as /dev/full)."""
     return stat.S_ISREG(os.fstat(fd).st_mode)
-
-
-def private_path(path: str | os.PathLike[str]) -> Path:
-    """``path``, created ``0600`` if new: for a file another library opens by name."""
-    create_private(path)
-    return Path(path)

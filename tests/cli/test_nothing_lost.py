@@ -623,3 +623,30 @@ def test_import_into_a_reader_that_never_reads_stops_on_sigterm(
     assert process.returncode == 1, err
     assert "10 event(s) read were not delivered" in err
     assert load_checkpoints(db, "clicks")[SHARD].sequence_number is None
+
+
+@pytest.mark.parametrize(
+    ("given", "content", "message"),
+    [
+        (["--posthog-key-file", "{missing}"], None, "cannot read"),
+        (["--posthog-key-file", "{key}"], "  \n", "is empty: it should hold the key"),
+        (["--posthog-key-file", "{key}", "--posthog-key", "k"], "phc_k", "give one of them"),
+    ],
+)
+def test_a_posthog_key_file_that_cannot_serve_is_one_line(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    given: list[str],
+    content: str | None,
+    message: str,
+) -> None:
+    """A missing or empty key file, or a key given twice: exit 2 with one line."""
+    key = tmp_path / "key"
+    if content is not None:
+        key.write_text(content)
+    argv = [g.format(missing=tmp_path / "nope", key=key) for g in given]
+    code, _, err = run(
+        capsys, *IMPORT, "--posthog-host", "http://127.0.0.1:9", *argv, "--region", "us-east-1"
+    )
+    assert code == 2
+    assert message in err
