@@ -8,6 +8,7 @@ them written, the command ends with one line and exit 5, and the next run still 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import signal
@@ -30,6 +31,7 @@ from streambridge import (
     read_dead_letters,
 )
 from streambridge.cli import kcl as kcl_command
+from streambridge.cli._common import UsageError, open_dead_letters, output_closed
 from streambridge.cli.importing import event_sink
 from streambridge.errors import ConfigurationError, DeadLetterError
 from streambridge.importer.checkpoints import SQLiteCheckpointStore
@@ -650,3 +652,19 @@ def test_a_posthog_key_file_that_cannot_serve_is_one_line(
     )
     assert code == 2
     assert message in err
+
+
+def test_output_closed_sees_a_reader_leave_without_writing() -> None:
+    """POLLERR on a pipe nobody reads; nothing on an open pipe, a file, or a stand-in."""
+    read_end, write_end = os.pipe()
+    with os.fdopen(write_end, "w") as stream:
+        assert not output_closed(stream)
+        os.close(read_end)
+        assert output_closed(stream)
+    assert not output_closed(io.StringIO())
+
+
+def test_a_dead_letter_file_that_cannot_be_opened_is_a_usage_error(tmp_path: Path) -> None:
+    """A folder that does not exist: one line naming the path, exit 2 (not a traceback)."""
+    with pytest.raises(UsageError, match="cannot write"):
+        open_dead_letters(str(tmp_path / "no" / "dead.jsonl"), argparse.Namespace())
