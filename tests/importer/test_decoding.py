@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from streambridge import DecodeError
+from streambridge._json import MAX_DEPTH
 from streambridge.importer.decoding import MAX_DECOMPRESSED_BYTES, decode_record
 
 
@@ -67,3 +68,28 @@ def test_decode_refuses_compression_bombs() -> None:
     bomb = gzip.compress(b" " * (MAX_DECOMPRESSED_BYTES + 10))
     with pytest.raises(DecodeError, match="decompresses to more than"):
         decode_record(bomb)
+
+
+@pytest.mark.parametrize(
+    ("depth", "kept"), [(MAX_DEPTH, True), (MAX_DEPTH + 1, False), (700, False), (1_100, False)]
+)
+@pytest.mark.parametrize("several", [False, True])
+def test_one_nesting_limit_on_every_python(depth: int, kept: bool, several: bool) -> None:
+    """Up to 512 levels decode, deeper is refused — alike on 3.10 to 3.13, orjson or not.
+
+    (Python's own decoder went about 900 levels on 3.11 and far deeper on 3.12: a 1,100-deep
+    record was skipped on one and an event on the other.)
+    """
+    doc = b"[" * depth + b"]" * depth
+    data = doc + b"\n" + doc if several else doc
+    if kept:
+        assert len(decode_record(data)) == (2 if several else 1)
+    else:
+        with pytest.raises(DecodeError, match="nested too deeply to decode"):
+            decode_record(data)
+
+
+def test_many_brackets_side_by_side_are_not_deep() -> None:
+    """1,000 arrays next to each other: many brackets, depth 2, decoded."""
+    data = b"[" + b",".join([b"[]"] * 1_000) + b"]"
+    assert decode_record(data) == [[[]] * 1_000]
