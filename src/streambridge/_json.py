@@ -46,6 +46,33 @@ _stdlib_dumps = json.JSONEncoder(
 ).encode
 
 
+#: Deepest nesting a document may have, decoded or encoded, on every interpreter alike.
+#: Python's own codec stops near its recursion limit (about 900 levels on 3.11, far deeper on
+#: 3.12), orjson at 1,024 (decoding) and 255 (encoding): one limit of ours, below Python's on
+#: every version, treats a record alike everywhere.
+MAX_DEPTH = 512
+
+
+def _within_depth(value: Any, brackets: int, tree: Any = None) -> Any:
+    """``value``, or RecursionError when it (or ``tree``) nests deeper than :data:`MAX_DEPTH`.
+
+    ``brackets`` (its text's ``[`` and ``{``, counted in C) settles almost every document at
+    once: fewer opening brackets than the limit cannot nest deeper. Only the rest is walked:
+    ``tree`` when given (the value that was encoded), else ``value`` (the one decoded).
+    """
+    if brackets <= MAX_DEPTH:
+        return value
+    stack: list[tuple[Any, int]] = [(value if tree is None else tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            msg = f"nested more than {MAX_DEPTH} levels deep"
+            raise RecursionError(msg)
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return value
+
+
 def encode_record_stdlib(obj: Any) -> bytes:
     """Encode ``obj`` as compact UTF-8 JSON with the standard library.
 
@@ -54,11 +81,13 @@ def encode_record_stdlib(obj: Any) -> bytes:
             non-string key that is not a number, an object of another type).
     """
     try:
-        return _stdlib_dumps(obj).encode("utf-8")
+        data = _stdlib_dumps(obj).encode("utf-8")
+        return _within_depth(data, data.count(b"[") + data.count(b"{"), obj)  # type: ignore[no-any-return]
     except UnicodeEncodeError:  # "\ud800" is valid JSON text, but no UTF-8 encoder takes it
         raise EncodingError("holds a lone surrogate, which UTF-8 cannot encode") from None
     except RecursionError:
-        raise EncodingError("value is nested too deeply to encode as JSON") from None
+        msg = f"value is nested too deeply to encode as JSON (more than {MAX_DEPTH} levels)"
+        raise EncodingError(msg) from None
     except (TypeError, ValueError) as exc:
         raise EncodingError(f"value cannot be encoded as JSON: {exc}") from None
 
@@ -98,31 +127,6 @@ def _reject_constant(name: str) -> Any:
 
 
 _stdlib_decoder = json.JSONDecoder(parse_constant=_reject_constant)
-
-
-#: Deepest nesting a decoded document may have, on every interpreter alike. Python's own
-#: decoder stops near its recursion limit (about 900 levels on 3.11, far deeper on 3.12) and
-#: orjson at 1,024: one limit of ours, below all of them, reads a record alike everywhere.
-MAX_DEPTH = 512
-
-
-def _within_depth(value: Any, brackets: int) -> Any:
-    """``value``, or RecursionError when it nests deeper than :data:`MAX_DEPTH`.
-
-    ``brackets`` (its text's ``[`` and ``{``, counted in C) settles almost every document at
-    once: fewer opening brackets than the limit cannot nest deeper. Only the rest is walked.
-    """
-    if brackets <= MAX_DEPTH:
-        return value
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            msg = f"nested more than {MAX_DEPTH} levels deep"
-            raise RecursionError(msg)
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
-    return value
 
 
 def loads(data: bytes) -> Any:

@@ -146,3 +146,21 @@ def test_failed_entries() -> None:
     }
     assert [(1, "ServiceUnavailableException", "Slow down.")] == failed_entries(mixed, 2)
     assert failed_entries(mixed, 3) is None
+
+
+@pytest.mark.parametrize("depth", [513, 700, 1_000])
+def test_one_nesting_limit_for_encoding_on_every_python(depth: int) -> None:
+    """Deeper than 512 levels is an EncodingError alike on 3.10 to 3.13 (3.12 encoded 1,000)."""
+    value: Any = 0
+    for _ in range(depth):
+        value = [value]
+    with pytest.raises(EncodingError, match="nested too deeply"):
+        encode_record({"events": [{"data": {"x": value}}]})
+
+
+def test_512_levels_encode() -> None:
+    """The limit itself is fine."""
+    value: Any = 0
+    for _ in range(511):
+        value = [value]
+    assert encode_record(value).startswith(b"[[[")
