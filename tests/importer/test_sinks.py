@@ -199,19 +199,6 @@ def test_abandon_ends_a_call_waiting_out_an_outage(posthog: LocalPostHog) -> Non
         sink(events(1))
 
 
-def test_a_body_that_cannot_be_built_refuses_the_event(posthog: LocalPostHog) -> None:
-    """If posthog-python cannot serialise the request, the culprit is refused, not retried."""
-
-    def post(*args: Any, batch: list[dict[str, Any]], **kwargs: Any) -> None:
-        if any(e["properties"]["n"] == 3 for e in batch):
-            raise RecursionError("maximum recursion depth exceeded while encoding a JSON object")
-
-    sink = PostHogSink(api_key="k", host=posthog.url, post=post)
-    (refusal,) = sink(events(8))
-    assert 3 == refusal.event.properties["n"]
-    assert "RecursionError" in refusal.reason
-
-
 def test_json_lines_sink_writes_strict_utf8_and_refuses_the_rest() -> None:
     """Good events become lines; an event with a lone surrogate is refused, not a crash."""
     stream = io.StringIO()

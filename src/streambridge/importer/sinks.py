@@ -14,7 +14,11 @@ a sink). A sink reports what went wrong in one of three ways:
   skipped records, with the reason, and the rest as delivered;
 * it returns anything else (None) — every event was delivered.
 
-:class:`PostHogSink` needs the ``posthog`` extra; :class:`JsonLinesSink` needs nothing.
+A sink may say how many calls it takes at once from several threads with a ``calls_in_flight``
+attribute (:class:`PostHogSink`'s ``concurrency``); the importer and the Lambda handler keep
+that many calls in flight. A sink without one is called one call at a time, in the caller's
+thread. :class:`PostHogSink` lives in :mod:`streambridge.importer.capture`; neither sink needs
+an extra.
 """
 
 from __future__ import annotations
@@ -25,252 +29,45 @@ import errno
 import fcntl
 import logging
 import os
-import random as _random
 import select
 import stat
 import termios
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import IO, Any
-
-import attrs
+from typing import IO
 
 from streambridge._files import ShortWriteError, is_regular, write_all
 from streambridge._json import encode_record
 from streambridge.errors import (
-    ConfigurationError,
     EncodingError,
     OutputClosedError,
-    PostHogAuthError,
-    PostHogRefusedError,
-    PostHogUnavailableError,
     SinkError,
 )
+from streambridge.importer.capture import MAX_EVENT_BYTES, MAX_REQUEST_BYTES, PostHogSink
 from streambridge.importer.events import PostHogEvent
 from streambridge.importer.results import SinkRefusal
-from streambridge.retry import RetryPolicy
 
-__all__ = ["MAX_EVENT_BYTES", "MAX_REQUEST_BYTES", "JsonLinesSink", "PostHogSink", "Sink"]
+__all__ = [
+    "MAX_EVENT_BYTES",
+    "MAX_REQUEST_BYTES",
+    "JsonLinesSink",
+    "PostHogSink",
+    "Sink",
+    "calls_in_flight",
+]
 
 #: What the importer hands events to: any callable taking a sequence of events (see above).
 Sink = Callable[[Sequence[PostHogEvent]], object]
 
+
+def calls_in_flight(sink: object) -> int:
+    """How many calls ``sink`` takes at once: its ``calls_in_flight`` attribute, else 1."""
+    wanted = getattr(sink, "calls_in_flight", 1)
+    return wanted if isinstance(wanted, int) and not isinstance(wanted, bool) and wanted > 1 else 1
+
+
 logger = logging.getLogger("streambridge.sinks")
-
-#: posthog-python's limit of one event (``MAX_MSG_SIZE``); PostHog discards events over 1 MB.
-MAX_EVENT_BYTES = 900 * 1024
-#: posthog-python's limit of one batch request (``BATCH_SIZE_LIMIT``), before gzip.
-MAX_REQUEST_BYTES = 5 * 1024 * 1024
-_RETRY_STATUSES = frozenset({408, 429})
-_UNSENDABLE = -1  # not an HTTP status: the request body could not be built
-_SPLIT_STATUSES = frozenset({400, 413, _UNSENDABLE})
-_AUTH_STATUSES = frozenset({401, 403})
-
-
-def _encoded(event: PostHogEvent) -> tuple[dict[str, Any], int] | SinkRefusal:
-    """The event's capture JSON and its encoded size, or why it cannot be sent."""
-    body = event.capture_json()
-    try:
-        data = encode_record(body)
-    except EncodingError as exc:
-        return SinkRefusal(event, f"cannot be sent: {exc}")
-    if len(data) > MAX_EVENT_BYTES:
-        return SinkRefusal(
-            event,
-            f"event of {len(data):,} bytes is over PostHog's limit of {MAX_EVENT_BYTES:,} bytes "
-            f"(PostHog would discard it)",
-        )
-    return body, len(data)
-
-
-@attrs.define(eq=False)
-class PostHogSink:
-    """Send events to PostHog's batch API and return only once PostHog answered 200 for all.
-
-    Built on posthog-python's synchronous ``batch_post`` (the ``posthog`` extra), which raises
-    on any answer but 200. Events go in requests of at most :data:`MAX_REQUEST_BYTES` of JSON,
-    gzip-compressed. An answer of 5xx, 408 or 429, a timeout or a connection error is retried
-    with capped exponential backoff and jitter (honouring ``Retry-After``) until ``retry``'s
-    budget runs out; then :class:`~streambridge.errors.PostHogUnavailableError` is raised, and
-    the importer reads the events again later. A 413 or 400 splits the request in halves to
-    find the event PostHog refuses; that event alone is returned as a
-    :class:`~streambridge.SinkRefusal`. A 401 or 403 raises
-    :class:`~streambridge.errors.PostHogAuthError`, which stops the importer. Any other 4xx
-    raises :class:`~streambridge.errors.PostHogRefusedError` (a wrong host, most likely),
-    which stops it too. An event over :data:`MAX_EVENT_BYTES` is refused without being sent.
-
-    Part of a request may have been accepted when a later part fails; the importer then sends
-    the events again, and PostHog drops the duplicates by their deterministic uuids.
-
-    Example::
-
-        sink = PostHogSink(api_key="phc_...", host="https://eu.i.posthog.com")
-        KinesisImporter(client, settings, sink=sink, checkpoints=store).run(stop=stop)
-
-    Attributes:
-        api_key: The project API key (never shown in ``repr`` or messages).
-        host: PostHog's ingestion host.
-        historical_migration: Mark the events as a historical import (see PostHog's docs).
-        gzip: Compress request bodies.
-        timeout: Seconds for one request.
-        retry: Backoff and budgets for one call of the sink.
-    """
-
-    api_key: str = attrs.field(repr=False)
-    host: str = "https://us.i.posthog.com"
-    historical_migration: bool = False
-    gzip: bool = True
-    timeout: float = 15.0
-    retry: RetryPolicy = attrs.field(
-        factory=lambda: RetryPolicy(
-            max_attempts=1_000_000, base_delay=0.5, max_delay=15.0, max_elapsed=60.0
-        )
-    )
-    max_request_bytes: int = MAX_REQUEST_BYTES
-    sleep: Callable[[float], object] | None = attrs.field(default=None, repr=False)
-    clock: Callable[[], float] = attrs.field(default=time.monotonic, repr=False)
-    random: Callable[[], float] = attrs.field(default=_random.random, repr=False)
-    post: Callable[..., Any] | None = attrs.field(default=None, repr=False)
-    requests: int = attrs.field(default=0, init=False)
-    _abandoned: threading.Event = attrs.field(factory=threading.Event, init=False, repr=False)
-
-    def __attrs_post_init__(self) -> None:
-        """Check the key and find posthog-python."""
-        if not self.api_key.strip():
-            msg = "PostHogSink needs a project API key (api_key)"
-            raise ConfigurationError(msg)
-        if self.post is None:
-            try:
-                from posthog.request import batch_post  # noqa: PLC0415 - the `posthog` extra
-            except ImportError:
-                msg = "PostHogSink needs the posthog extra: pip install 'streambridge[posthog]'"
-                raise ConfigurationError(msg) from None
-            self.post = batch_post
-
-    def __call__(self, events: Sequence[PostHogEvent]) -> list[SinkRefusal]:
-        """Deliver ``events``; return those PostHog can never take, with the reason.
-
-        Raises:
-            PostHogUnavailableError: PostHog could not be reached, or kept answering 5xx/429,
-                for the whole retry budget (or :meth:`abandon` was called).
-            PostHogAuthError: PostHog refused the API key (401/403).
-            PostHogRefusedError: Another answer retrying cannot fix.
-        """
-        refused: list[SinkRefusal] = []
-        chunk: list[dict[str, Any]] = []
-        chunk_events: list[PostHogEvent] = []
-        size = 0
-        for event in events:
-            encoded = _encoded(event)
-            if isinstance(encoded, SinkRefusal):
-                refused.append(encoded)
-                continue
-            body, length = encoded
-            if chunk and size + length + 1 > self.max_request_bytes:
-                refused.extend(self._deliver(chunk, chunk_events))
-                chunk, chunk_events, size = [], [], 0
-            chunk.append(body)
-            chunk_events.append(event)
-            size += length + 1
-        if chunk:
-            refused.extend(self._deliver(chunk, chunk_events))
-        return refused
-
-    def abandon(self) -> None:
-        """Give up: the call in progress stops at its next wait, and later calls at once.
-
-        Thread-safe; for a clean stop on SIGTERM while PostHog is down. The events of the
-        abandoned call were not accepted, so their checkpoint does not move.
-        """
-        self._abandoned.set()
-
-    def _deliver(
-        self, batch: list[dict[str, Any]], events: list[PostHogEvent]
-    ) -> list[SinkRefusal]:
-        """Send one request's worth, retrying; split on 400/413 to isolate what is refused."""
-        status, message = self._send(batch)
-        if status is None:
-            return []
-        if len(batch) == 1:
-            why = (
-                message
-                if status == _UNSENDABLE
-                else f"PostHog refused it (HTTP {status}: {message})"
-            )
-            return [SinkRefusal(events[0], why)]
-        half = len(batch) // 2
-        return self._deliver(batch[:half], events[:half]) + self._deliver(
-            batch[half:], events[half:]
-        )
-
-    def _send(self, batch: list[dict[str, Any]]) -> tuple[int | None, str]:
-        """POST until 200 (None) or a 400/413 (the status); raise what cannot be fixed."""
-        start = self.clock()
-        retry = 0
-        while True:
-            if self._abandoned.is_set():
-                msg = f"gave up sending {len(batch)} event(s) to PostHog: the sink was abandoned"
-                raise PostHogUnavailableError(msg)
-            status, message, retry_after = self._post_once(batch)
-            if status is None or status in _SPLIT_STATUSES:
-                return status, message
-            retry += 1
-            wait = self.retry.next_delay(retry, self.clock() - start, self.random)
-            if wait is not None and retry_after is not None:
-                wait = max(wait, min(retry_after, self.retry.max_delay))
-            if wait is None:
-                msg = (
-                    f"PostHog at {self.host} did not accept {len(batch)} event(s) after "
-                    f"{retry} attempt(s) in {self.clock() - start:.1f}s (last: {message})"
-                )
-                raise PostHogUnavailableError(msg)
-            logger.debug("PostHog: %s; retrying in %.2fs", message, wait)
-            self._wait(wait)
-
-    def _wait(self, seconds: float) -> None:
-        if self.sleep is None:
-            self._abandoned.wait(seconds)
-        else:
-            self.sleep(seconds)
-
-    def _post_once(self, batch: list[dict[str, Any]]) -> tuple[int | None, str, float | None]:
-        """One request: (None, "", None) on 200, else (status or 0, message, Retry-After)."""
-        self.requests += 1
-        assert self.post is not None  # noqa: S101 - set in __attrs_post_init__
-        try:
-            self.post(
-                self.api_key,
-                self.host,
-                gzip=self.gzip,
-                timeout=self.timeout,
-                batch=batch,
-                historical_migration=self.historical_migration,
-            )
-        except Exception as exc:  # noqa: BLE001 - requests' and posthog's errors, sorted below
-            status = getattr(exc, "status", None)
-            if not isinstance(status, int) and isinstance(exc, OSError):  # requests' errors
-                return 0, f"{type(exc).__name__}: {exc}", None
-            if not isinstance(status, int):  # the body could not be built (too deep…)
-                return _UNSENDABLE, f"cannot be sent ({type(exc).__name__}: {exc})", None
-            text = str(getattr(exc, "message", exc))[:200]
-            if status in _AUTH_STATUSES:
-                msg = (
-                    f"PostHog at {self.host} refused the project API key (HTTP {status}): "
-                    f"check the key (and that it belongs to this host's region). PostHog said: "
-                    f"{text}"
-                )
-                raise PostHogAuthError(msg) from None
-            if status >= 500 or status in _RETRY_STATUSES:  # noqa: PLR2004
-                return status, f"HTTP {status}: {text}", getattr(exc, "retry_after", None)
-            if status in _SPLIT_STATUSES:
-                return status, text, None
-            msg = (
-                f"PostHog at {self.host} answered HTTP {status}, which retrying cannot fix: "
-                f"check the host. PostHog said: {text}"
-            )
-            raise PostHogRefusedError(msg) from None
-        return None, "", None
 
 
 class JsonLinesSink:

@@ -22,8 +22,8 @@ class LocalPostHog:
     told otherwise: :meth:`answer` queues statuses for the next requests, :meth:`down_for`
     answers 503 for a while, :attr:`status` is the answer once those are used up,
     :attr:`max_batch` answers 413 to a request with more events, and :attr:`refuse` answers
-    400 to a request holding an event it returns True for. Start it with
-    :func:`local_posthog`.
+    400 to a request holding an event it returns True for, and :attr:`delay` holds every
+    answer that long (PostHog's own latency). Start it with :func:`local_posthog`.
 
     Attributes:
         url: ``http://127.0.0.1:<port>``: pass it as the PostHog host.
@@ -31,6 +31,10 @@ class LocalPostHog:
         requests: Requests received.
         api_keys: The ``api_key`` of each request.
         historical: The ``historical_migration`` flag of each request.
+        bodies: Each request's decoded body, when :attr:`keep_bodies` is set.
+        delay: Seconds each answer is held before it is sent (default 0).
+        in_flight: Requests being answered now.
+        peak_in_flight: The most requests ever being answered at once.
     """
 
     def __init__(self) -> None:
@@ -43,6 +47,12 @@ class LocalPostHog:
         self.status = 200
         self.max_batch: int | None = None
         self.refuse: Callable[[dict[str, Any]], bool] | None = None
+        self.delay = 0.0
+        self.keep_bodies = False
+        self.bodies: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.in_flight = 0
+        self.peak_in_flight = 0
         self._queue: deque[int] = deque()
         self._down_until = 0.0
         self._lock = threading.Lock()
@@ -57,11 +67,23 @@ class LocalPostHog:
         with self._lock:
             self._down_until = time.monotonic() + seconds
 
-    def _respond(self, body: dict[str, Any]) -> int:
+    def _arrived(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def _answered(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+    def _respond(self, body: dict[str, Any], headers: dict[str, str]) -> int:
         batch = body.get("batch")
         events = batch if isinstance(batch, list) else []
         with self._lock:
             self.requests += 1
+            if self.keep_bodies:
+                self.bodies.append(body)
+                self.headers.append(headers)
             self.api_keys.append(str(body.get("api_key")))
             self.historical.append(body.get("historical_migration") is True)
             if self._queue:
@@ -81,7 +103,17 @@ class LocalPostHog:
 
 def _posthog_handler(stand_in: LocalPostHog) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as PostHog's own endpoint
+        disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms wait
+
         def do_POST(self) -> None:
+            stand_in._arrived()  # noqa: SLF001
+            try:
+                self._answer()
+            finally:
+                stand_in._answered()  # noqa: SLF001
+
+        def _answer(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             if self.headers.get("Content-Encoding") == "gzip":
                 raw = gzip.decompress(raw)
@@ -89,7 +121,10 @@ def _posthog_handler(stand_in: LocalPostHog) -> type[http.server.BaseHTTPRequest
                 body = json.loads(raw)
             except ValueError:
                 body = {}
-            status = stand_in._respond(body if isinstance(body, dict) else {})  # noqa: SLF001
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            status = stand_in._respond(body if isinstance(body, dict) else {}, headers)  # noqa: SLF001
+            if stand_in.delay > 0:
+                time.sleep(stand_in.delay)
             reply = b'{"status": "Ok"}' if status == 200 else b'{"detail": "injected"}'  # noqa: PLR2004
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
