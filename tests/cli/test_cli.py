@@ -381,33 +381,18 @@ def test_check_without_a_verdict_exits_1(aws: LocalAWS, capsys: pytest.CaptureFi
     assert "GetShardIterator on Kinesis stream 'clicks' failed (Rate exceeded): try again" in err
 
 
-def test_import_without_the_posthog_extra(
-    env: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Sending to PostHog without posthog-python installed says which extra to install."""
-    monkeypatch.setitem(sys.modules, "posthog", None)  # as if not installed
-    monkeypatch.setitem(sys.modules, "posthog.request", None)  # even if imported before
-    code, _, err = run(
-        capsys,
-        "import",
-        "--stream",
-        "s",
-        "--event-key",
-        "e",
-        "--posthog-key",
-        "k",
-        "--posthog-host",
-        "http://127.0.0.1:9",
-        *env,
-    )
-    assert 2 == code
-    assert "pip install 'streambridge[posthog]'" in err
-
-
 def test_import_to_posthog(
-    aws: LocalAWS, env: list[str], capsys: pytest.CaptureFixture[str]
+    aws: LocalAWS,
+    env: list[str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """--posthog-host/--posthog-key send the events to PostHog's batch API, uuids and all."""
+    """--posthog-host/--posthog-key send the events to PostHog's batch API, uuids and all.
+
+    posthog-python is not needed for it (since 0.2): it is hidden here as if not installed.
+    """
+    monkeypatch.setitem(sys.modules, "posthog", None)
+    monkeypatch.setitem(sys.modules, "posthog.request", None)
     aws.create_stream("clicks", shards=1)
     aws.put_records("clicks", [{"name": f"e{n}", "user": f"u{n}"} for n in range(3)])
     with local_posthog() as posthog:

@@ -26,18 +26,17 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from streambridge._aws import MAX_IN_FLIGHT, CallError, ClientShell, within_pool
+from streambridge._aws import MAX_IN_FLIGHT, within_pool
 from streambridge._tally import Tally
 from streambridge._util import stop_function
 from streambridge.deadletter import hand_back
-from streambridge.errors import DeadLetterError, DeliveryError, FatalSinkError, MalformedAnswerError
+from streambridge.errors import DeadLetterError, FatalSinkError
 from streambridge.importer.answers import RecordsPage
 from streambridge.importer.calls import (
     Fetched,
     ShardLister,
     fetch,
     fetch_in_order,
-    refusal_error,
 )
 from streambridge.importer.checkpoints import (
     CheckpointStore,
@@ -45,7 +44,8 @@ from streambridge.importer.checkpoints import (
     ShardCheckpoint,
 )
 from streambridge.importer.conversion import RecordConverter
-from streambridge.importer.events import PostHogEvent
+from streambridge.importer.handover import Handed, HandOver, Outcome
+from streambridge.importer.reading import ShardReading
 from streambridge.importer.results import (
     ImportResult,
     ImportTotals,
@@ -56,8 +56,8 @@ from streambridge.importer.results import (
 )
 from streambridge.importer.settings import ImporterSettings
 from streambridge.importer.shards import Shard, ShardTable, iterator_request
-from streambridge.importer.sinks import Sink
-from streambridge.retry import THROTTLING_CODES, RetryPolicy
+from streambridge.importer.sinks import Sink, calls_in_flight
+from streambridge.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from mypy_boto3_kinesis import KinesisClient
@@ -69,7 +69,7 @@ logger = logging.getLogger("streambridge.importer")
 _Poll = Tally[ImportResult]
 
 
-class KinesisImporter(ClientShell[ImporterSettings]):
+class KinesisImporter(ShardReading):
     """Import a Kinesis Data Stream as PostHog events, as PostHog's Kinesis app meant to.
 
     Example (``settings`` an :class:`~streambridge.ImporterSettings`)::
@@ -94,6 +94,7 @@ class KinesisImporter(ClientShell[ImporterSettings]):
         backoff: RetryPolicy = RetryPolicy(base_delay=1.0, max_delay=30.0),  # noqa: B008 - frozen
         shard_refresh_interval: float = 30.0,
         max_in_flight: int = MAX_IN_FLIGHT,
+        sink_calls_in_flight: int | None = None,
         sleep: Callable[[float], object] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
@@ -123,6 +124,11 @@ class KinesisImporter(ClientShell[ImporterSettings]):
             max_in_flight: Shards read at once (one call in flight per shard; events are
                 still handed to the sink shard by shard, in order); 1 reads one at a time.
                 At most the client's ``max_pool_connections`` (botocore's default: 10).
+            sink_calls_in_flight: Sink calls at once, from a pool of threads (default: the
+                sink's ``calls_in_flight``, 8 for :class:`~streambridge.PostHogSink`; 1 for
+                any other callable, called in the importer's thread). A shard's next page may
+                be read and handed over while its last is in flight, but its checkpoint moves
+                only past pages the sink confirmed, in order.
             sleep: Waits in :meth:`run` (inject a fake in tests).
             clock: Monotonic seconds, for pacing.
             now: The wall clock, for where a ``LATEST`` start began.
@@ -144,11 +150,17 @@ class KinesisImporter(ClientShell[ImporterSettings]):
         self.max_in_flight = within_pool(client, max_in_flight, logger)
         self._pool: ThreadPoolExecutor | None = None
         self._budget: int | None = None  # records left to read under run(max_records=)
+        calls = calls_in_flight(sink) if sink_calls_in_flight is None else sink_calls_in_flight
+        self._handover = HandOver(sink, calls) if sink is not None and calls > 1 else None
+        self._epochs: dict[str, int] = {}  # each read's hand-over epoch, from its start
 
     # ------------------------------------------------------------------ public calls
 
     def poll(self) -> ImportResult:
         """Make one pass over the shards that are readable and due; never sleeps.
+
+        Returns once every sink call of the pass ended (:meth:`run` keeps them in flight from
+        one pass to the next).
 
         Returns:
             The events of this pass, what was skipped, and each shard's lag.
@@ -159,10 +171,14 @@ class KinesisImporter(ClientShell[ImporterSettings]):
             DeliveryError: Another error retrying cannot fix.
             DeadLetterError: ``on_skip`` could not write a dead letter (no checkpoint past it).
         """
+        return self._poll(drain=True)
+
+    def _poll(self, *, drain: bool) -> ImportResult:
         result = _Poll(ImportResult)
+        self._settle_ready(result)
         if self._clock() >= self._next_refresh:
             self._refresh_shards()
-        due = [s for s in self._table.readable() if self._clock() >= s.next_call]
+        due = [s for s in self._table.readable() if self._due(s)]
         if self.max_in_flight == 1 or len(due) < 2 or self._budget is not None:  # noqa: PLR2004
             for shard in due:  # one at a time, so that a record budget is spent exactly
                 if self._budget == 0:
@@ -172,14 +188,20 @@ class KinesisImporter(ClientShell[ImporterSettings]):
                 before, params = result.counts["records"], self._begin_read(shard)
                 self._read(shard, result, fetch(self.client, shard.iterator, params, limit))
                 if self._budget is not None:
+                    self._drain(result)  # counted once confirmed: the budget is exact
                     self._budget -= result.counts["records"] - before
         else:
             self._read_together(due, result)
+        if drain:
+            self._drain(result)
         if result.items["finished_shards"]:
             self._next_refresh = 0.0  # look for the children now
         for line in skip_summary(result.items["skipped"]):
             logger.warning("%s", line)
         return result.freeze()
+
+    def _due(self, shard: Shard) -> bool:
+        return not self._blocked(shard) and self._clock() >= shard.next_call
 
     def run(
         self,
@@ -213,26 +235,59 @@ class KinesisImporter(ClientShell[ImporterSettings]):
         try:
             while True:
                 if should_stop():
-                    return self._ended(totals, "stop")
-                result = self.poll()
+                    return self._ended(totals, "stop", on_poll)
+                result = self._poll(drain=False)
                 totals = totals.add(result)
                 if on_poll is not None:
                     on_poll(result, totals)
                 if max_events is not None and totals.events >= max_events:
-                    return self._ended(totals, "max_events")
+                    return self._ended(totals, "max_events", on_poll)
                 if self._budget == 0:
-                    return self._ended(totals, "max_records")
+                    return self._ended(totals, "max_records", on_poll)
                 if max_polls is not None and totals.polls >= max_polls:
-                    return self._ended(totals, "max_polls")
-                if until_caught_up and self._table.caught_up():
-                    return self._ended(totals, "caught_up")
-                wait = self._table.next_due(self._next_refresh) - self._clock()
-                if wait > 0:
-                    self._sleep(min(wait, 1.0))  # short naps, so that `stop` is seen quickly
+                    return self._ended(totals, "max_polls", on_poll)
+                held = self._handover is not None and self._handover.holds()
+                if until_caught_up and not held and self._table.caught_up():
+                    return self._ended(totals, "caught_up", on_poll)
+                self._pause(held)
+        except BaseException:
+            if self._handover is not None:  # nothing held is confirmed now: read it again
+                self._handover.drop_all()
+                self._handover.close()
+            raise
         finally:
             self._budget = None  # a later poll() reads as much as it likes
 
-    def _ended(self, totals: ImportTotals, because: str) -> ImportTotals:
+    def _pause(self, held: bool) -> None:
+        """Until a shard is due, or a sink call in flight ends (a shard may be read on)."""
+        readable = [s for s in self._table.readable() if not self._blocked(s)]
+        due = min([self._next_refresh, *(s.next_call for s in readable)])
+        wait = min(due - self._clock(), 1.0)  # short naps, so that `stop` is seen quickly
+        if wait <= 0:
+            return
+        if held and self._handover is not None and self._handover.wait(wait):
+            return
+        left = min(due - self._clock(), wait)  # with an injected clock, time moves only here
+        if left > 0:
+            self._sleep(left)
+
+    def _blocked(self, shard: Shard) -> bool:
+        return self._handover is not None and self._handover.blocked(shard)
+
+    def _ended(
+        self,
+        totals: ImportTotals,
+        because: str,
+        on_poll: Callable[[ImportResult, ImportTotals], object] | None,
+    ) -> ImportTotals:
+        """The totals of a run, once every sink call in flight ended and was taken."""
+        if self._handover is not None and self._handover.holds():
+            last = _Poll(ImportResult)
+            self._drain(last)
+            result = last.freeze()
+            totals = attrs.evolve(totals.add(result), polls=totals.polls)
+            if on_poll is not None:
+                on_poll(result, totals)
         return attrs.evolve(totals, stopped_because=because, undelivered=self.undelivered)
 
     @property
@@ -248,30 +303,6 @@ class KinesisImporter(ClientShell[ImporterSettings]):
     def shards(self) -> dict[str, ShardCheckpoint]:
         """Each known shard's checkpoint."""
         return {shard_id: shard.checkpoint for shard_id, shard in self._table.shards.items()}
-
-    # ------------------------------------------------------------------ shards
-
-    def _refresh_shards(self) -> None:
-        """List the stream's shards (paginated) and decide where new ones start.
-
-        A transient failure — throttling, a connection error, a malformed answer — keeps the
-        last listing and tries again after the longest backoff.
-        """
-        listed = self._lister.list()
-        if isinstance(listed, CallError) and not listed.retryable:
-            raise self._fatal(listed) from listed.error
-        if isinstance(listed, CallError):
-            self._keep_listing(listed)
-            return
-        saved = self.checkpoints.load(self.settings.stream_name)
-        start = self.settings.start_position
-        for shard in self._table.update(listed, saved, start_position=start):
-            self._save(shard, shard.checkpoint)  # closed before we began at LATEST: done
-        self._next_refresh = self._clock() + self.shard_refresh_interval
-
-    def _keep_listing(self, failure: CallError) -> None:
-        delay = self._lister.retry_in(failure, self.backoff, self._clock(), self._random)
-        self._next_refresh = self._clock() + delay
 
     def _read_together(self, due: list[Shard], result: _Poll) -> None:
         """Read up to ``max_in_flight`` shards at once; hand over their events in order."""
@@ -289,22 +320,95 @@ class KinesisImporter(ClientShell[ImporterSettings]):
             self._read(shard, result, fetched)
 
     def _read(self, shard: Shard, result: _Poll, fetched: Fetched) -> None:
-        """One GetRecords on one shard, then sink and checkpoint."""
+        """One GetRecords on one shard, then hand over; the checkpoint moves once confirmed."""
+        handover = self._handover
+        if handover is not None:
+            while handover.full():  # room for one more sink call first
+                handover.wait()
+                self._settle_ready(result)
+            if handover.epoch(shard.shard_id) != self._epochs.get(shard.shard_id, 0):
+                return  # an earlier page failed meanwhile: this read is stale, read again
         page = self._interpret(shard, fetched, result)
         if page is None:
             return
-        records = page.records
         result.maps["lag"][shard.shard_id] = page.millis_behind
-        events, skipped = self._convert.convert(shard.shard_id, records)
+        events, skipped = self._convert.convert(shard.shard_id, page.records)
+        handed = Handed(shard, page.records, events, skipped, page.next_iterator)
+        if handover is not None and (events or handover.holds(shard.shard_id)):
+            handover.submit(handed)  # taken in order, later (_settle_ready)
+            self._advance(shard, page)
+            return
+        outcome = Outcome()
         if events and self.sink is not None:
-            accepted = self._hand_over(shard, records, events, skipped, result)
-            if accepted is None:
-                return
-            events = accepted
+            try:
+                outcome = Outcome(answer=self.sink(events))
+            except Exception as exc:  # noqa: BLE001 - sorted in _settle
+                outcome = Outcome(error=exc)
+        if self._settle(handed, outcome, result):
+            self._advance(shard, page)
+
+    def _advance(self, shard: Shard, page: RecordsPage) -> None:
+        """Read on from the page's end; paced from the call's start, as AWS counts."""
+        shard.iterator = page.next_iterator
+        if shard.iterator is not None:
+            lag, began = page.millis_behind, shard.began
+            shard.read(records=len(page.records), lag=lag, settings=self.settings, now=began)
+
+    def _settle_ready(self, result: _Poll) -> None:
+        """Take the outcomes of the sink calls that ended, each shard in its order."""
+        if self._handover is not None:
+            for handed in self._handover.ready():
+                self._settle(handed, handed.outcome(), result)
+
+    def _drain(self, result: _Poll) -> None:
+        """Until every sink call in flight ended and was taken."""
+        while self._handover is not None and self._handover.holds():
+            self._handover.wait()
+            self._settle_ready(result)
+
+    def _begin_read(self, shard: Shard) -> dict[str, Any] | None:
+        """Note the read's start; GetShardIterator's parameters when the shard has none."""
+        shard.began = self._clock()
+        if self._handover is not None:
+            self._epochs[shard.shard_id] = self._handover.epoch(shard.shard_id)
+        if shard.iterator is not None:
+            return None
+        params, begin = iterator_request(shard, self.settings, self._now())
+        if begin is not None:  # remember where we begin before we begin
+            self._save(shard, begin)
+        return params
+
+    def _settle(self, handed: Handed, outcome: Outcome, result: _Poll) -> bool:
+        """A page's sink outcome: count it and move the checkpoint, or read it again later.
+
+        True when the checkpoint moved past the page (or there was nothing to move).
+        """
+        shard, records, events, skipped = (
+            handed.shard, handed.records, handed.events, handed.skipped,
+        )  # fmt: skip
+        if outcome.error is not None:
+            later = 0 if self._handover is None else self._handover.drop(shard.shard_id)
+            shard.undelivered = len(events) + later
+            if isinstance(outcome.error, FatalSinkError):
+                raise outcome.error
+            what = f"{len(events)} event(s) of shard {shard.shard_id} ({outcome.error!r})"
+            logger.warning("sink did not take %s; they will be read again", what)
+            failure = SinkFailure(shard.shard_id, len(events), repr(outcome.error))
+            result.append("sink_failures", failure)
+            shard.iterator = None  # re-read from the checkpoint
+            self._back_off(shard)
+            return False
+        refusals = refusals_in(outcome.answer)
+        if refusals:  # whatever else a sink returns (None, uuids…) means "all taken"
+            skipped.extend(self._convert.refused(shard.shard_id, list(records), refusals))
+            refused = {r.event.uuid for r in refusals}
+            events = [event for event in events if event.uuid not in refused]
         try:
             hand_back(self.on_skip, skipped, logger, "on_skip raised; the record stays skipped")
         except DeadLetterError:  # not handed back: the checkpoint stays before it, and we stop
             shard.iterator = None
+            if self._handover is not None:
+                self._handover.drop(shard.shard_id)
             raise
         shard.undelivered = 0
         result.add("records", len(records))
@@ -315,136 +419,7 @@ class KinesisImporter(ClientShell[ImporterSettings]):
         if records:
             sequence = records[-1]["SequenceNumber"]
             self._save(shard, attrs.evolve(shard.checkpoint, sequence_number=sequence))
-        shard.iterator = page.next_iterator
-        if shard.iterator is None:
+        if handed.next_iterator is None:
             shard.failures = 0
             self._finish(shard, result)
-            return
-        lag, began = page.millis_behind, shard.began  # paced from the call's start, as AWS counts
-        shard.read(records=len(records), lag=lag, settings=self.settings, now=began)
-
-    def _begin_read(self, shard: Shard) -> dict[str, Any] | None:
-        """Note the read's start; GetShardIterator's parameters when the shard has none."""
-        shard.began = self._clock()
-        if shard.iterator is not None:
-            return None
-        params, begin = iterator_request(shard, self.settings, self._now())
-        if begin is not None:  # remember where we begin before we begin
-            self._save(shard, begin)
-        return params
-
-    def _interpret(self, shard: Shard, fetched: Fetched, result: _Poll) -> RecordsPage | None:
-        """One well-formed GetRecords answer, or None (the shard backs off or renews)."""
-        if isinstance(fetched.iterator, CallError):
-            self._read_error(shard, fetched.iterator, result)
-            return None
-        if fetched.iterator is not None:
-            shard.iterator = fetched.iterator
-        result.add("calls")
-        page = fetched.page
-        if isinstance(page, CallError):
-            self._read_error(shard, page, result)
-        if not isinstance(page, RecordsPage):  # a failure, or no page without an iterator
-            return None
-        if page.next_iterator is None and not self._confirmed_closed(shard):
-            unbelieved = MalformedAnswerError(
-                f"GetRecords answered 200 with no NextShardIterator for shard "
-                f"{shard.shard_id}, which the shard listing says is open: the answer is "
-                f"not believed",
-                operation="GetRecords",
-            )
-            self._malformed(shard, unbelieved, result)
-            return None
-        return page
-
-    def _malformed(self, shard: Shard, exc: object, result: _Poll) -> None:
-        logger.warning("shard %s: %s; asking again from the checkpoint", shard.shard_id, exc)
-        result.add("malformed_answers")
-        shard.iterator = None  # the iterator's position is unknown too
-        self._back_off(shard)
-
-    def _hand_over(
-        self,
-        shard: Shard,
-        records: list[Any],
-        events: list[PostHogEvent],
-        skipped: list[SkippedRecord],
-        result: _Poll,
-    ) -> list[PostHogEvent] | None:
-        """Give the events to the sink: those it accepted, or None when it failed."""
-        assert self.sink is not None  # noqa: S101 - the caller checked
-        try:
-            answer = self.sink(events)
-        except FatalSinkError:
-            shard.undelivered = len(events)
-            raise
-        except Exception as exc:  # noqa: BLE001 - any sink failure: re-read later
-            what = f"{len(events)} event(s) of shard {shard.shard_id} ({exc!r})"
-            logger.warning("sink did not take %s; they will be read again", what)
-            result.append("sink_failures", SinkFailure(shard.shard_id, len(events), repr(exc)))
-            shard.undelivered = len(events)
-            shard.iterator = None  # re-read from the checkpoint
-            self._back_off(shard)
-            return None
-        refusals = refusals_in(answer)
-        if not refusals:  # whatever else a sink returns (None, uuids…) means "all taken"
-            return events
-        skipped.extend(self._convert.refused(shard.shard_id, records, refusals))
-        refused = {r.event.uuid for r in refusals}
-        return [event for event in events if event.uuid not in refused]
-
-    def _confirmed_closed(self, shard: Shard) -> bool:
-        """Whether the shard listing says the shard is closed (listing again if need be)."""
-        if not shard.closed:
-            self._refresh_shards()
-        return shard.closed
-
-    def _read_error(self, shard: Shard, failure: CallError, result: _Poll) -> None:
-        code = failure.code
-        if failure.malformed:
-            self._malformed(shard, failure.message, result)
-        elif failure.connection:
-            logger.debug("shard %s: %s; backing off", shard.shard_id, failure.message)
-            self._back_off(shard)
-        elif code == "ExpiredIteratorException":
-            logger.info(
-                "shard %s: iterator expired; renewing it from the checkpoint", shard.shard_id
-            )
-            result.add("expired_iterators")
-            shard.iterator = None
-        elif code == "ResourceNotFoundException" and not self._stream_still_there(shard):
-            logger.warning("shard %s is gone (trimmed past retention); moving on", shard.shard_id)
-            self._finish(shard, result)
-        elif failure.retryable:
-            if code in THROTTLING_CODES:
-                result.add("throttled")
-            self._back_off(shard)
-        else:
-            raise self._fatal(failure) from failure.error
-
-    def _stream_still_there(self, shard: Shard) -> bool:
-        """After a ResourceNotFound: is the shard still listed (so the error is real)?"""
-        self._refresh_shards()  # raises StreamNotFoundError when the stream itself is gone
-        return shard.shard_id in self._table.listed
-
-    def _back_off(self, shard: Shard) -> None:
-        shard.back_off(
-            backoff=self.backoff,
-            min_interval=self.settings.min_call_interval,
-            now=self._clock(),
-            random=self._random,
-        )
-
-    def _finish(self, shard: Shard, result: _Poll) -> None:
-        self._save(shard, attrs.evolve(shard.checkpoint, finished=True))
-        shard.iterator = None
-        result.append("finished_shards", shard.shard_id)
-        logger.info("shard %s read to its end", shard.shard_id)
-
-    def _save(self, shard: Shard, checkpoint: ShardCheckpoint) -> None:
-        self.checkpoints.save(self.settings.stream_name, shard.shard_id, checkpoint)
-        shard.checkpoint = checkpoint
-
-    def _fatal(self, failure: CallError) -> DeliveryError:
-        """Turn a non-retryable error into a DeliveryError that says what to do."""
-        return refusal_error(failure, self.settings.stream_name, self.client.meta.region_name)
+        return True
