@@ -45,6 +45,7 @@ PURE = {
     *(f"streambridge.importer.{name}" for name in ("settings", "keys", "decoding", "events")),
     *(f"streambridge.importer.{name}" for name in ("conversion", "shards", "answers", "results")),
     "streambridge.importer.kpl",
+    "streambridge.importer.lambda_records",
     "streambridge._answers",
     "streambridge._json",
     "streambridge._settings",

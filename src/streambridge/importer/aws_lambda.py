@@ -18,8 +18,9 @@ What comes back is ``{"batchItemFailures": [{"itemIdentifier": <sequenceNumber>}
   sees it; it never fails the batch — unless ``on_skip`` is a dead-letter target
   (:class:`~streambridge.S3DeadLetters`, :class:`~streambridge.SQSDeadLetters`;
   ``STREAMBRIDGE_DEAD_LETTER``) that cannot write it: then it is reported for a retry;
-* events go to the sink in order, a few records at a time; when the sink fails, the first
-  record whose events it did not accept and every record after it are reported, so the event
+* events go to the sink a share of the records at a time, several calls in flight (the sink's
+  ``calls_in_flight``: 8 for :class:`~streambridge.PostHogSink`); when a call fails, the first
+  record whose events it did not take and every record after it are reported, so the event
   source mapping retries from there (its checkpoint is the lowest failed sequence number);
 * with less than ``time_margin`` seconds of the invocation left, nothing more is started and
   the rest is reported the same way.
@@ -29,13 +30,12 @@ Stream and shard come from each record's ``eventSourceARN`` and ``eventID``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import attrs
@@ -47,6 +47,7 @@ from streambridge.errors import ConfigurationError, DeadLetterError, FatalSinkEr
 from streambridge.importer.conversion import RecordConverter
 from streambridge.importer.events import PostHogEvent
 from streambridge.importer.keys import parse_property_mappings
+from streambridge.importer.lambda_records import LambdaRecord, read_record
 from streambridge.importer.results import (
     SkippedRecord,
     refusals_in,
@@ -54,7 +55,7 @@ from streambridge.importer.results import (
     skip_summary,
 )
 from streambridge.importer.settings import ImporterSettings
-from streambridge.importer.sinks import Sink
+from streambridge.importer.sinks import Sink, calls_in_flight
 
 __all__ = ["ENVIRONMENT", "LambdaHandler", "handler", "handler_from_environment", "make_handler"]
 
@@ -74,60 +75,30 @@ ENVIRONMENT = {
     "POSTHOG_HOST": "PostHog's ingestion host (default https://us.i.posthog.com)",
 }
 
-_STREAM_ARN_MARK = ":stream/"
-
 #: Skipped records logged one line each per invocation; the rest in one summary line.
 LOGGED_SKIPS = 100
+#: The fewest records of one sink call when the handler shares an invocation's records out.
+MIN_RECORDS_PER_CALL = 100
 
 
-def _stream_of(arn: object) -> str | None:
-    """``lambda-stream`` of ``arn:aws:kinesis:us-east-2:123456789012:stream/lambda-stream``."""
-    if isinstance(arn, str) and _STREAM_ARN_MARK in arn:
-        name = arn.rsplit(_STREAM_ARN_MARK, 1)[1].split("/", 1)[0]
-        return name or None
-    return None
+@attrs.define(eq=False)
+class _Call:
+    """One sink call of an invocation: its records, their events, and what came of it."""
 
+    records: Sequence[LambdaRecord]
+    events: list[PostHogEvent]
+    skipped: list[SkippedRecord]
+    future: Future[object] | None = None
+    answer: object = None
+    error: Exception | None = None
 
-@attrs.frozen
-class _Record:
-    """One usable record of the event: where it is from and what the converter reads."""
-
-    stream: str
-    shard: str
-    sequence: str
-    kinesis: dict[str, Any]  # Data, SequenceNumber, ApproximateArrivalTimestamp
-
-
-def _as_bytes(raw: object) -> bytes:
-    """A record that cannot be read, as it came (for the log and dead letters)."""
-    return json.dumps(raw, default=str, ensure_ascii=False).encode()
-
-
-def _read(raw: object, fallback_stream: str) -> _Record | SkippedRecord:
-    """One record of a Kinesis event, or why it cannot be read."""
-    shard, sequence = "unknown", "unknown"
-    if not isinstance(raw, Mapping) or not isinstance(raw.get("kinesis"), Mapping):
-        reason = "not a Kinesis record (no 'kinesis' object)"
-        return SkippedRecord(shard, sequence, 0, reason, _as_bytes(raw))
-    body = raw["kinesis"]
-    stream = _stream_of(raw.get("eventSourceARN")) or fallback_stream
-    event_id = raw.get("eventID")
-    if isinstance(event_id, str) and ":" in event_id:
-        shard = event_id.split(":", 1)[0]
-    sequence = body.get("sequenceNumber")
-    if not isinstance(sequence, str) or not sequence:
-        why = "it has no sequenceNumber"
-        return SkippedRecord(shard, "unknown", 0, why, _as_bytes(raw), stream=stream)
-    try:
-        data = base64.b64decode(body.get("data") or "", validate=True)
-    except (binascii.Error, TypeError, ValueError):
-        why = "its data is not valid base64"
-        return SkippedRecord(shard, sequence, 0, why, _as_bytes(raw), stream=stream)
-    arrival = body.get("approximateArrivalTimestamp")
-    record: dict[str, Any] = {"Data": data, "SequenceNumber": sequence}
-    if isinstance(arrival, int | float) and not isinstance(arrival, bool):
-        record["ApproximateArrivalTimestamp"] = datetime.fromtimestamp(arrival, timezone.utc)
-    return _Record(stream, shard, sequence, record)
+    def end(self) -> None:
+        """Wait for the call in flight, and keep its answer or error."""
+        if self.future is not None:
+            try:
+                self.answer = self.future.result()
+            except Exception as exc:  # noqa: BLE001 - any sink failure: the mapping retries
+                self.error = exc
 
 
 class LambdaHandler:
@@ -145,19 +116,25 @@ class LambdaHandler:
         sink: Sink,
         *,
         on_skip: Callable[[SkippedRecord], object] | None = None,
-        records_per_sink_call: int = 100,
+        records_per_sink_call: int | None = None,
+        sink_calls_in_flight: int | None = None,
         time_margin: float = 5.0,
     ) -> None:
         """See :func:`make_handler`."""
-        if records_per_sink_call < 1:
+        if records_per_sink_call is not None and records_per_sink_call < 1:
             msg = f"records_per_sink_call must be at least 1, got {records_per_sink_call}"
             raise ConfigurationError(msg)
+        calls = calls_in_flight(sink) if sink_calls_in_flight is None else sink_calls_in_flight
+        if calls < 1:
+            raise ConfigurationError(f"sink_calls_in_flight must be at least 1, got {calls}")
         self.settings = settings
         self.sink = sink
         self.on_skip = on_skip
         self.records_per_sink_call = records_per_sink_call
+        self.sink_calls_in_flight = calls
         self.time_margin = time_margin
         self._converters: dict[str, RecordConverter] = {}
+        self._pool: ThreadPoolExecutor | None = None  # kept warm across invocations
 
     def __call__(self, event: Any, context: Any = None) -> dict[str, Any]:
         """Import one invocation's records; the ones to retry, as ReportBatchItemFailures wants.
@@ -169,30 +146,15 @@ class LambdaHandler:
         if not isinstance(raws, list):
             msg = "not a Kinesis event: it has no 'Records' list (is the trigger a Kinesis stream?)"
             raise ConfigurationError(msg)
-        records: list[_Record] = []
+        records: list[LambdaRecord] = []
         skipped: list[SkippedRecord] = []
         for raw in raws:
-            read = _read(raw, self.settings.stream_name)
+            read = read_record(raw, self.settings.stream_name)
             if isinstance(read, SkippedRecord):
                 skipped.append(read)
             else:
                 records.append(read)
-        delivered, failed = 0, 0
-        for start in range(0, len(records), self.records_per_sink_call):
-            chunk = records[start : start + self.records_per_sink_call]
-            if self._out_of_time(context):
-                logger.warning(
-                    "less than %.0f s left: %d record(s) left for a retry",
-                    self.time_margin,
-                    len(records) - start,
-                )
-                failed = len(records) - start
-                break
-            accepted = self._hand_over(chunk, skipped)
-            if accepted is None:
-                failed = len(records) - start
-                break
-            delivered += accepted
+        delivered, failed = self._send(records, skipped, context)
         unwritten = self._hand_back(skipped)
         logger.info(
             "%d record(s): %d event(s) delivered, %d skipped, %d to retry",
@@ -239,30 +201,79 @@ class LambdaHandler:
             converter = self._converters[stream] = RecordConverter(settings)
         return converter
 
-    def _hand_over(self, chunk: Sequence[_Record], skipped: list[SkippedRecord]) -> int | None:
-        """Convert a few records and give their events to the sink: how many, or None (failed)."""
-        events: list[PostHogEvent] = []
-        for record in chunk:  # each record with its own stream and shard (one, in practice)
+    def _send(
+        self, records: Sequence[LambdaRecord], skipped: list[SkippedRecord], context: Any
+    ) -> tuple[int, int]:
+        """Hand the records' events to the sink, calls in flight; (events taken, records failed).
+
+        Calls are started in order while time allows, at most ``sink_calls_in_flight`` at once;
+        their outcomes are taken in order. From the first call that failed (or was never
+        started), every record is failed — its skips too: they come back with the retry.
+        """
+        size = self.records_per_sink_call or max(
+            MIN_RECORDS_PER_CALL, math.ceil(len(records) / self.sink_calls_in_flight)
+        )
+        calls: list[_Call] = []
+        for start in range(0, len(records), size):
+            if self._out_of_time(context):
+                logger.warning(
+                    "less than %.0f s left: %d record(s) left for a retry",
+                    self.time_margin,
+                    len(records) - start,
+                )
+                break
+            call = self._call(records[start : start + size])
+            calls.append(call)
+            if len(calls) >= self.sink_calls_in_flight:  # room for the next: the oldest ends
+                oldest = calls[-self.sink_calls_in_flight]
+                oldest.end()
+                if oldest.error is not None:
+                    break  # nothing after a failure is started
+        delivered, done = 0, 0
+        for call in calls:
+            call.end()
+            if call.error is not None:
+                self._log_failure(call)
+                break
+            refusals = refusals_in(call.answer)
+            skipped.extend(call.skipped)
+            for record in call.records if refusals else ():  # refused: skipped, not retried
+                refused = self._converter(record.stream).refused
+                skipped.extend(refused(record.shard, [record.kinesis], refusals))
+            delivered += len(call.events) - len(refusals)
+            done += len(call.records)
+        return delivered, len(records) - done
+
+    def _call(self, records: Sequence[LambdaRecord]) -> _Call:
+        """Convert the records and start their sink call (in this thread when one at a time)."""
+        call = _Call(records, [], [])
+        for record in records:  # each record with its own stream and shard (one, in practice)
             got, bad = self._converter(record.stream).convert(record.shard, [record.kinesis])
-            events.extend(got)
-            skipped.extend(bad)
-        if not events:
-            return 0
-        try:
-            answer = self.sink(events)
-        except FatalSinkError as exc:
-            logger.error("the sink cannot take events (%s); left for a retry", exc)  # noqa: TRY400
-            return None
-        except Exception as exc:  # noqa: BLE001 - any sink failure: the mapping retries
+            call.events.extend(got)
+            call.skipped.extend(bad)
+        if not call.events:
+            return call
+        if self.sink_calls_in_flight == 1:
+            try:
+                call.answer = self.sink(call.events)
+            except Exception as exc:  # noqa: BLE001 - any sink failure: the mapping retries
+                call.error = exc
+            return call
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.sink_calls_in_flight, "streambridge-sink")
+        call.future = self._pool.submit(self.sink, call.events)
+        return call
+
+    @staticmethod
+    def _log_failure(call: _Call) -> None:
+        if isinstance(call.error, FatalSinkError):
+            logger.error("the sink cannot take events (%s); left for a retry", call.error)
+        else:
             logger.warning(
-                "the sink did not take %d event(s) (%r); left for a retry", len(events), exc
+                "the sink did not take %d event(s) (%r); left for a retry",
+                len(call.events),
+                call.error,
             )
-            return None
-        refusals = refusals_in(answer)
-        for record in chunk if refusals else ():  # a refused event is skipped, not retried
-            refused = self._converter(record.stream).refused
-            skipped.extend(refused(record.shard, [record.kinesis], refusals))
-        return len(events) - len(refusals)
 
     def _out_of_time(self, context: Any) -> bool:
         remaining = getattr(context, "get_remaining_time_in_millis", None)
@@ -274,7 +285,8 @@ def make_handler(
     sink: Sink,
     *,
     on_skip: Callable[[SkippedRecord], object] | None = None,
-    records_per_sink_call: int = 100,
+    records_per_sink_call: int | None = None,
+    sink_calls_in_flight: int | None = None,
     time_margin: float = 5.0,
 ) -> LambdaHandler:
     """A Lambda handler that imports Kinesis records into ``sink``.
@@ -292,12 +304,16 @@ def make_handler(
         settings: Event key, mappings, default distinct id. The stream name in the uuids is
             each record's (from ``eventSourceARN``); ``settings.stream_name`` is used only for
             a record without one.
-        sink: Receives the events, a few records' worth at a time; it must return only once
-            the destination has them (:class:`~streambridge.PostHogSink` does).
+        sink: Receives the events, a share of the records at a time; it must return only
+            once the destination has them (:class:`~streambridge.PostHogSink` does).
         on_skip: Called with each record that cannot become an event (they are logged too);
             a :class:`~streambridge.DeadLetterTarget` gets an invocation's at once, and the
             records it cannot write are reported in ``batchItemFailures``.
-        records_per_sink_call: Records whose events go to the sink in one call.
+        records_per_sink_call: Records whose events go to the sink in one call (default:
+            the invocation's records shared out over the calls in flight, at least
+            :data:`MIN_RECORDS_PER_CALL` a call).
+        sink_calls_in_flight: Sink calls at once, from a pool of threads (default: the
+            sink's ``calls_in_flight``; 1 — in the handler's thread — for a sink without it).
         time_margin: Seconds of the invocation kept in hand: with less left, no more sink
             calls are started and the rest is reported for a retry.
     """
@@ -306,6 +322,7 @@ def make_handler(
         sink,
         on_skip=on_skip,
         records_per_sink_call=records_per_sink_call,
+        sink_calls_in_flight=sink_calls_in_flight,
         time_margin=time_margin,
     )
 
