@@ -89,6 +89,7 @@ from streambridge.importer import (
 from streambridge.retry import RetryPolicy
 
 if TYPE_CHECKING:
+    from streambridge._aws import utc_timestamps
     from streambridge.forwarder.forwarder import FirehoseForwarder
     from streambridge.importer.importer import KinesisImporter
 
@@ -108,6 +109,7 @@ __getattr__, __dir__ = _lazy_exports(
     {
         "FirehoseForwarder": "streambridge.forwarder.forwarder",
         "KinesisImporter": "streambridge.importer.importer",
+        "utc_timestamps": "streambridge._aws",
     },
 )
 
@@ -167,4 +169,5 @@ __all__ = [
     "__version__",
     "make_handler",
     "read_dead_letters",
+    "utc_timestamps",
 ]

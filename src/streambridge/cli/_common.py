@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from streambridge._aws import build_client
+from streambridge._aws import build_client, utc_timestamps
 from streambridge._files import open_private
 from streambridge.deadletter import DeadLetterFile, DeadLetterTarget
 from streambridge.deadletter_remote import is_remote_target, remote_target
@@ -80,7 +80,13 @@ def aws_client(
         )
     # boto3 reads AWS_DEFAULT_REGION; AWS_REGION is what the other AWS SDKs and tools use
     region = args.region or os.environ.get("AWS_REGION") or None
-    session: Any = boto3.Session(profile_name=args.profile, region_name=region)
+    import botocore.session  # noqa: PLC0415
+
+    session: Any = boto3.Session(
+        profile_name=args.profile,
+        region_name=region,
+        botocore_session=utc_timestamps(botocore.session.get_session()),
+    )
     if session.region_name is None:
         raise UsageError("no AWS region: pass --region or set AWS_REGION / AWS_DEFAULT_REGION")
     return build_client(
