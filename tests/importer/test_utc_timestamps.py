@@ -17,10 +17,10 @@ from botocore import utils as botocore_utils
 
 from streambridge import ImporterSettings, KinesisImporter, utc_timestamps
 from streambridge._aws import parse_utc_timestamp
+from streambridge.testing import LocalAWS
 
 #: botocore's own parser (its stubs say str; it takes numbers too)
 botocores: Any = botocore_utils.parse_timestamp
-from streambridge.testing import LocalAWS
 
 
 @pytest.mark.parametrize(
