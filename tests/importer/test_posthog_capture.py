@@ -17,7 +17,15 @@ from typing import Any
 
 import pytest
 
-from streambridge import PostHogSink, PostHogUnavailableError, RetryPolicy
+from streambridge import (
+    ImporterSettings,
+    PostHogSink,
+    PostHogUnavailableError,
+    RecordConverter,
+    RetryPolicy,
+)
+from streambridge.importer import capture
+from streambridge.importer import events as events_module
 from streambridge.importer.capture import _Urllib3, ingestion_host
 from streambridge.testing import FakeClock, LocalPostHog, local_posthog
 from tests.importer.test_sinks import events
@@ -172,3 +180,30 @@ def test_a_200_cut_short_is_no_answer() -> None:
     finally:
         server.close()
     assert 3 == answered[0]
+
+
+def test_each_event_is_encoded_once_on_its_way_to_posthog(
+    posthog: LocalPostHog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The converter's check encodes the event; the sink sends those bytes, not its own."""
+    encoded: list[object] = []
+    for module in (capture, events_module):
+        real = module.encode_record
+        monkeypatch.setattr(
+            module, "encode_record", lambda value, real=real: encoded.append(value) or real(value)
+        )
+    converter = RecordConverter(ImporterSettings(stream_name="s", event_key="name"))
+    records = [
+        {
+            "Data": b'{"name": "e%d"}' % n,
+            "SequenceNumber": str(n),
+            "ApproximateArrivalTimestamp": None,
+        }
+        for n in range(50)
+    ]
+    made, skipped = converter.convert("shardId-000000000000", records)
+    assert ([], 50) == (skipped, len(made))
+    assert 50 == len(encoded)
+    PostHogSink(api_key="k", host=posthog.url)(made)
+    assert 50 + posthog.requests == len(encoded)  # and one small head a request
+    assert 50 == len(posthog.events)

@@ -234,7 +234,7 @@ class PostHogSink:
         size = 0
         for event in events:
             try:
-                data = encode_record(event.capture_json())
+                data = event.capture_bytes()
             except EncodingError as exc:
                 refused.append(SinkRefusal(event, f"cannot be sent: {exc}"))
                 continue

@@ -59,6 +59,10 @@ class PostHogEvent:
         properties: The mapped properties (flat keys).
         timestamp: When it happened (timezone-aware, UTC).
         uuid: A deterministic id; PostHog drops a second event with the same uuid.
+
+    Its capture JSON is encoded once (:meth:`capture_bytes`) — by the converter, which checks
+    that every event it makes can be sent — and the sinks reuse those bytes; change an
+    event with ``attrs.evolve``, not by changing its ``properties`` in place.
     """
 
     event: str
@@ -66,6 +70,7 @@ class PostHogEvent:
     properties: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
     timestamp: datetime = attrs.field(converter=_utc)
     uuid: str
+    _encoded: bytes | None = attrs.field(default=None, init=False, eq=False, hash=False, repr=False)
 
     def capture_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for posthog-python's ``Posthog.capture()`` (version 6 and later).
@@ -98,6 +103,27 @@ class PostHogEvent:
         if api_key is not None:
             body = {"api_key": api_key, **body}
         return body
+
+    def capture_bytes(self) -> bytes:
+        """:meth:`capture_json` as compact UTF-8 JSON bytes, encoded on first use only.
+
+        Raises:
+            EncodingError: The event cannot be written as strict JSON (a lone surrogate, a
+                value nested too deeply…).
+        """
+        data = self._encoded
+        if data is None:
+            data = encode_record(
+                {
+                    "event": self.event,
+                    "distinct_id": self.distinct_id,
+                    "properties": self.properties,
+                    "timestamp": self.timestamp.isoformat(),
+                    "uuid": self.uuid,
+                }
+            )
+            object.__setattr__(self, "_encoded", data)  # a cache: the event stays as it was
+        return data
 
 
 _NAMESPACE_BYTES = UUID_NAMESPACE.bytes
@@ -180,13 +206,14 @@ def to_event(
     timestamp = arrival
     if "timestamp" in properties:
         timestamp = _timestamp(properties.pop("timestamp"))
-    try:  # so that no sink is handed an event it cannot write (strict UTF-8 JSON)
-        encode_record((name, distinct_id, properties))
-    except EncodingError as exc:
-        raise UnusableRecordError(f"the event cannot be sent: {exc}") from None
-    return PostHogEvent(
+    event = PostHogEvent(
         event=name, distinct_id=distinct_id, properties=properties, timestamp=timestamp, uuid=uuid
     )
+    try:  # so that no sink is handed an event it cannot write; the sinks reuse the bytes
+        event.capture_bytes()
+    except EncodingError as exc:
+        raise UnusableRecordError(f"the event cannot be sent: {exc}") from None
+    return event
 
 
 def _distinct_id(value: Any) -> str:

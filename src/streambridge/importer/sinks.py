@@ -38,7 +38,6 @@ from collections.abc import Callable, Sequence
 from typing import IO
 
 from streambridge._files import ShortWriteError, is_regular, write_all
-from streambridge._json import encode_record
 from streambridge.errors import (
     EncodingError,
     OutputClosedError,
@@ -102,7 +101,7 @@ class JsonLinesSink:
         refused: list[SinkRefusal] = []
         for event in events:
             try:
-                lines.append(encode_record(event.capture_json()) + b"\n")
+                lines.append(event.capture_bytes() + b"\n")
             except EncodingError as exc:  # noqa: PERF203 - rare
                 refused.append(SinkRefusal(event, f"cannot be written: {exc}"))
         data = b"".join(lines)
