@@ -187,11 +187,16 @@ def test_each_event_is_encoded_once_on_its_way_to_posthog(
 ) -> None:
     """The converter's check encodes the event; the sink sends those bytes, not its own."""
     encoded: list[object] = []
+
+    def counting(real: Any) -> Any:
+        def encode(value: object) -> bytes:
+            encoded.append(value)
+            return real(value)  # type: ignore[no-any-return]
+
+        return encode
+
     for module in (capture, events_module):
-        real = module.encode_record
-        monkeypatch.setattr(
-            module, "encode_record", lambda value, real=real: encoded.append(value) or real(value)
-        )
+        monkeypatch.setattr(module, "encode_record", counting(module.encode_record))
     converter = RecordConverter(ImporterSettings(stream_name="s", event_key="name"))
     records = [
         {
