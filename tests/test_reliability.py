@@ -444,21 +444,21 @@ def test_the_last_line_catches_what_no_rule_foresaw(
 ) -> None:
     """An unexpected error decoding or converting one record skips it, with its type."""
     h = importing([good(n) for n in range(6)])
-    real_decode = importer_module.decode_record  # type: ignore[attr-defined]
-    real_convert = importer_module.to_event  # type: ignore[attr-defined]
+    real_decode = importer_module._decode
+    real_convert = importer_module.make_event  # type: ignore[attr-defined]
 
-    def decode(data: bytes) -> list[Any]:
+    def decode(data: bytes, plain: bool) -> list[Any]:
         if b'"n": 2,' in data:
             raise MemoryError("pretend")
-        return real_decode(data)
+        return real_decode(data, plain)
 
-    def convert(value: Any, **kwargs: Any) -> PostHogEvent:
+    def convert(value: Any, *args: Any) -> PostHogEvent:
         if value.get("n") == 4:
             raise ZeroDivisionError("pretend")
-        return real_convert(value, **kwargs)
+        return real_convert(value, *args)
 
-    monkeypatch.setattr(importer_module, "decode_record", decode)
-    monkeypatch.setattr(importer_module, "to_event", convert)
+    monkeypatch.setattr(importer_module, "_decode", decode)
+    monkeypatch.setattr(importer_module, "make_event", convert)
     result = h.importer.poll()
     assert {0, 1, 3, 5} == set(h.ns())
     assert [

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from streambridge.errors import EncodingError
@@ -41,8 +42,22 @@ HAS_ORJSON = _orjson is not None
 #: A function turning a JSON-like value into bytes (the forwarder's ``encoder``).
 Encoder = Callable[[Any], bytes]
 
+
+def _isoformat(value: object) -> str:
+    """A datetime as orjson writes it (its ``isoformat()``); anything else cannot be JSON."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    msg = f"Object of type {type(value).__name__} is not JSON serializable"
+    raise TypeError(msg)
+
+
+#: Datetimes are written as orjson writes them, RFC 3339 (``isoformat()``), on both paths.
 _stdlib_dumps = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
+    ensure_ascii=False,
+    separators=(",", ":"),
+    allow_nan=False,
+    check_circular=False,
+    default=_isoformat,
 ).encode
 
 
@@ -138,10 +153,12 @@ def loads(data: bytes) -> Any:
         RecursionError: The document is nested deeper than :data:`MAX_DEPTH` (or than the
             decoder goes).
     """
+    short = len(data) <= MAX_DEPTH  # fewer bytes than the limit cannot nest deeper than it
     if _orjson is not None and _NINETEEN_DIGITS not in data.translate(_DIGITS_TO_ZERO):
-        return _within_depth(_orjson.loads(data), data.count(b"[") + data.count(b"{"))
+        value = _orjson.loads(data)
+        return value if short else _within_depth(value, data.count(b"[") + data.count(b"{"))
     value = _stdlib_decoder.decode(data.decode("utf-8"))
-    return _within_depth(value, data.count(b"[") + data.count(b"{"))
+    return value if short else _within_depth(value, data.count(b"[") + data.count(b"{"))
 
 
 def documents(text: str) -> list[Any]:

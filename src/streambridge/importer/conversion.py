@@ -20,10 +20,12 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from streambridge._json import loads
 from streambridge.errors import DecodeError, UnusableRecordError
 from streambridge.importer.decoding import decode_record
-from streambridge.importer.events import PostHogEvent, event_uuid, to_event
-from streambridge.importer.keys import parse_path
+from streambridge.importer.events import PostHogEvent, event_uuid, make_event, uuid_maker
+from streambridge.importer.keys import getter, parse_path
+from streambridge.importer.kpl import MAGIC as KPL_MAGIC
 from streambridge.importer.kpl import NotAggregatedError, deaggregate, is_aggregated
 from streambridge.importer.results import SinkRefusal, SkippedRecord
 from streambridge.importer.settings import ImporterSettings
@@ -51,6 +53,7 @@ class RecordConverter:
         """A converter for ``settings`` (stream name, event key, mappings, default id)."""
         self.stream = settings.stream_name
         self.event_key = parse_path(settings.event_key)
+        self._get_name = getter(self.event_key)
         self.mappings = settings.additional_property_mappings
         self.default_distinct_id = settings.default_distinct_id
         self.personless = settings.personless
@@ -61,12 +64,15 @@ class RecordConverter:
         """The events of ``records``, in order, and the records (or documents) skipped."""
         events: list[PostHogEvent] = []
         skipped: list[SkippedRecord] = []
+        make_uuid = uuid_maker(self.stream, shard_id)
         for record in records:
             sequence: str = record["SequenceNumber"]
             arrival: datetime = record.get("ApproximateArrivalTimestamp") or _EPOCH
-            for sub, data in _payloads(record):
+            whole: bytes = record["Data"]
+            plain = whole[:4] != KPL_MAGIC and "SubSequenceNumber" not in record
+            for sub, data in ((None, whole),) if plain else _payloads(record):
                 try:
-                    values = decode_record(data)
+                    values = _decode(data, plain)
                 except DecodeError as exc:
                     skipped.append(
                         SkippedRecord(shard_id, sequence, 0, exc.reason, data, sub, self.stream)
@@ -81,14 +87,15 @@ class RecordConverter:
                 for position, value in enumerate(values):
                     try:
                         events.append(
-                            to_event(
+                            make_event(
                                 value,
-                                event_key=self.event_key,
-                                mappings=self.mappings,
-                                arrival=arrival,
-                                uuid=event_uuid(self.stream, shard_id, sequence, position, sub),
-                                default_distinct_id=self.default_distinct_id,
-                                personless=self.personless,
+                                self.event_key,
+                                self._get_name,
+                                self.mappings,
+                                arrival,
+                                make_uuid(sequence, position, sub),
+                                self.default_distinct_id,
+                                self.personless,
                             )
                         )
                     except UnusableRecordError as exc:  # noqa: PERF203 - rare, and per document
@@ -133,6 +140,16 @@ class RecordConverter:
                             )
                         )
         return skipped
+
+
+def _decode(data: bytes, plain: bool) -> list[Any]:
+    """:func:`decode_record`, with a short way for a plain record holding one JSON object."""
+    if plain and data[:1] == b"{":
+        try:
+            return [loads(data)]
+        except Exception:  # noqa: BLE001, S110 - anything odd: decode_record says what
+            pass
+    return decode_record(data)
 
 
 def _payloads(record: Mapping[str, Any]) -> Iterator[tuple[int | None, bytes]]:

@@ -18,10 +18,11 @@ Pure: no I/O. (Whole records -> events is :mod:`streambridge.importer.conversion
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import uuid as _uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -30,9 +31,16 @@ import attrs
 from streambridge._json import encode_record, json_kind
 from streambridge._util import parse_iso_datetime
 from streambridge.errors import EncodingError, UnusableRecordError
-from streambridge.importer.keys import MISSING, PropertyMapping, lookup, parse_path
+from streambridge.importer.keys import MISSING, PropertyMapping, getter, parse_path
 
-__all__ = ["UUID_NAMESPACE", "PostHogEvent", "event_uuid", "to_event"]
+__all__ = [
+    "UUID_NAMESPACE",
+    "PostHogEvent",
+    "event_uuid",
+    "make_event",
+    "to_event",
+    "uuid_maker",
+]
 
 #: Namespace of the deterministic event uuids (uuid5 of ``stream/shard/sequence/position``).
 UUID_NAMESPACE = _uuid.UUID("5b6c1f0e-7a43-4c8e-9a57-3f1d2b8e6c11")
@@ -118,7 +126,7 @@ class PostHogEvent:
                     "event": self.event,
                     "distinct_id": self.distinct_id,
                     "properties": self.properties,
-                    "timestamp": self.timestamp.isoformat(),
+                    "timestamp": self.timestamp,  # written as isoformat(), in C with orjson
                     "uuid": self.uuid,
                 }
             )
@@ -127,6 +135,9 @@ class PostHogEvent:
 
 
 _NAMESPACE_BYTES = UUID_NAMESPACE.bytes
+_new_event = object.__new__
+_set = object.__setattr__
+_getter = functools.lru_cache(maxsize=64)(getter)  # the event key's, made once per path
 
 
 def event_uuid(
@@ -146,15 +157,29 @@ def event_uuid(
     KCL reports a plain record and an aggregate's first user record alike (sub-sequence 0), so
     every engine gives the same uuid.
     """
-    if not sub_sequence:
-        name = f"{stream}/{shard_id}/{sequence_number}/{position}".encode()
-    else:
-        name = f"{stream}/{shard_id}/{sequence_number}/{sub_sequence}/{position}".encode()
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name).digest()[:16])  # noqa: S324 - RFC 4122 v5
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    x = digest.hex()
-    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+    return uuid_maker(stream, shard_id)(sequence_number, position, sub_sequence)
+
+
+def uuid_maker(stream: str, shard_id: str) -> Callable[[str, int, int | None], str]:
+    """:func:`event_uuid` for one stream and shard: ``make(sequence, position, sub_sequence)``.
+
+    The hash of the name's common beginning is computed once and copied for each event.
+    """
+    base = hashlib.sha1(_NAMESPACE_BYTES + f"{stream}/{shard_id}/".encode())  # noqa: S324 - RFC 4122 v5
+
+    def make(sequence_number: str, position: int = 0, sub_sequence: int | None = None) -> str:
+        sha = base.copy()
+        if not sub_sequence:
+            sha.update(f"{sequence_number}/{position}".encode())
+        else:
+            sha.update(f"{sequence_number}/{sub_sequence}/{position}".encode())
+        digest = bytearray(sha.digest()[:16])
+        digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+        digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+        x = digest.hex()
+        return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+
+    return make
 
 
 def to_event(
@@ -187,7 +212,23 @@ def to_event(
             ``distinct_id`` / ``timestamp`` that cannot be used; the reason says which.
     """
     path = parse_path(event_key) if isinstance(event_key, str) else event_key
-    name = lookup(payload, path)
+    return make_event(
+        payload, path, _getter(path), mappings, arrival, uuid, default_distinct_id, personless
+    )
+
+
+def make_event(
+    payload: Any,
+    path: tuple[str, ...],
+    get_name: Callable[[Any], Any],
+    mappings: tuple[PropertyMapping, ...],
+    arrival: datetime,
+    uuid: str,
+    default_distinct_id: str,
+    personless: bool,
+) -> PostHogEvent:
+    """:func:`to_event`, with the event key's :func:`~streambridge.importer.keys.getter`."""
+    name = get_name(payload)
     if name is MISSING:
         raise UnusableRecordError(f"no event name at {'.'.join(path)!r}")
     if not isinstance(name, str) or not name:
@@ -195,7 +236,7 @@ def to_event(
         raise UnusableRecordError(f"event name at {'.'.join(path)!r} is {kind}")
     properties: dict[str, Any] = {}
     for mapping in mappings:
-        value = lookup(payload, mapping.path)
+        value = mapping.get(payload)
         if value is not MISSING:
             properties[mapping.target] = value
     distinct_id = default_distinct_id
@@ -206,13 +247,26 @@ def to_event(
     timestamp = arrival
     if "timestamp" in properties:
         timestamp = _timestamp(properties.pop("timestamp"))
-    event = PostHogEvent(
-        event=name, distinct_id=distinct_id, properties=properties, timestamp=timestamp, uuid=uuid
-    )
+    timestamp = _utc(timestamp)
     try:  # so that no sink is handed an event it cannot write; the sinks reuse the bytes
-        event.capture_bytes()
+        encoded = encode_record(
+            {
+                "event": name,
+                "distinct_id": distinct_id,
+                "properties": properties,
+                "timestamp": timestamp,
+                "uuid": uuid,
+            }
+        )
     except EncodingError as exc:
         raise UnusableRecordError(f"the event cannot be sent: {exc}") from None
+    event = _new_event(PostHogEvent)  # its fields are checked above: no __init__ to pay for
+    _set(event, "event", name)
+    _set(event, "distinct_id", distinct_id)
+    _set(event, "properties", properties)
+    _set(event, "timestamp", timestamp)
+    _set(event, "uuid", uuid)
+    _set(event, "_encoded", encoded)
     return event
 
 
