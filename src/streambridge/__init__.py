@@ -89,7 +89,7 @@ from streambridge.importer import (
 from streambridge.retry import RetryPolicy
 
 if TYPE_CHECKING:
-    from streambridge._aws import utc_timestamps
+    from streambridge._parsing import fast_parsing
     from streambridge.forwarder.forwarder import FirehoseForwarder
     from streambridge.importer.importer import KinesisImporter
 
@@ -109,7 +109,7 @@ __getattr__, __dir__ = _lazy_exports(
     {
         "FirehoseForwarder": "streambridge.forwarder.forwarder",
         "KinesisImporter": "streambridge.importer.importer",
-        "utc_timestamps": "streambridge._aws",
+        "fast_parsing": "streambridge._parsing",
     },
 )
 
@@ -167,7 +167,7 @@ __all__ = [
     "StreambridgeError",
     "UnusableRecordError",
     "__version__",
+    "fast_parsing",
     "make_handler",
     "read_dead_letters",
-    "utc_timestamps",
 ]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import attrs
@@ -24,6 +23,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.parsers import ResponseParserError
 from typing_extensions import Self
 
+from streambridge._parsing import fast_parsing
 from streambridge.errors import (
     AccessDeniedError,
     DeliveryError,
@@ -49,8 +49,6 @@ __all__ = [
     "client_for",
     "error_details",
     "fatal_error",
-    "parse_utc_timestamp",
-    "utc_timestamps",
     "within_pool",
 ]
 
@@ -276,45 +274,6 @@ def error_details(exc: ClientError) -> tuple[str, str, int | None]:
     return code, message, int(status) if status is not None else None
 
 
-def parse_utc_timestamp(value: Any) -> datetime:
-    """Read a timestamp as botocore does, but in UTC: the same instant, without ``tzlocal()``.
-
-    botocore turns every timestamp of an answer — each record's
-    ``ApproximateArrivalTimestamp`` — into a ``dateutil`` local-time datetime, which costs more
-    than half of parsing a ``GetRecords`` answer; epoch numbers become UTC datetimes here at
-    once. Anything else (ISO 8601, RFC 822, an epoch out of range) goes to botocore's own
-    parser and is converted to UTC.
-    """
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        try:
-            return datetime.fromtimestamp(value, timezone.utc)
-        except (OverflowError, OSError, ValueError):
-            pass
-    from botocore.utils import parse_timestamp  # noqa: PLC0415 - the rare path
-
-    return parse_timestamp(value).astimezone(timezone.utc)
-
-
-def utc_timestamps(botocore_session: Any) -> Any:
-    """Make the clients of ``botocore_session`` read timestamps with :func:`parse_utc_timestamp`.
-
-    Clients built by streambridge (``from_settings``, the command line) do so already. For a
-    client you inject, build it from such a session (it changes only that session's clients)::
-
-        import boto3, botocore.session
-        from streambridge import utc_timestamps
-
-        session = boto3.Session(botocore_session=utc_timestamps(botocore.session.get_session()))
-        importer = KinesisImporter(session.client("kinesis"), settings, sink=sink)
-
-    Returns:
-        ``botocore_session``, for chaining.
-    """
-    factory = botocore_session.get_component("response_parser_factory")
-    factory.set_parser_defaults(timestamp_parser=parse_utc_timestamp)
-    return botocore_session
-
-
 def build_client(
     service: str,
     *,
@@ -333,8 +292,8 @@ def build_client(
     import botocore.session  # noqa: PLC0415
     from botocore.config import Config  # noqa: PLC0415
 
-    if session is None:  # ours: its clients read timestamps as UTC (a session given is left be)
-        session = boto3.Session(botocore_session=utc_timestamps(botocore.session.get_session()))
+    if session is None:  # ours: its clients read answers faster (a session given is left be)
+        session = boto3.Session(botocore_session=fast_parsing(botocore.session.get_session()))
     return session.client(
         service,
         region_name=region,

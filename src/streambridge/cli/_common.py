@@ -15,8 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from streambridge._aws import build_client, utc_timestamps
+from streambridge._aws import build_client
 from streambridge._files import open_private
+from streambridge._parsing import fast_parsing
 from streambridge.deadletter import DeadLetterFile, DeadLetterTarget
 from streambridge.deadletter_remote import is_remote_target, remote_target
 from streambridge.retry import RetryPolicy
@@ -85,7 +86,7 @@ def aws_client(
     session: Any = boto3.Session(
         profile_name=args.profile,
         region_name=region,
-        botocore_session=utc_timestamps(botocore.session.get_session()),
+        botocore_session=fast_parsing(botocore.session.get_session()),
     )
     if session.region_name is None:
         raise UsageError("no AWS region: pass --region or set AWS_REGION / AWS_DEFAULT_REGION")
