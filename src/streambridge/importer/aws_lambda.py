@@ -19,7 +19,7 @@ What comes back is ``{"batchItemFailures": [{"itemIdentifier": <sequenceNumber>}
   (:class:`~streambridge.S3DeadLetters`, :class:`~streambridge.SQSDeadLetters`;
   ``STREAMBRIDGE_DEAD_LETTER``) that cannot write it: then it is reported for a retry;
 * events go to the sink a share of the records at a time, several calls in flight (the sink's
-  ``calls_in_flight``: 16 for :class:`~streambridge.PostHogSink`); when a call fails, the first
+  ``calls_in_flight``: 32 for :class:`~streambridge.PostHogSink`); when a call fails, the first
   record whose events it did not take and every record after it are reported, so the event
   source mapping retries from there (its checkpoint is the lowest failed sequence number);
 * with less than ``time_margin`` seconds of the invocation left, nothing more is started and

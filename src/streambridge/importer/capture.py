@@ -57,7 +57,7 @@ MAX_REQUEST_BYTES = 5 * 1024 * 1024
 #: on realistic events (``bench/posthog_sink.py``).
 GZIP_LEVEL = 1
 #: Requests in flight at once by default (the sink's connection pool has as many connections).
-CONCURRENCY = 16
+CONCURRENCY = 32
 #: The batch endpoint (PostHog's capture API; posthog-python's ``EVENTS_ENDPOINT``).
 BATCH_PATH = "/batch/"
 

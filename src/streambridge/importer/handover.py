@@ -27,7 +27,7 @@ from streambridge.importer.sinks import Sink
 __all__ = ["PAGES_PER_SHARD", "HandOver", "Handed", "Outcome"]
 
 #: Pages of one shard held at once (in flight, or done and waiting for an earlier one).
-PAGES_PER_SHARD = 2
+PAGES_PER_SHARD = 4
 
 
 @attrs.frozen

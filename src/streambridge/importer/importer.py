@@ -125,7 +125,7 @@ class KinesisImporter(ShardReading):
                 still handed to the sink shard by shard, in order); 1 reads one at a time.
                 At most the client's ``max_pool_connections`` (botocore's default: 10).
             sink_calls_in_flight: Sink calls at once, from a pool of threads (default: the
-                sink's ``calls_in_flight``, 16 for :class:`~streambridge.PostHogSink`; 1 for
+                sink's ``calls_in_flight``, 32 for :class:`~streambridge.PostHogSink`; 1 for
                 any other callable, called in the importer's thread). A shard's next page may
                 be read and handed over while its last is in flight, but its checkpoint moves
                 only past pages the sink confirmed, in order.
