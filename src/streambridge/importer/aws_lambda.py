@@ -341,7 +341,7 @@ def handler_from_environment(environ: Mapping[str, str] | None = None) -> Lambda
         ConfigurationError: A required variable is missing, a value is bad, or a
             ``STREAMBRIDGE_`` variable is unknown (a misspelling would otherwise be ignored).
     """
-    from streambridge.importer.sinks import PostHogSink  # noqa: PLC0415 - the posthog extra
+    from streambridge.importer.sinks import PostHogSink  # noqa: PLC0415 - imported when used
 
     env = os.environ if environ is None else environ
     for name in env:
