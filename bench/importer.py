@@ -416,7 +416,8 @@ def _canned_importer(records: int, **options: Any) -> tuple[KinesisImporter, Fau
     spy = FaultInjector(client)
     for operation in ("ListShards", "GetShardIterator", "GetRecords"):
         spy.always(operation, canned)
-    return KinesisImporter(client, settings, sink=lambda _events: None, **options), spy
+    options.setdefault("sink", lambda _events: None)
+    return KinesisImporter(client, settings, **options), spy
 
 
 def _calls_per_second(records: int, latency: float, seconds: float) -> float:
@@ -450,7 +451,14 @@ def bench_shards(seconds: float) -> None:
 
 def rss_child(records: int) -> None:
     """Runs in a subprocess: import `records` from 32 canned shards into a null sink; peak RSS."""
-    importer, spy = _canned_importer(500, sleep=lambda _: None)
+
+    class SlowSink:  # PostHog's 150 ms, 32 calls in flight: pages held while calls are out
+        calls_in_flight = 32
+
+        def __call__(self, events: Any) -> None:
+            time.sleep(0.15)
+
+    importer, spy = _canned_importer(500, sleep=lambda _: None, sink=SlowSink())
     with spy:
         totals = importer.run(max_events=records)
     print(json.dumps({"records": totals.records, "peak": peak_rss()}))
@@ -472,7 +480,10 @@ def peak_rss() -> int:
 
 def bench_rss(sizes: list[int]) -> None:
     """T5: peak RSS importing from 32 shards with a sink, for each size in a fresh interpreter."""
-    print("6. peak RSS importing from 32 canned shards into a sink (each size in a subprocess)")
+    print(
+        "6. peak RSS importing from 32 canned shards into a sink answering in 150 ms, 32 calls "
+        "in flight (each size in a subprocess)"
+    )
     peaks = []
     for n in sizes:
         data = in_child(__file__, "--rss-child", n)
