@@ -431,20 +431,14 @@ def _calls_per_second(records: int, latency: float, seconds: float) -> float:
 def bench_shards(seconds: float) -> None:
     """T3 and T4: GetRecords per second with shards read at once, at 40 ms a call."""
     print("5. 32 shards, an upstream that answers at once, 40 ms injected before each call")
-    zero = _calls_per_second(500, 0.0, seconds)
-    slow = _calls_per_second(500, 0.04, seconds)
-    bound = min(5 * 32, zero)
-    print(
-        f"   T3 GetRecords/s, 500 records a call: {zero:,.1f} at 0 ms, {slow:,.1f} at 40 ms: "
-        f"ratio to min(160, {zero:,.1f}) {slow / bound:.2f} (target >= 0.8)"
-    )
-    small_zero = _calls_per_second(10, 0.0, seconds)
-    small = _calls_per_second(10, 0.04, seconds)
-    bound = min(5 * 32, small_zero)
-    print(
-        f"   GetRecords/s, 10 records a call: {small_zero:,.1f} at 0 ms, {small:,.1f} at 40 ms: "
-        f"ratio to min(160, {small_zero:,.1f}) {small / bound:.2f} (target >= 0.8)"
-    )
+    for name, records in (("T3 ", 500), ("", 10)):
+        zero = _calls_per_second(records, 0.0, seconds)
+        slow = _calls_per_second(records, 0.04, seconds)
+        bound = min(5 * 32, zero)
+        print(
+            f"   {name}GetRecords/s, {records} records a call: {zero:,.1f} at 0 ms, {slow:,.1f} "
+            f"at 40 ms: ratio to min(160, {zero:,.1f}) {slow / bound:.2f} (target >= 0.8)"
+        )
     idle = _calls_per_second(0, 0.04, seconds) / 32
     print(f"   T4 polls per shard per second, caught up, at 40 ms: {idle:.2f} (target 0.9-1.1)")
 
