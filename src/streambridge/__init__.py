@@ -23,95 +23,162 @@ own.
 from __future__ import annotations
 
 import logging as _logging
-from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
-from importlib.metadata import version as _version
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from streambridge._util import lazy_exports as _lazy_exports
-from streambridge.deadletter import (
-    DeadLetter,
-    DeadLetterFile,
-    DeadLetterTarget,
-    read_dead_letters,
-)
-from streambridge.deadletter_remote import S3DeadLetters, SQSDeadLetters
-from streambridge.errors import (
-    AccessDeniedError,
-    ConfigurationError,
-    DeadLetterError,
-    DecodeError,
-    DeliveryError,
-    EncodingError,
-    FatalSinkError,
-    ForwardAbortedError,
-    InvalidBatchError,
-    MalformedAnswerError,
-    PostHogAuthError,
-    PostHogRefusedError,
-    PostHogUnavailableError,
-    SinkError,
-    StreambridgeError,
-    StreamNotFoundError,
-    StreamNotReadyError,
-    UnusableRecordError,
-)
-from streambridge.forwarder import (
-    DeliveryStreamInfo,
-    DroppedEvent,
-    FailedRecord,
-    ForwarderSettings,
-    ForwardResult,
-    PutMode,
-    RejectedBatch,
-    SkippedBatch,
-)
-from streambridge.importer import (
-    CheckpointStore,
-    ImporterSettings,
-    ImportResult,
-    ImportTotals,
-    JsonLinesSink,
-    KclRecordProcessor,
-    LambdaHandler,
-    MemoryCheckpointStore,
-    PostHogEvent,
-    PostHogSink,
-    RecordConverter,
-    ShardCheckpoint,
-    Sink,
-    SinkFailure,
-    SinkRefusal,
-    SkippedRecord,
-    SQLiteCheckpointStore,
-    StartPosition,
-    make_handler,
-)
-from streambridge.retry import RetryPolicy
 
 if TYPE_CHECKING:
+    __version__: str
     from streambridge._parsing import fast_parsing
+    from streambridge.deadletter import (
+        DeadLetter,
+        DeadLetterFile,
+        DeadLetterTarget,
+        read_dead_letters,
+    )
+    from streambridge.deadletter_remote import S3DeadLetters, SQSDeadLetters
+    from streambridge.errors import (
+        AccessDeniedError,
+        ConfigurationError,
+        DeadLetterError,
+        DecodeError,
+        DeliveryError,
+        EncodingError,
+        FatalSinkError,
+        ForwardAbortedError,
+        InvalidBatchError,
+        MalformedAnswerError,
+        PostHogAuthError,
+        PostHogRefusedError,
+        PostHogUnavailableError,
+        SinkError,
+        StreambridgeError,
+        StreamNotFoundError,
+        StreamNotReadyError,
+        UnusableRecordError,
+    )
+    from streambridge.forwarder import (
+        DeliveryStreamInfo,
+        DroppedEvent,
+        FailedRecord,
+        ForwarderSettings,
+        ForwardResult,
+        PutMode,
+        RejectedBatch,
+        SkippedBatch,
+    )
     from streambridge.forwarder.forwarder import FirehoseForwarder
+    from streambridge.importer import (
+        CheckpointStore,
+        ImporterSettings,
+        ImportResult,
+        ImportTotals,
+        JsonLinesSink,
+        KclRecordProcessor,
+        LambdaHandler,
+        MemoryCheckpointStore,
+        PostHogEvent,
+        PostHogSink,
+        RecordConverter,
+        ShardCheckpoint,
+        Sink,
+        SinkFailure,
+        SinkRefusal,
+        SkippedRecord,
+        SQLiteCheckpointStore,
+        StartPosition,
+        make_handler,
+    )
     from streambridge.importer.importer import KinesisImporter
+    from streambridge.retry import RetryPolicy
 
 # A library does not decide where its logs go: without configuration, they go nowhere.
 _logging.getLogger("streambridge").addHandler(_logging.NullHandler())
 
-try:
-    __version__ = _version("streambridge")
-except _PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0.0.0"
-
-# The shells import botocore; load them on first use so that the pure modules (and
-# ``import streambridge``) never pull in boto3 or botocore.
-__getattr__, __dir__ = _lazy_exports(
+# Every name is imported on first use: ``import streambridge`` (and a Lambda function that
+# imports only the importer's handler) loads neither the forwarder, nor botocore, nor the
+# package metadata (for ``__version__``) until asked — a cold start pays for what it uses.
+_lazy_getattr, _lazy_dir = _lazy_exports(
     __name__,
     globals(),
     {
         "FirehoseForwarder": "streambridge.forwarder.forwarder",
         "KinesisImporter": "streambridge.importer.importer",
         "fast_parsing": "streambridge._parsing",
+        "AccessDeniedError": "streambridge.errors",
+        "CheckpointStore": "streambridge.importer",
+        "ConfigurationError": "streambridge.errors",
+        "DeadLetter": "streambridge.deadletter",
+        "DeadLetterError": "streambridge.errors",
+        "DeadLetterFile": "streambridge.deadletter",
+        "DeadLetterTarget": "streambridge.deadletter",
+        "DecodeError": "streambridge.errors",
+        "DeliveryError": "streambridge.errors",
+        "DeliveryStreamInfo": "streambridge.forwarder",
+        "DroppedEvent": "streambridge.forwarder",
+        "EncodingError": "streambridge.errors",
+        "FailedRecord": "streambridge.forwarder",
+        "FatalSinkError": "streambridge.errors",
+        "ForwardAbortedError": "streambridge.errors",
+        "ForwardResult": "streambridge.forwarder",
+        "ForwarderSettings": "streambridge.forwarder",
+        "ImportResult": "streambridge.importer",
+        "ImportTotals": "streambridge.importer",
+        "ImporterSettings": "streambridge.importer",
+        "InvalidBatchError": "streambridge.errors",
+        "JsonLinesSink": "streambridge.importer",
+        "KclRecordProcessor": "streambridge.importer",
+        "LambdaHandler": "streambridge.importer",
+        "MalformedAnswerError": "streambridge.errors",
+        "MemoryCheckpointStore": "streambridge.importer",
+        "PostHogAuthError": "streambridge.errors",
+        "PostHogEvent": "streambridge.importer",
+        "PostHogRefusedError": "streambridge.errors",
+        "PostHogSink": "streambridge.importer",
+        "PostHogUnavailableError": "streambridge.errors",
+        "PutMode": "streambridge.forwarder",
+        "RecordConverter": "streambridge.importer",
+        "RejectedBatch": "streambridge.forwarder",
+        "RetryPolicy": "streambridge.retry",
+        "S3DeadLetters": "streambridge.deadletter_remote",
+        "SQLiteCheckpointStore": "streambridge.importer",
+        "SQSDeadLetters": "streambridge.deadletter_remote",
+        "ShardCheckpoint": "streambridge.importer",
+        "Sink": "streambridge.importer",
+        "SinkError": "streambridge.errors",
+        "SinkFailure": "streambridge.importer",
+        "SinkRefusal": "streambridge.importer",
+        "SkippedBatch": "streambridge.forwarder",
+        "SkippedRecord": "streambridge.importer",
+        "StartPosition": "streambridge.importer",
+        "StreamNotFoundError": "streambridge.errors",
+        "StreamNotReadyError": "streambridge.errors",
+        "StreambridgeError": "streambridge.errors",
+        "UnusableRecordError": "streambridge.errors",
+        "make_handler": "streambridge.importer",
+        "read_dead_letters": "streambridge.deadletter",
     },
 )
+
+
+def __getattr__(name: str) -> Any:
+    """A name of the face, imported on first use; ``__version__`` read from the metadata."""
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+        try:
+            found = version("streambridge")
+        except PackageNotFoundError:  # pragma: no cover - a source tree without install
+            found = "0.0.0"
+        globals()["__version__"] = found
+        return found
+    return _lazy_getattr(name)
+
+
+def __dir__() -> list[str]:
+    """The face's names, imported or not."""
+    return sorted({*_lazy_dir(), "__version__"})
+
 
 __all__ = [
     "AccessDeniedError",

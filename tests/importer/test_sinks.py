@@ -274,7 +274,7 @@ def test_importer_stops_on_a_refused_key_and_keeps_its_place(
     )
     with pytest.raises(PostHogAuthError):
         importer.run(until_caught_up=True)
-    assert 100 == importer.undelivered
+    assert importer.undelivered in (100, 200, 300)  # the pages held (in flight) at the 401
     assert None is store.load(STREAM)["shardId-000000000000"].sequence_number
     posthog.status = 200
     again = KinesisImporter(

@@ -28,31 +28,54 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from streambridge._util import lazy_exports as _lazy_exports
-from streambridge.importer.aws_lambda import LambdaHandler, make_handler
-from streambridge.importer.checkpoints import (
-    CheckpointStore,
-    MemoryCheckpointStore,
-    ShardCheckpoint,
-    SQLiteCheckpointStore,
-)
-from streambridge.importer.conversion import RecordConverter
-from streambridge.importer.events import PostHogEvent
-from streambridge.importer.kcl import KclRecordProcessor
-from streambridge.importer.results import (
-    ImportResult,
-    ImportTotals,
-    SinkFailure,
-    SinkRefusal,
-    SkippedRecord,
-)
-from streambridge.importer.settings import ImporterSettings, StartPosition
-from streambridge.importer.sinks import JsonLinesSink, PostHogSink, Sink
 
 if TYPE_CHECKING:
+    from streambridge.importer.aws_lambda import LambdaHandler, make_handler
+    from streambridge.importer.checkpoints import (
+        CheckpointStore,
+        MemoryCheckpointStore,
+        ShardCheckpoint,
+        SQLiteCheckpointStore,
+    )
+    from streambridge.importer.conversion import RecordConverter
+    from streambridge.importer.events import PostHogEvent
     from streambridge.importer.importer import KinesisImporter
+    from streambridge.importer.kcl import KclRecordProcessor
+    from streambridge.importer.results import (
+        ImportResult,
+        ImportTotals,
+        SinkFailure,
+        SinkRefusal,
+        SkippedRecord,
+    )
+    from streambridge.importer.settings import ImporterSettings, StartPosition
+    from streambridge.importer.sinks import JsonLinesSink, PostHogSink, Sink
 
 __getattr__, __dir__ = _lazy_exports(
-    __name__, globals(), {"KinesisImporter": "streambridge.importer.importer"}
+    __name__,
+    globals(),
+    {
+        "KinesisImporter": "streambridge.importer.importer",
+        "CheckpointStore": "streambridge.importer.checkpoints",
+        "ImportResult": "streambridge.importer.results",
+        "ImportTotals": "streambridge.importer.results",
+        "ImporterSettings": "streambridge.importer.settings",
+        "JsonLinesSink": "streambridge.importer.sinks",
+        "KclRecordProcessor": "streambridge.importer.kcl",
+        "LambdaHandler": "streambridge.importer.aws_lambda",
+        "MemoryCheckpointStore": "streambridge.importer.checkpoints",
+        "PostHogEvent": "streambridge.importer.events",
+        "PostHogSink": "streambridge.importer.sinks",
+        "RecordConverter": "streambridge.importer.conversion",
+        "SQLiteCheckpointStore": "streambridge.importer.checkpoints",
+        "ShardCheckpoint": "streambridge.importer.checkpoints",
+        "Sink": "streambridge.importer.sinks",
+        "SinkFailure": "streambridge.importer.results",
+        "SinkRefusal": "streambridge.importer.results",
+        "SkippedRecord": "streambridge.importer.results",
+        "StartPosition": "streambridge.importer.settings",
+        "make_handler": "streambridge.importer.aws_lambda",
+    },
 )
 
 __all__ = [

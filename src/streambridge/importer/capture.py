@@ -14,7 +14,6 @@ sink calls in flight) — behind one connection pool of that size.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import random as _random
 import threading
@@ -118,6 +117,8 @@ def _retry_after(headers: dict[str, str]) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         pass
+    import email.utils  # noqa: PLC0415 - rare: an HTTP date in Retry-After
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
