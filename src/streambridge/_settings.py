@@ -6,7 +6,6 @@ setting, and never echoes a credential's value.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -57,5 +56,7 @@ def normalise(name: object) -> str:
 
 def did_you_mean(name: object, choices: Iterable[str]) -> str:
     """``"; did you mean 'X'?"`` for the closest of ``choices``, or ``""``."""
+    import difflib  # noqa: PLC0415 - only when a name is wrong
+
     close = difflib.get_close_matches(str(name), list(choices), n=1)
     return f"; did you mean {close[0]!r}?" if close else ""

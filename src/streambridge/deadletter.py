@@ -30,14 +30,16 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
-from typing_extensions import Self
 
 from streambridge._files import ShortWriteError, is_regular, open_private, write_all
 from streambridge._util import call_safely
 from streambridge.errors import DeadLetterError
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = [
     "DeadLetter",

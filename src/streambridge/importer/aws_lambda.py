@@ -35,8 +35,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -56,6 +55,9 @@ from streambridge.importer.results import (
 )
 from streambridge.importer.settings import ImporterSettings
 from streambridge.importer.sinks import Sink, calls_in_flight
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 __all__ = ["ENVIRONMENT", "LambdaHandler", "handler", "handler_from_environment", "make_handler"]
 
@@ -260,6 +262,8 @@ class LambdaHandler:
                 call.error = exc
             return call
         if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - cold start
+
             self._pool = ThreadPoolExecutor(self.sink_calls_in_flight, "streambridge-sink")
         call.future = self._pool.submit(self.sink, call.events)
         return call

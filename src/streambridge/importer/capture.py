@@ -20,8 +20,8 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -36,6 +36,9 @@ from streambridge.errors import (
 from streambridge.importer.events import PostHogEvent
 from streambridge.importer.results import SinkRefusal
 from streambridge.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 __all__ = [
     "CONCURRENCY",
@@ -288,6 +291,8 @@ class PostHogSink:
     def _chunk_pool(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._chunks is None:
+                from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - cold start
+
                 self._chunks = ThreadPoolExecutor(self.concurrency, "streambridge-posthog")
             return self._chunks
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
-from typing_extensions import Self
 
 from streambridge._settings import did_you_mean, optional_region, optional_str
 from streambridge._util import parse_iso_datetime
@@ -24,6 +23,9 @@ from streambridge.importer.keys import (
     format_property_mappings,
     parse_property_mappings,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["POSTHOG_KEYS", "ImporterSettings", "StartPosition"]
 
