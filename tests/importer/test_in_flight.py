@@ -273,3 +273,15 @@ def test_a_stop_with_calls_in_flight_waits_for_them_and_loses_nothing(aws: Local
     )
     assert set(range(200)) == sink.confirmed
     assert [] == store.passed_unconfirmed
+
+
+def test_a_run_lets_its_sink_threads_go(aws: LocalAWS) -> None:
+    """After run() returns, no sink thread of the importer is left; a second run still works."""
+    put(aws, 40, shards=2)
+    sink = FlakySink(4, fail=0.0, seed=5)
+    importer = KinesisImporter(aws.client("kinesis"), settings(5), sink=sink)
+    importer.run(until_caught_up=True)
+    assert [] == [t for t in threading.enumerate() if t.name.startswith("streambridge-sink")]
+    aws.put_records(STREAM, [{"name": "e", "n": 40}])
+    importer.run(until_caught_up=True)
+    assert set(range(41)) == sink.confirmed

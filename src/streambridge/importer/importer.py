@@ -288,6 +288,8 @@ class KinesisImporter(ShardReading):
             totals = attrs.evolve(totals.add(result), polls=totals.polls)
             if on_poll is not None:
                 on_poll(result, totals)
+        if self._handover is not None:
+            self._handover.close()  # the sink threads go; the next run makes them again
         return attrs.evolve(totals, stopped_because=because, undelivered=self.undelivered)
 
     @property
