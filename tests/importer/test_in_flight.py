@@ -12,6 +12,7 @@ import random
 import threading
 import time
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -285,3 +286,42 @@ def test_a_run_lets_its_sink_threads_go(aws: LocalAWS) -> None:
     aws.put_records(STREAM, [{"name": "e", "n": 40}])
     importer.run(until_caught_up=True)
     assert set(range(41)) == sink.confirmed
+
+
+def test_the_hand_over_keeps_each_shards_pages_in_order() -> None:
+    """Outcomes are taken from the head of each shard only; a drop moves the shard's epoch."""
+    from streambridge.importer.handover import Handed, HandOver  # noqa: PLC0415
+    from streambridge.importer.shards import Shard  # noqa: PLC0415
+
+    gates = [threading.Event() for _ in range(3)]
+    calls = iter(gates)
+
+    def sink(events: Sequence[PostHogEvent]) -> None:
+        next(calls).wait(5)
+
+    handover = HandOver(sink, calls=3, pages_per_shard=2)
+    shard = Shard("a", (), closed=False, inherits=False, iterator="it")
+    other = Shard("b", (), closed=False, inherits=False, iterator="it")
+    event = PostHogEvent(event="e", distinct_id="d", timestamp=datetime.now(timezone.utc), uuid="u")
+    first, second = (Handed(shard, [], [event], [], "it") for _ in range(2))
+    handover.submit(first)
+    handover.submit(second)
+    handover.submit(Handed(other, [], [event], [], "it"))
+    assert handover.blocked(shard)
+    assert not handover.blocked(other)
+    gates[1].set()  # the second page of "a" ends first: nothing of "a" can be taken yet
+    while not second.done():
+        time.sleep(0.01)
+    assert not handover.has_ready()
+    assert [] == list(handover.ready())
+    gates[0].set()
+    while not first.done():
+        time.sleep(0.01)
+    assert handover.has_ready()
+    assert [first, second] == list(handover.ready())
+    assert handover.epoch("b") == 0
+    assert 1 == handover.drop("b")  # one event held
+    assert handover.epoch("b") == 1
+    assert not handover.holds("b")
+    gates[2].set()
+    handover.close()

@@ -103,6 +103,10 @@ class HandOver:
             return False
         return len(queue) >= self.pages_per_shard or shard.iterator is None
 
+    def has_ready(self) -> bool:
+        """Whether some shard's first page has its outcome, to be taken now."""
+        return any(queue and queue[0].done() for queue in self._queues.values())
+
     def in_flight(self) -> list[Future[object]]:
         """The sink calls not done yet."""
         return [

@@ -265,8 +265,9 @@ class KinesisImporter(ShardReading):
         wait = min(due - self._clock(), 1.0)  # short naps, so that `stop` is seen quickly
         if wait <= 0:
             return
-        if held and self._handover is not None and self._handover.wait(wait):
-            return
+        handover = self._handover if held else None
+        if handover is not None and (handover.has_ready() or handover.wait(wait)):
+            return  # an outcome to take (a blocked shard may be read on)
         left = min(due - self._clock(), wait)  # with an injected clock, time moves only here
         if left > 0:
             self._sleep(left)
