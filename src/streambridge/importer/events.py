@@ -121,17 +121,26 @@ class PostHogEvent:
         """
         data = self._encoded
         if data is None:
-            data = encode_record(
-                {
-                    "event": self.event,
-                    "distinct_id": self.distinct_id,
-                    "properties": self.properties,
-                    "timestamp": self.timestamp,  # written as isoformat(), in C with orjson
-                    "uuid": self.uuid,
-                }
+            data = _capture(
+                self.event, self.distinct_id, self.properties, self.timestamp, self.uuid
             )
             object.__setattr__(self, "_encoded", data)  # a cache: the event stays as it was
         return data
+
+
+def _capture(
+    event: str, distinct_id: str, properties: Mapping[str, Any], timestamp: datetime, uuid: str
+) -> bytes:
+    """An event's capture JSON, encoded: the one place its shape as bytes is written."""
+    return encode_record(
+        {
+            "event": event,
+            "distinct_id": distinct_id,
+            "properties": properties,
+            "timestamp": timestamp,  # written as isoformat(), in C with orjson
+            "uuid": uuid,
+        }
+    )
 
 
 _NAMESPACE_BYTES = UUID_NAMESPACE.bytes
@@ -249,15 +258,7 @@ def make_event(
         timestamp = _timestamp(properties.pop("timestamp"))
     timestamp = _utc(timestamp)
     try:  # so that no sink is handed an event it cannot write; the sinks reuse the bytes
-        encoded = encode_record(
-            {
-                "event": name,
-                "distinct_id": distinct_id,
-                "properties": properties,
-                "timestamp": timestamp,
-                "uuid": uuid,
-            }
-        )
+        encoded = _capture(name, distinct_id, properties, timestamp, uuid)
     except EncodingError as exc:
         raise UnusableRecordError(f"the event cannot be sent: {exc}") from None
     event = _new_event(PostHogEvent)  # its fields are checked above: no __init__ to pay for
