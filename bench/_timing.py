@@ -6,7 +6,9 @@ import json
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -44,3 +46,26 @@ def in_child(script: str, flag: str, value: int) -> dict[str, Any]:
     )
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
+
+
+class StandIn:
+    """A stand-in server script of ``bench/`` (``_stub_kinesis.py``, ``_stub_posthog.py``) in a
+    process of its own: it prints its port, then serves ``/_stats`` and ``/_reset``."""
+
+    def __init__(self, script: str, *options: object) -> None:
+        """Start ``bench/<script>`` with ``options``; wait for its port."""
+        command = [sys.executable, str(Path(__file__).parent / script), *map(str, options)]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        self.url = f"http://127.0.0.1:{self.process.stdout.readline().strip()}"
+
+    def get(self, path: str) -> dict[str, Any]:
+        """``/_stats`` or ``/_reset``."""
+        with urllib.request.urlopen(self.url + path) as answer:  # noqa: S310 - loopback
+            data: dict[str, Any] = json.loads(answer.read())
+        return data
+
+    def close(self) -> None:
+        """Stop it."""
+        self.process.kill()
+        self.process.wait()

@@ -28,9 +28,10 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
+
+from _timing import StandIn
 
 HERE = Path(__file__).resolve().parent
 PEER_VENV = HERE.parent / ".peers"
@@ -51,26 +52,11 @@ def peer_python(given: str | None) -> str:
     return str(python)
 
 
-class StubProcess:
+def stub_process(records: int) -> StandIn:
     """``_stub_kinesis.py`` in a process of its own, for one scenario."""
-
-    def __init__(self, records: int) -> None:
-        command = [sys.executable, str(HERE / "_stub_kinesis.py"), "--shards", str(SHARDS)]
-        command += ["--records", str(records), "--latency", str(LATENCY)]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-        assert self.process.stdout is not None
-        self.endpoint = f"http://127.0.0.1:{self.process.stdout.readline().strip()}"
-
-    def get(self, path: str) -> dict[str, Any]:
-        """``/_stats`` or ``/_reset``."""
-        with urllib.request.urlopen(self.endpoint + path) as answer:  # noqa: S310 - loopback
-            data: dict[str, Any] = json.loads(answer.read())
-        return data
-
-    def close(self) -> None:
-        """Stop the server."""
-        self.process.kill()
-        self.process.wait()
+    return StandIn(
+        "_stub_kinesis.py", "--shards", SHARDS, "--records", records, "--latency", LATENCY
+    )
 
 
 def run_child(command: list[str]) -> dict[str, Any]:
@@ -82,7 +68,7 @@ def run_child(command: list[str]) -> dict[str, Any]:
     return result
 
 
-def measure(stub: StubProcess, command: list[str]) -> dict[str, Any]:
+def measure(stub: StandIn, command: list[str]) -> dict[str, Any]:
     """Run one consumer against a fresh count; what the server saw."""
     stub.get("/_reset")
     consumed = run_child(command)
@@ -158,11 +144,11 @@ def scenario(
 ) -> dict[str, dict[str, Any]]:
     """One stand-in, every consumer in turn against it."""
     print(title)
-    stub = StubProcess(records)
+    stub = stub_process(records)
     results: dict[str, dict[str, Any]] = {}
     try:
         for name, template in peers:
-            command = [part.replace("{endpoint}", stub.endpoint) for part in template]
+            command = [part.replace("{endpoint}", stub.url) for part in template]
             results[name] = measure(stub, command)
             print(line(name, results[name], what), flush=True)
     finally:

@@ -33,36 +33,16 @@ import resource
 import subprocess
 import sys
 import time
-import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from _timing import StandIn
 
 HERE = Path(__file__).resolve().parent
 ENV = {**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
 EVENT_KEY = "properties.eventName"
 MAPPINGS = "properties.userId:distinct_id,properties.plan:plan,context.page.path:path"
-
-
-class Stand_in:  # noqa: N801 - a process, named for what it stands in for
-    """One of the stand-ins in a process of its own."""
-
-    def __init__(self, script: str, *options: object) -> None:
-        command = [sys.executable, str(HERE / script), *map(str, options)]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-        assert self.process.stdout is not None
-        self.url = f"http://127.0.0.1:{self.process.stdout.readline().strip()}"
-
-    def get(self, path: str) -> dict[str, Any]:
-        """``/_stats`` or ``/_reset``."""
-        with urllib.request.urlopen(self.url + path) as answer:  # noqa: S310 - loopback
-            data: dict[str, Any] = json.loads(answer.read())
-        return data
-
-    def close(self) -> None:
-        """Stop it."""
-        self.process.kill()
-        self.process.wait()
 
 
 def cpu_seconds() -> float:
@@ -144,7 +124,7 @@ def floor_per_million(runs: int = 5) -> float:
 
 def end_to_end(seconds: float) -> None:
     """Section 1: events per second at 0, 50 and 150 ms, each in a fresh interpreter."""
-    kinesis = Stand_in("_stub_kinesis.py", "--shards", 32, "--records", 500, "--latency", 0.04)
+    kinesis = StandIn("_stub_kinesis.py", "--shards", 32, "--records", 500, "--latency", 0.04)
     print("1. end to end: 32 shards x 500 records a call at 40 ms -> PostHogSink, defaults")
     rates: dict[float, float] = {}
     cpu: dict[str, float] = {}
@@ -155,7 +135,7 @@ def end_to_end(seconds: float) -> None:
             ("ours", 0.15),
             ("injected", 0.0),
         ):
-            posthog = Stand_in("_stub_posthog.py", "--latency", latency)
+            posthog = StandIn("_stub_posthog.py", "--latency", latency)
             try:
                 kinesis.get("/_reset")
                 command = [sys.executable, __file__, "--importer-child", kinesis.url]
@@ -234,7 +214,7 @@ def lambda_invocation(runs: int) -> None:
         stream_name="s", event_key=EVENT_KEY, additional_property_mappings=MAPPINGS
     )
     event = lambda_event(10_000)
-    posthog = Stand_in("_stub_posthog.py", "--latency", 0.05)
+    posthog = StandIn("_stub_posthog.py", "--latency", 0.05)
     try:
         ours = make_handler(settings, PostHogSink(api_key="phc_bench", host=posthog.url))
         single = PostHogSink(
@@ -289,7 +269,7 @@ def request_building(runs: int) -> None:
     from streambridge._json import encode_record  # noqa: PLC0415
 
     events = varied_events(10_000)
-    posthog = Stand_in("_stub_posthog.py", "--latency", 0)
+    posthog = StandIn("_stub_posthog.py", "--latency", 0)
     rows: list[tuple[str, float, float]] = []
 
     def measure(name: str, send: Any) -> None:
