@@ -19,7 +19,7 @@ BASE = {
     "streambridge._answers",
     "streambridge._aws",
     "streambridge._files",
-    "streambridge._parsing",
+    "streambridge._wire",
     "streambridge._json",
     "streambridge._settings",
     "streambridge._tally",

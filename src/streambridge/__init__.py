@@ -29,7 +29,7 @@ from streambridge._util import lazy_exports as _lazy_exports
 
 if TYPE_CHECKING:
     __version__: str
-    from streambridge._parsing import fast_parsing
+    from streambridge._wire import fast_clients
     from streambridge.deadletter import (
         DeadLetter,
         DeadLetterFile,
@@ -104,7 +104,7 @@ _lazy_getattr, _lazy_dir = _lazy_exports(
     {
         "FirehoseForwarder": "streambridge.forwarder.forwarder",
         "KinesisImporter": "streambridge.importer.importer",
-        "fast_parsing": "streambridge._parsing",
+        "fast_clients": "streambridge._wire",
         "AccessDeniedError": "streambridge.errors",
         "CheckpointStore": "streambridge.importer",
         "ConfigurationError": "streambridge.errors",
@@ -234,7 +234,7 @@ __all__ = [
     "StreambridgeError",
     "UnusableRecordError",
     "__version__",
-    "fast_parsing",
+    "fast_clients",
     "make_handler",
     "read_dead_letters",
 ]

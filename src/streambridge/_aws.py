@@ -23,7 +23,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.parsers import ResponseParserError
 from typing_extensions import Self
 
-from streambridge._parsing import fast_parsing
+from streambridge._wire import fast_clients
 from streambridge.errors import (
     AccessDeniedError,
     DeliveryError,
@@ -293,7 +293,7 @@ def build_client(
     from botocore.config import Config  # noqa: PLC0415
 
     if session is None:  # ours: its clients read answers faster (a session given is left be)
-        session = boto3.Session(botocore_session=fast_parsing(botocore.session.get_session()))
+        session = boto3.Session(botocore_session=fast_clients(botocore.session.get_session()))
     return session.client(
         service,
         region_name=region,

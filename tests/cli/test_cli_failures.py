@@ -608,3 +608,38 @@ def test_check_exits_3_for_a_missing_stream_of_either_kind(aws: LocalAWS, option
     done = finished(aws, "check", option, "missing")
     assert done.returncode == 3, done.stderr
     assert "missing" in done.stderr
+
+
+def test_lines_decode_as_the_standard_library_reads_them(tmp_path: Path) -> None:
+    """The fast decoder (orjson) gives what ``json.loads`` gave, odd lines included (issue 19).
+
+    Integers past 64 bits stay exact, ``NaN`` is taken as before, a BOM on the first line is
+    skipped, a lone surrogate survives, a line nested deeper than orjson goes is the
+    standard library's — and what is not JSON or not UTF-8 is noted as before.
+    """
+    from streambridge.cli._common import Progress, Stop  # noqa: PLC0415
+    from streambridge.cli._input import Unreadable, read_batches  # noqa: PLC0415
+
+    lines = [
+        b'\xef\xbb\xbf{"first": true}',
+        b'{"big": 123456789012345678901234567890, "neg": -18446744073709551617}',
+        b'{"nan": NaN, "inf": -Infinity}',
+        b'{"s": "\\ud800 lone", "e": "caf\xc3\xa9", "f": 1.5e300}',
+        b'{"deep": ' + b"[" * 600 + b"]" * 600 + b"}",
+        b'{"dup": 1, "dup": 2}',
+        b"{not json}",
+        b'{"bad": "\xff"}',
+        b"[1, 2]",
+    ]
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    unreadable = Unreadable()
+    with path.open("rb") as source:
+        got = list(read_batches(source, "in", unreadable, Progress(enabled=False), Stop()))
+    expected = [
+        json.loads(line.decode("utf-8-sig")) for n, line in enumerate(lines) if n not in (6, 7)
+    ]
+    assert json.dumps(got) == json.dumps(expected)  # NaN != NaN: compared as text
+    assert got[1]["big"] == 123456789012345678901234567890
+    assert [note.split(":")[0] for note in unreadable] == ["line 7", "line 8"]
+    assert "not UTF-8" in unreadable[1]

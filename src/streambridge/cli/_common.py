@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from streambridge._aws import build_client
 from streambridge._files import open_private
-from streambridge._parsing import fast_parsing
+from streambridge._wire import fast_clients
 from streambridge.deadletter import DeadLetterFile, DeadLetterTarget
 from streambridge.deadletter_remote import is_remote_target, remote_target
 from streambridge.retry import RetryPolicy
@@ -86,7 +86,7 @@ def aws_client(
     session: Any = boto3.Session(
         profile_name=args.profile,
         region_name=region,
-        botocore_session=fast_parsing(botocore.session.get_session()),
+        botocore_session=fast_clients(botocore.session.get_session()),
     )
     if session.region_name is None:
         raise UsageError("no AWS region: pass --region or set AWS_REGION / AWS_DEFAULT_REGION")

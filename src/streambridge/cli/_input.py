@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
+from streambridge._json import loads
 from streambridge.cli._common import Progress, Stop, UsageError
 from streambridge.forwarder import FLUSH
 
@@ -126,17 +127,19 @@ class _Lines:
                 rest = b"".join(r for r in lines if r is not None)
                 yield from _array(raw + rest, name, self.progress, self.stopped)
                 return
-            text = _text(raw, number, self.unreadable)
-            if text is None:
-                continue
-            try:
-                item = json.loads(text)
-            except ValueError as exc:
-                if first and text.lstrip().startswith("{"):
-                    yield from self._document(number, text, lines, name)
-                    return
-                self.unreadable.note(number, f"not JSON ({exc})", raw)
-                continue
+            item = _fast(raw, number)
+            if item is _SLOW:  # the standard library decides, and says why not
+                text = _text(raw, number, self.unreadable)
+                if text is None:
+                    continue
+                try:
+                    item = json.loads(text)
+                except ValueError as exc:
+                    if first and text.lstrip().startswith("{"):
+                        yield from self._document(number, text, lines, name)
+                        return
+                    self.unreadable.note(number, f"not JSON ({exc})", raw)
+                    continue
             self.progress.tick()
             _note(self.reached, f"line {number}")
             _shift(self.shifts, self.progress.count - 1, number)
@@ -235,6 +238,22 @@ def line_of(index: int, shifts: list[tuple[int, int]]) -> int | None:
 def _note(reached: list[str] | None, where: str) -> None:
     if reached is not None:
         reached[:] = [where]
+
+
+_SLOW = object()
+_BOM = b"\xef\xbb\xbf"
+
+
+def _fast(raw: bytes, number: int) -> object:
+    """A line's JSON value by the fast decoder (orjson, with the ``fast`` extra), or ``_SLOW``.
+
+    ``_SLOW`` for anything it does not take as is: the standard library then reads the line
+    as before (its ``NaN``, its lone surrogates, its messages for what is not JSON).
+    """
+    try:
+        return loads(raw[3:] if number == 1 and raw.startswith(_BOM) else raw)
+    except (ValueError, RecursionError):
+        return _SLOW
 
 
 def _text(raw: bytes, number: int, unreadable: Unreadable) -> str | None:

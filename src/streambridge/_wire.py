@@ -1,0 +1,231 @@
+"""botocore's wire format, read and written faster on the clients streambridge builds.
+
+botocore reads every answer with the standard library's JSON and walks it shape by shape;
+each record of a ``GetRecords`` answer costs a dozen calls, and each timestamp becomes a
+``dateutil`` local-time datetime. It writes every request the same way: a ``PutRecordBatch``
+of 500 records is validated member by member, each record base64-encoded through a walk, and
+the ~1 MB body written by the standard library's JSON encoder. :func:`fast_clients` makes a
+botocore session's clients
+
+* read timestamps with :func:`parse_utc_timestamp` (UTC datetimes of the same instant);
+* read ``GetRecords`` and ``PutRecordBatch`` answers with orjson (the ``fast`` extra) and
+  their entries in one pass: each member converted by botocore's own blob and timestamp
+  parsers, in the shape's order, ``null`` members left out, unknown keys dropped — exactly
+  what botocore's walk gives (``tests/test_wire.py`` compares them on generated answers).
+  Anything else — another operation, a body that is not one JSON object, an entry that is
+  not an object, a shard's end (``ChildShards``), a number orjson may not have kept exact —
+  goes to botocore's own parser;
+* write a Firehose ``PutRecordBatch`` body in one join: the same bytes as botocore's, its
+  headers botocore's own (botocore serialises the call with the records left out), for
+  parameters botocore would accept — a stream name of the allowed form, 1 to 500 records,
+  each ``{"Data": bytes}`` of at most 1,024,000 bytes. Anything else goes to botocore's
+  serialiser, and its validation says what is wrong.
+
+The session's other clients are not changed by anything here unless built from it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from binascii import b2a_base64
+from datetime import datetime, timezone
+from typing import Any
+
+from botocore import parsers as _parsers
+
+from streambridge._json import _orjson
+
+__all__ = ["fast_clients", "parse_utc_timestamp"]
+
+#: The answers read in one pass, and the member holding their list of entries.
+_FAST_OUTPUTS = {"GetRecordsOutput": "Records", "PutRecordBatchOutput": "RequestResponses"}
+_BIG = 2.0**63  # a float this large may have been an integer orjson could not keep
+#: orjson when installed (integers past 64 bits become floats: such answers go to botocore).
+_decode: Any = json.loads if _orjson is None else _orjson.loads
+
+
+class _NotPlainError(Exception):
+    """Not an answer for the one pass: botocore's own parser reads it."""
+
+
+#: botocore's parser classes, untyped: their stubs leave out the private methods used here.
+_JSONParser: Any = _parsers.JSONParser
+_ResponseParserFactory: Any = _parsers.ResponseParserFactory
+
+
+def parse_utc_timestamp(value: Any) -> datetime:
+    """Read a timestamp as botocore does, but in UTC: the same instant, without ``tzlocal()``.
+
+    Epoch numbers become UTC datetimes at once. Anything else (ISO 8601, RFC 822, an epoch out
+    of range) goes to botocore's own parser and is converted to UTC.
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value, timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            pass
+    from botocore.utils import parse_timestamp  # noqa: PLC0415 - the rare path
+
+    return parse_timestamp(value).astimezone(timezone.utc)
+
+
+class _FastJSONParser(_JSONParser):  # type: ignore[misc]
+    """botocore's JSON parser, with a one-pass reading of ``GetRecords`` answers."""
+
+    def _handle_json_body(self, raw_body: bytes, shape: Any) -> Any:
+        if shape is None or shape.name not in _FAST_OUTPUTS or not raw_body:
+            return super()._handle_json_body(raw_body, shape)
+        try:
+            return self._one_pass(raw_body, shape)
+        except _NotPlainError:  # botocore says what it makes of it
+            return super()._handle_json_body(raw_body, shape)
+
+    def _one_pass(self, raw_body: bytes, shape: Any) -> Any:
+        try:
+            parsed = _decode(raw_body)
+        except (ValueError, RecursionError):
+            raise _NotPlainError from None
+        if type(parsed) is not dict or parsed.get("ChildShards"):  # a shard's end: rare
+            raise _NotPlainError
+        final: dict[str, Any] = {}
+        for name, member in shape.members.items():
+            value = parsed.get(member.serialization.get("name", name))
+            if value is None:
+                continue
+            if type(value) is float and member.type_name != "timestamp":
+                raise _NotPlainError  # maybe an integer past 64 bits: the stdlib keeps it
+            if name == _FAST_OUTPUTS[shape.name] and type(value) is list:
+                final[name] = self._entries(member.member, value)
+            else:
+                final[name] = self._parse_shape(member, value)
+        return final
+
+    def _entries(self, shape: Any, entries: list[Any]) -> list[Any]:
+        """Each entry (a record, a put's answer) as botocore's walk makes it, without the walk."""
+        members = [
+            (name, member.serialization.get("name", name), member.type_name)
+            for name, member in shape.members.items()
+        ]
+        if any(kind not in ("string", "blob", "timestamp") for _, _, kind in members):
+            raise _NotPlainError
+        blob, timestamp = self._blob_parser, self._timestamp_parser
+        out = []
+        for entry in entries:
+            if type(entry) is not dict:
+                raise _NotPlainError
+            item = {}
+            for name, key, kind in members:
+                value = entry.get(key)
+                if value is None:
+                    continue
+                if type(value) is float and (kind != "timestamp" or abs(value) >= _BIG):
+                    raise _NotPlainError  # as above
+                if kind == "blob":
+                    value = blob(value)
+                elif kind == "timestamp":
+                    value = timestamp(value)
+                item[name] = value
+            out.append(item)
+        return out
+
+
+class _FastParserFactory(_ResponseParserFactory):  # type: ignore[misc]
+    """botocore's factory, handing out :class:`_FastJSONParser` for the JSON protocol."""
+
+    def create_parser(self, protocol_name: str) -> Any:
+        if protocol_name == "json":
+            return _FastJSONParser(**self._defaults)
+        return super().create_parser(protocol_name)
+
+
+#: What botocore's validation accepts for a Firehose stream name, and a record's size.
+_STREAM_NAME = re.compile(r"[a-zA-Z0-9_.-]{1,64}")
+_MAX_RECORDS = 500
+_MAX_DATA = 1_024_000
+
+
+def _put_record_batch_body(parameters: dict[str, Any]) -> bytes | None:
+    """The body botocore writes for these ``PutRecordBatch`` parameters; None if not plain."""
+    name, records = parameters.get("DeliveryStreamName"), parameters.get("Records")
+    if len(parameters) != 2 or type(name) is not str or type(records) is not list:  # noqa: PLR2004
+        return None
+    if not 0 < len(records) <= _MAX_RECORDS or not _STREAM_NAME.fullmatch(name):
+        return None
+    datas = []
+    for record in records:
+        data = record.get("Data") if type(record) is dict and len(record) == 1 else None
+        if type(data) is not bytes or len(data) > _MAX_DATA:
+            return None
+        datas.append(b2a_base64(data, newline=False))
+    head = b'{"DeliveryStreamName": "' + name.encode() + b'", "Records": [{"Data": "'
+    return head + b'"}, {"Data": "'.join(datas) + b'"}]}'
+
+
+class _FastSerializer:
+    """Botocore's serialiser (validation included), writing plain batches in one join."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def serialize_to_request(self, parameters: Any, operation_model: Any) -> Any:
+        """Botocore's request; a plain ``PutRecordBatch``'s body written here."""
+        body = None
+        if operation_model.name == "PutRecordBatch" and type(parameters) is dict:
+            body = _put_record_batch_body(parameters)
+        if body is None:
+            return self._inner.serialize_to_request(parameters, operation_model)
+        # botocore writes (and validates) the call with one empty record: its headers, its
+        # method and path for this botocore version; the body is then the one written here.
+        one = {"DeliveryStreamName": parameters["DeliveryStreamName"], "Records": [{"Data": b""}]}
+        request = self._inner.serialize_to_request(one, operation_model)
+        request["body"] = body
+        return request
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class _FastRequests:
+    """A Firehose client's base class, added on botocore's ``creating-client-class`` event.
+
+    The client's serialiser becomes a :class:`_FastSerializer` around botocore's.
+    """
+
+    _serializer: Any
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._serializer = _FastSerializer(self._serializer)
+
+
+def _add_fast_requests(base_classes: list[type], **_: Any) -> None:
+    base_classes.insert(0, _FastRequests)
+
+
+def fast_clients(botocore_session: Any) -> Any:
+    """Make the clients of ``botocore_session`` read answers and write batches faster.
+
+    The same results and the same bytes on the wire (see the module's text for what is done):
+    timestamps come as UTC datetimes (:func:`parse_utc_timestamp`); ``GetRecords`` and
+    ``PutRecordBatch`` answers are read in one pass; a Firehose client writes a
+    ``PutRecordBatch`` body in one join. Clients built by streambridge (``from_settings``,
+    the command line) do so already. For a client you inject, build it from such a session
+    (it changes only that session's clients)::
+
+        import boto3, botocore.session
+        from streambridge import fast_clients
+
+        session = boto3.Session(botocore_session=fast_clients(botocore.session.get_session()))
+        importer = KinesisImporter(session.client("kinesis"), settings, sink=sink)
+
+    Returns:
+        ``botocore_session``, for chaining.
+    """
+    factory = _FastParserFactory()
+    factory.set_parser_defaults(timestamp_parser=parse_utc_timestamp)
+    botocore_session.register_component("response_parser_factory", factory)
+    botocore_session.register(
+        "creating-client-class.firehose", _add_fast_requests, unique_id="streambridge-fast"
+    )
+    return botocore_session
