@@ -15,15 +15,29 @@ Run:  python bench/forwarder.py            (all five; needs the `local` and `fas
    each call (``streambridge.testing.Latency``, which lets calls overlap) against the same with
    none, one record per event and Send as Batch; and ``FirehoseForwarder.send`` against a plain
    8-thread boto3 sender of the same encoded records.
+6. CPU per record (issue 19), one record per event, to a Firehose stand-in in its own process
+   (``_stub_kinesis.py``, over HTTP): ``forward_many`` on the client ``from_settings`` builds,
+   and on a plain injected ``boto3.client``, against the wire floor — orjson dumps of the same
+   record payloads, their base64 and the request JSON of each 500; and ``streambridge forward``
+   on a JSON-lines file against the library reading the same file (orjson per line) and
+   forwarding it, each in a fresh process (CPU of the whole process: interpreter and imports
+   included for both).
+
+Run one:  python bench/forwarder.py --only cpu
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import gc
 import json
 import math
+import os
+import resource
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -31,7 +45,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import attrs
-from _timing import best_rate, in_child, offline_client
+from _timing import StandIn, best_rate, in_child, offline_client
 
 from streambridge import FirehoseForwarder, ForwarderSettings
 from streambridge._demo import sample_batches
@@ -288,21 +302,169 @@ def bench_memory(sizes: list[int]) -> None:
     )
 
 
+PER_EVENT = attrs.evolve(
+    SETTINGS,
+    send_as_batch=False,
+    region="us-east-1",
+    access_key_id="bench",
+    secret_access_key="bench",
+)
+
+
+def wire_floor(payloads: list[dict[str, Any]]) -> int:
+    """The floor: orjson dumps of each payload, its base64, the request JSON of each 500."""
+    import orjson  # noqa: PLC0415 - the floor is orjson's
+
+    for start in range(0, len(payloads), 500):
+        records = [
+            {"Data": base64.b64encode(orjson.dumps(payload) + b"\n").decode()}
+            for payload in payloads[start : start + 500]
+        ]
+        orjson.dumps({"DeliveryStreamName": "bench", "Records": records})
+    return len(payloads)
+
+
+def cpu_child(path: str, endpoint: str) -> None:
+    """Runs in a fresh process: the library forwarding a JSON-lines file, as a user would."""
+    from streambridge._json import loads  # noqa: PLC0415 - orjson, exact integers kept
+
+    forwarder = FirehoseForwarder.from_settings(PER_EVENT, endpoint_url=endpoint)
+    with open(path, "rb") as lines:  # noqa: PTH123
+        result = forwarder.forward_many(loads(line) for line in lines if line.strip())
+    print(json.dumps({"sent": result.sent}))
+
+
+def child_cpu(command: list[str], env: dict[str, str]) -> float:
+    """CPU seconds (user + system) of a fresh process running ``command``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def bench_cpu(n_events: int, rounds: int) -> None:
+    """CPU per record: forward_many vs the wire floor; the command line vs the library."""
+    print(
+        f"6. CPU per record, {n_events:,} sample events one record per event, to a Firehose "
+        f"stand-in in its own process; best of {rounds}"
+    )
+    if not HAS_ORJSON:
+        print("   needs orjson (the fast extra): the floor is orjson's")
+        return
+    import boto3  # noqa: PLC0415
+
+    stub = StandIn("_stub_kinesis.py", "--shards", 1, "--records", 0)
+    try:
+        payloads = [
+            payload
+            for batch in event_batches(n_events)
+            for payload in record_payloads(
+                filter_batch(batch, PER_EVENT) or {}, send_as_batch=False
+            )
+        ]
+        built = FirehoseForwarder.from_settings(PER_EVENT, endpoint_url=stub.url)
+        injected = FirehoseForwarder(
+            boto3.client(
+                "firehose",
+                region_name="us-east-1",
+                endpoint_url=stub.url,
+                aws_access_key_id="bench",
+                aws_secret_access_key="bench",
+            ),
+            PER_EVENT,
+        )
+        for forwarder in (built, injected):
+            forwarder.forward_many(list(event_batches(2_000)))  # warm: model, connections
+
+        def ours(forwarder: FirehoseForwarder) -> float:
+            batches = list(event_batches(n_events))
+            gc.collect()
+            start = time.process_time()
+            result = forwarder.forward_many(batches)
+            cpu = time.process_time() - start
+            assert result.ok
+            assert result.sent == len(payloads), (result.sent, len(payloads))
+            return cpu
+
+        def floor() -> float:
+            gc.collect()
+            start = time.process_time()
+            wire_floor(payloads)
+            return time.process_time() - start
+
+        cpu: dict[str, list[float]] = {"floor": [], "ours": [], "injected": []}
+        for _ in range(rounds):
+            cpu["floor"].append(floor())
+            cpu["ours"].append(ours(built))
+            cpu["injected"].append(ours(injected))
+        best = {name: min(values) for name, values in cpu.items()}
+        per = {name: value / len(payloads) * 1e6 for name, value in best.items()}
+        print(
+            f"   {len(payloads):,} records: the wire floor {per['floor']:.1f} us/record; "
+            f"forward_many {per['ours']:.1f} us (client from_settings builds), "
+            f"{per['injected']:.1f} us (an injected boto3.client)"
+        )
+        print(
+            f"   forward_many / floor: {best['ours'] / best['floor']:.2f}x (target <= 3); "
+            f"injected client {best['injected'] / best['floor']:.2f}x"
+        )
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "batches.jsonl")  # noqa: PTH118
+            with open(path, "w") as out:  # noqa: PTH123
+                out.writelines(json.dumps(batch) + "\n" for batch in event_batches(n_events))
+            settings = os.path.join(folder, "settings.json")  # noqa: PTH118
+            with open(settings, "w") as out:  # noqa: PTH123
+                json.dump({"Delivery Stream Name": "bench", "Send as Batch": False}, out)
+            env = dict(
+                os.environ,
+                AWS_ACCESS_KEY_ID="bench",
+                AWS_SECRET_ACCESS_KEY="bench",
+                AWS_DEFAULT_REGION="us-east-1",
+            )
+            cli = [sys.executable, "-m", "streambridge", "forward", path, "--settings"]
+            cli += [settings, "--endpoint-url", stub.url, "--quiet"]
+            library = [sys.executable, __file__, "--cpu-child", path, stub.url]
+            both: dict[str, list[float]] = {"cli": [], "library": []}
+            for _ in range(rounds):
+                both["library"].append(child_cpu(library, env))
+                both["cli"].append(child_cpu(cli, env))
+            cli_cpu, lib_cpu = min(both["cli"]), min(both["library"])
+            print(
+                f"   the same as JSON lines, a fresh process each: streambridge forward "
+                f"{cli_cpu:.2f} CPU-s, the library {lib_cpu:.2f} CPU-s: "
+                f"{cli_cpu / lib_cpu:.2f}x (target <= 1.1)"
+            )
+    finally:
+        stub.close()
+
+
 def main() -> None:
     """Run the benchmarks."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", choices=["core", "calls", "e2e", "memory", "latency", "cpu"])
     parser.add_argument("--memory-child", type=int)
+    parser.add_argument("--cpu-child", nargs=2, metavar=("FILE", "ENDPOINT"))
     args = parser.parse_args()
     if args.memory_child:
         memory_child(args.memory_child)
         return
+    if args.cpu_child:
+        cpu_child(*args.cpu_child)
+        return
     print(f"orjson installed: {HAS_ORJSON}; Python {sys.version.split()[0]}")
-    bench_core(seconds=2.0 if args.quick else 10.0)
-    bench_calls(10_000 if args.quick else 100_000)
-    bench_end_to_end(100 if args.quick else 1000)
-    bench_memory([10_000, 100_000] if args.quick else [100_000, 1_000_000])
-    bench_latency(20_000, 0.04, rounds=1 if args.quick else 3)
+    runs: dict[str, Callable[[], None]] = {
+        "core": lambda: bench_core(seconds=2.0 if args.quick else 10.0),
+        "calls": lambda: bench_calls(10_000 if args.quick else 100_000),
+        "e2e": lambda: bench_end_to_end(100 if args.quick else 1000),
+        "memory": lambda: bench_memory([10_000, 100_000] if args.quick else [100_000, 1_000_000]),
+        "latency": lambda: bench_latency(20_000, 0.04, rounds=1 if args.quick else 3),
+        "cpu": lambda: bench_cpu(20_000 if args.quick else 100_000, rounds=2 if args.quick else 5),
+    }
+    for name, run in runs.items():
+        if args.only in (None, name):
+            run()
 
 
 if __name__ == "__main__":

@@ -350,3 +350,13 @@ def test_a_forwarder_from_settings_delivers_through_the_fast_client(aws: LocalAW
     result = forwarder.send([b'{"n": %d}' % n for n in range(1200)])
     assert result.sent == 1200
     assert sorted(record["n"] for record in aws.delivered("fast")) == list(range(1200))
+
+
+@given(st.binary(max_size=5000))
+def test_the_records_base64_is_the_standard_librarys(data: bytes) -> None:
+    """pybase64 (the fast extra) or binascii: the same bytes, no newline."""
+    from binascii import b2a_base64  # noqa: PLC0415
+
+    from streambridge._wire import _base64  # noqa: PLC0415
+
+    assert _base64(data) == b2a_base64(data, newline=False)

@@ -15,7 +15,8 @@ botocore session's clients
   Anything else — another operation, a body that is not one JSON object, an entry that is
   not an object, a shard's end (``ChildShards``), a number orjson may not have kept exact —
   goes to botocore's own parser;
-* write a Firehose ``PutRecordBatch`` body in one join: the same bytes as botocore's, its
+* write a Firehose ``PutRecordBatch`` body in one join (each record's base64 by pybase64, with
+  the ``fast`` extra): the same bytes as botocore's, its
   headers botocore's own (botocore serialises the call with the records left out), for
   parameters botocore would accept — a stream name of the allowed form, 1 to 500 records,
   each ``{"Data": bytes}`` of at most 1,024,000 bytes. Anything else goes to botocore's
@@ -30,6 +31,8 @@ import json
 import re
 from binascii import b2a_base64
 from datetime import datetime, timezone
+from functools import partial
+from itertools import chain
 from typing import Any
 
 from botocore import parsers as _parsers
@@ -109,6 +112,8 @@ class _FastJSONParser(_JSONParser):  # type: ignore[misc]
         ]
         if any(kind not in ("string", "blob", "timestamp") for _, _, kind in members):
             raise _NotPlainError
+        if _all_text(members, entries):
+            return entries  # each entry is already what the walk would make of it
         blob, timestamp = self._blob_parser, self._timestamp_parser
         out = []
         for entry in entries:
@@ -130,6 +135,20 @@ class _FastJSONParser(_JSONParser):  # type: ignore[misc]
         return out
 
 
+def _all_text(members: list[tuple[str, str, str]], entries: list[Any]) -> bool:
+    """Whether every entry is a dict of strings under the names of string members only.
+
+    Such an entry is what botocore's walk makes of it (the same keys and values); checked
+    at C speed, for a ``PutRecordBatch`` answer's 500 ``{"RecordId": ...}``.
+    """
+    names = {name for name, key, kind in members if kind == "string" and name == key}
+    if not entries or set(map(type, entries)) != {dict}:
+        return False
+    if not set().union(*entries) <= names:
+        return False
+    return set(map(type, chain.from_iterable(map(dict.values, entries)))) <= {str}
+
+
 class _FastParserFactory(_ResponseParserFactory):  # type: ignore[misc]
     """botocore's factory, handing out :class:`_FastJSONParser` for the JSON protocol."""
 
@@ -143,6 +162,10 @@ class _FastParserFactory(_ResponseParserFactory):  # type: ignore[misc]
 _STREAM_NAME = re.compile(r"[a-zA-Z0-9_.-]{1,64}")
 _MAX_RECORDS = 500
 _MAX_DATA = 1_024_000
+try:  # the fast extra: pybase64's SIMD encoder, the same bytes ~3x faster than binascii's
+    from pybase64 import b64encode as _base64
+except ImportError:  # pragma: no cover - exercised in environments without the extra
+    _base64 = partial(b2a_base64, newline=False)
 
 
 def _put_record_batch_body(parameters: dict[str, Any]) -> bytes | None:
@@ -152,14 +175,18 @@ def _put_record_batch_body(parameters: dict[str, Any]) -> bytes | None:
         return None
     if not 0 < len(records) <= _MAX_RECORDS or not _STREAM_NAME.fullmatch(name):
         return None
-    datas = []
-    for record in records:
-        data = record.get("Data") if type(record) is dict and len(record) == 1 else None
-        if type(data) is not bytes or len(data) > _MAX_DATA:
-            return None
-        datas.append(b2a_base64(data, newline=False))
-    head = b'{"DeliveryStreamName": "' + name.encode() + b'", "Records": [{"Data": "'
-    return head + b'"}, {"Data": "'.join(datas) + b'"}]}'
+    # Every record a dict of one key, "Data", holding bytes within the limit: checked at C speed.
+    if set(map(type, records)) != {dict} or set(map(len, records)) != {1}:
+        return None
+    datas = [record.get("Data") for record in records]
+    if set(map(type, datas)) != {bytes} or max(map(len, datas)) > _MAX_DATA:
+        return None
+    pieces = list(map(_base64, datas))  # one join of them all: a ~1 MB body copied once
+    pieces[0] = (
+        b'{"DeliveryStreamName": "' + name.encode() + b'", "Records": [{"Data": "' + pieces[0]
+    )
+    pieces[-1] += b'"}]}'
+    return b'"}, {"Data": "'.join(pieces)
 
 
 class _FastSerializer:

@@ -640,6 +640,6 @@ def test_lines_decode_as_the_standard_library_reads_them(tmp_path: Path) -> None
         json.loads(line.decode("utf-8-sig")) for n, line in enumerate(lines) if n not in (6, 7)
     ]
     assert json.dumps(got) == json.dumps(expected)  # NaN != NaN: compared as text
-    assert got[1]["big"] == 123456789012345678901234567890
+    assert got[1] == {"big": 123456789012345678901234567890, "neg": -18446744073709551617}
     assert [note.split(":")[0] for note in unreadable] == ["line 7", "line 8"]
     assert "not UTF-8" in unreadable[1]

@@ -159,8 +159,13 @@ def encode_payloads(
     """
     records: list[bytes] = []
     failures: list[FailedRecord] = []
+    room = limit - len(delimiter)
     for payload in payloads:
         try:
+            data = encode(payload)
+            if len(data) <= room:  # the common case, without fit_record's lists
+                records.append(data + delimiter)
+                continue
             fitted, oversize = fit_record(payload, encode=encode, limit=limit, delimiter=delimiter)
         except EncodingError as exc:  # not representable as JSON: return it, readable
             failures.append(FailedRecord(readable(payload), "EncodingError", str(exc), 0))
