@@ -25,6 +25,9 @@ NOT_LOADED = (
     "sqlite3",
     "importlib.metadata",
     "email.utils",
+    "streambridge.deadletter_remote",  # only when STREAMBRIDGE_DEAD_LETTER names one
+    "pathlib",  # only for a dead-letter file
+    "random",  # only for a retry's jitter
 )
 
 

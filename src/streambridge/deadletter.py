@@ -29,7 +29,6 @@ import json
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -139,7 +138,7 @@ def read_dead_letters(
     Raises:
         ValueError: A line is not a dead-letter line (the message gives its number and why).
     """
-    with Path(path).open("rb") as stream:
+    with open(path, "rb") as stream:  # noqa: PTH123 - pathlib off a Lambda's cold path
         for number, raw in enumerate(stream, start=1):
             if not raw.strip():
                 continue
@@ -286,6 +285,8 @@ class DeadLetterFile(DeadLetterTarget):
     def __init__(self, path: str | os.PathLike[str], *, fsync: bool = False) -> None:
         """Open ``path`` for appending (created ``0600`` if need be)."""
         super().__init__()
+        from pathlib import Path  # noqa: PLC0415 - off a Lambda's cold path
+
         self.path = Path(path)
         self.target = os.fspath(path)
         self.fsync = fsync

@@ -41,7 +41,6 @@ import attrs
 
 from streambridge._settings import did_you_mean
 from streambridge.deadletter import hand_back
-from streambridge.deadletter_remote import is_remote_target, remote_target
 from streambridge.errors import ConfigurationError, DeadLetterError, FatalSinkError
 from streambridge.importer.conversion import RecordConverter
 from streambridge.importer.events import PostHogEvent
@@ -383,6 +382,11 @@ def handler_from_environment(environ: Mapping[str, str] | None = None) -> Lambda
     letters = None
     spec = env.get("STREAMBRIDGE_DEAD_LETTER", "").strip()
     if spec:
+        from streambridge.deadletter_remote import (  # noqa: PLC0415 - only when configured
+            is_remote_target,
+            remote_target,
+        )
+
         if not is_remote_target(spec):
             msg = (
                 f"STREAMBRIDGE_DEAD_LETTER must be s3://bucket/prefix or an SQS queue URL, "

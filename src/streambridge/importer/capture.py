@@ -15,7 +15,6 @@ sink calls in flight) — behind one connection pool of that size.
 from __future__ import annotations
 
 import logging
-import random as _random
 import threading
 import time
 import zlib
@@ -141,6 +140,13 @@ def _detail(body: bytes) -> str:
     return body[:200].decode("utf-8", "replace")
 
 
+def _jitter() -> float:
+    """``random.random()``, imported on the first retry (off a Lambda's cold path)."""
+    import random  # noqa: PLC0415
+
+    return random.random()
+
+
 @attrs.define(eq=False)
 class PostHogSink:
     """Send events to PostHog's batch API and return only once PostHog answered 200 for all.
@@ -194,7 +200,7 @@ class PostHogSink:
     concurrency: int = CONCURRENCY
     sleep: Callable[[float], object] | None = attrs.field(default=None, repr=False)
     clock: Callable[[], float] = attrs.field(default=time.monotonic, repr=False)
-    random: Callable[[], float] = attrs.field(default=_random.random, repr=False)
+    random: Callable[[], float] = attrs.field(default=_jitter, repr=False)
     transport: Transport | None = attrs.field(default=None, repr=False)
     requests: int = attrs.field(default=0, init=False)
     _abandoned: threading.Event = attrs.field(factory=threading.Event, init=False, repr=False)

@@ -27,7 +27,6 @@ de-aggregates fast enough next to the JSON decoding of the same user records, an
 
 from __future__ import annotations
 
-import hashlib
 from typing import NamedTuple
 
 __all__ = ["MAGIC", "NotAggregatedError", "UserRecord", "deaggregate", "is_aggregated"]
@@ -73,7 +72,9 @@ def deaggregate(data: bytes) -> list[UserRecord]:
     if len(data) < len(MAGIC) + _DIGEST:
         raise NotAggregatedError("it is too short to hold an MD5 digest")
     message, digest = data[len(MAGIC) : -_DIGEST], data[-_DIGEST:]
-    if hashlib.md5(message).digest() != digest:  # noqa: S324 - the format's checksum
+    from hashlib import md5  # noqa: PLC0415 - hashlib (OpenSSL) off a Lambda's cold path
+
+    if md5(message).digest() != digest:  # noqa: S324 - the format's checksum
         raise NotAggregatedError("its MD5 digest does not match")
     try:
         return _aggregated_record(message)
