@@ -142,7 +142,9 @@ def _all_text(members: list[tuple[str, str, str]], entries: list[Any]) -> bool:
     Such an entry is what botocore's walk makes of it (the same keys and values); checked
     at C speed, for a ``PutRecordBatch`` answer's 500 ``{"RecordId": ...}``.
     """
-    names = {name for name, key, kind in members if kind == "string" and name == key}
+    if any(kind != "string" or name != key for name, key, kind in members):
+        return False  # a GetRecords record: its blob and timestamp are converted one by one
+    names = {name for name, _, _ in members}
     if not entries or set(map(type, entries)) != {dict}:
         return False
     if not set().union(*entries) <= names:
