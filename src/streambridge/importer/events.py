@@ -169,6 +169,10 @@ def event_uuid(
     return uuid_maker(stream, shard_id)(sequence_number, position, sub_sequence)
 
 
+#: A hex digit with its top two bits set to the RFC 4122 variant (10xx).
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
 def uuid_maker(stream: str, shard_id: str) -> Callable[[str, int, int | None], str]:
     """:func:`event_uuid` for one stream and shard: ``make(sequence, position, sub_sequence)``.
 
@@ -182,11 +186,8 @@ def uuid_maker(stream: str, shard_id: str) -> Callable[[str, int, int | None], s
             sha.update(f"{sequence_number}/{position}".encode())
         else:
             sha.update(f"{sequence_number}/{sub_sequence}/{position}".encode())
-        digest = bytearray(sha.digest()[:16])
-        digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-        digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-        x = digest.hex()
-        return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+        x = sha.hexdigest()  # version 5 (its 13th digit), the RFC 4122 variant (its 17th)
+        return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[x[16]]}{x[17:20]}-{x[20:32]}"
 
     return make
 
