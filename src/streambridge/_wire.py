@@ -7,7 +7,9 @@ of 500 records is validated member by member, each record base64-encoded through
 the ~1 MB body written by the standard library's JSON encoder. :func:`fast_clients` makes a
 botocore session's clients
 
-* read timestamps with :func:`parse_utc_timestamp` (UTC datetimes of the same instant);
+* read timestamps with :func:`parse_utc_timestamp` (UTC datetimes of the same instant), and
+  blobs (a Kinesis record's data) with pybase64 when the ``fast`` extra is installed, the
+  standard library deciding whatever is not strict base64;
 * read ``GetRecords`` and ``PutRecordBatch`` answers with orjson (the ``fast`` extra) and
   their entries in one pass: each member converted by botocore's own blob and timestamp
   parsers, in the shape's order, ``null`` members left out, unknown keys dropped — exactly
@@ -27,6 +29,7 @@ The session's other clients are not changed by anything here unless built from i
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from binascii import b2a_base64
@@ -166,12 +169,28 @@ _STREAM_NAME = re.compile(r"[a-zA-Z0-9_.-]{1,64}")
 _MAX_RECORDS = 500
 _MAX_DATA = 1_024_000
 _base64: Callable[[bytes], bytes] = partial(b2a_base64, newline=False)
+_pybase64: Any = None
 try:  # the fast extra: pybase64's SIMD encoder, the same bytes ~3x faster than binascii's
-    import pybase64
+    import pybase64 as _pybase64
 
-    _base64 = pybase64.b64encode
+    _base64 = _pybase64.b64encode
 except ImportError:  # pragma: no cover - exercised in environments without the extra
     pass
+
+
+def _blob(value: Any) -> bytes:
+    """A blob member's bytes, as botocore's ``base64.b64decode`` gives them (or its error).
+
+    With the ``fast`` extra, strict base64 — what AWS writes — is decoded by pybase64 (about
+    twice as fast on a Kinesis record); anything it refuses (line breaks, stray characters,
+    padding inside) goes to ``base64.b64decode``, which decides as botocore would.
+    """
+    if _pybase64 is not None:
+        try:
+            return _pybase64.b64decode(value, validate=True)  # type: ignore[no-any-return]
+        except (ValueError, TypeError):  # binascii.Error is a ValueError
+            pass
+    return base64.b64decode(value)
 
 
 def _put_record_batch_body(parameters: dict[str, Any]) -> bytes | None:
@@ -256,7 +275,7 @@ def fast_clients(botocore_session: Any) -> Any:
         ``botocore_session``, for chaining.
     """
     factory = _FastParserFactory()
-    factory.set_parser_defaults(timestamp_parser=parse_utc_timestamp)
+    factory.set_parser_defaults(timestamp_parser=parse_utc_timestamp, blob_parser=_blob)
     botocore_session.register_component("response_parser_factory", factory)
     botocore_session.register(
         "creating-client-class.firehose", _add_fast_requests, unique_id="streambridge-fast"
