@@ -78,7 +78,7 @@ def parse_utc_timestamp(value: Any) -> datetime:
 
 
 class _FastJSONParser(_JSONParser):  # type: ignore[misc]
-    """botocore's JSON parser, with a one-pass reading of ``GetRecords`` answers."""
+    """botocore's JSON parser, with a one-pass reading of ``GetRecords`` and ``PutRecordBatch``."""
 
     def _handle_json_body(self, raw_body: bytes, shape: Any) -> Any:
         if shape is None or shape.name not in _FAST_OUTPUTS or not raw_body:
