@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import threading
 from collections import deque
 from typing import Any
 
@@ -164,6 +165,7 @@ class AcceptAll(Fault):
     """
 
     accepted: list[int] = attrs.field(factory=lambda: [0, 0], repr=False, eq=False)
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False, eq=False)
 
     @property
     def records(self) -> int:
@@ -197,5 +199,7 @@ class AcceptAll(Fault):
         )
 
     def _count(self, entries: list[dict[str, str]]) -> None:
-        self.accepted[0] += len(entries)
-        self.accepted[1] += sum(len(base64.b64decode(e["Data"])) for e in entries)
+        size = sum(len(base64.b64decode(e["Data"])) for e in entries)
+        with self._lock:  # calls in flight answer from several threads
+            self.accepted[0] += len(entries)
+            self.accepted[1] += size
