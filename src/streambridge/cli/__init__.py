@@ -1,4 +1,4 @@
-"""The ``streambridge`` command: forward, import, check, kcl, local, demo.
+"""The ``streambridge`` command: forward, serve, import, check, kcl, local, demo.
 
 Every command honours the standard AWS environment (profiles, ``AWS_REGION``,
 ``AWS_ENDPOINT_URL_FIREHOSE`` / ``_KINESIS``…) plus ``--profile``, ``--region`` and
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from botocore.exceptions import BotoCoreError, ClientError
 
 from streambridge import __version__
-from streambridge.cli import check, forward, importing, kcl, local
+from streambridge.cli import check, forward, importing, kcl, local, serve
 from streambridge.cli._common import (
     EXIT_AWS,
     EXIT_DEAD_LETTER,
@@ -81,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"streambridge {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     forward.add_parser(commands)
+    serve.add_parser(commands)
     importing.add_parser(commands)
     check.add_parser(commands)
     kcl.add_parser(commands)
