@@ -248,6 +248,24 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
             self._sender.drain(lambda outcome: self._merge(outcome, tally))
         return self._result(tally, self.pending_sessions)
 
+    def prepare(self, batch: object) -> tuple[list[bytes], ForwardResult]:
+        """Filter and encode one batch without sending it: its records, and what else it gave.
+
+        :meth:`send` then delivers the records (with other batches' in the same calls, as
+        ``streambridge serve`` does for requests that arrive together). The result counts
+        the batch as :meth:`forward` would, but for ``sent``: skipped, rejected, dropped and
+        filtered events, and records that cannot be sent (``failed``, too large). Safe from
+        several threads when Wait for Complete Batch is off (it raises ``ValueError`` then:
+        held sessions have no records yet).
+        """
+        if self._sessions is not None:
+            msg = "prepare() cannot hold sessions back: Wait for Complete Batch is on"
+            raise ValueError(msg)
+        tally = _Tally(ForwardResult)
+        tally.add("batches")
+        records = self._records_for(0, batch, tally)
+        return records, self._result(tally, 0)
+
     def send(self, records: Iterable[bytes]) -> ForwardResult:
         """Deliver records that are already encoded, e.g. read back from a dead-letter file.
 

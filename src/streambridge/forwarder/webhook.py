@@ -34,10 +34,9 @@ import attrs
 
 from streambridge._json import encode_record, loads
 from streambridge.deadletter import DeadLetterTarget
-from streambridge.errors import DeadLetterError, DeliveryError
 from streambridge.forwarder.forwarder import FirehoseForwarder
-from streambridge.forwarder.results import FailedRecord, ForwardResult
-from streambridge.retry import is_retryable
+from streambridge.forwarder.gathering import Gatherer
+from streambridge.forwarder.results import ForwardResult
 
 __all__ = ["MAX_BODY_BYTES", "Answer", "WebhookReceiver"]
 
@@ -100,6 +99,7 @@ class WebhookReceiver:
         dead_letter: DeadLetterTarget | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
         retry_after: int = 5,
+        calls: int = 4,
     ) -> None:
         """A receiver.
 
@@ -113,6 +113,9 @@ class WebhookReceiver:
             dead_letter: Where records not delivered are written (also answered 5xx).
             max_body_bytes: The most bytes of a body, and of a gzip body once decompressed.
             retry_after: Seconds in the ``Retry-After`` of a 503.
+            calls: Shared sends to Firehose in flight at once: the records of requests
+                waiting at the same moment go in the same calls (see
+                :mod:`~streambridge.forwarder.gathering`).
         """
         if authorization is not None and not authorization.strip():
             msg = "the expected Authorization value is empty: give one, or none at all"
@@ -123,6 +126,7 @@ class WebhookReceiver:
         self.max_body_bytes = max_body_bytes
         self.retry_after = retry_after
         self._local = threading.local()
+        self._gatherer = Gatherer(self._forwarder, calls=calls, dead_letter=dead_letter)
 
     def answer(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Answer:
         """The answer to one request.
@@ -191,71 +195,37 @@ class WebhookReceiver:
     def _forwarder(self) -> FirehoseForwarder:
         forwarder: FirehoseForwarder | None = getattr(self._local, "forwarder", None)
         if forwarder is None:
-            forwarder = self._forwarders()
-            if forwarder.settings.wait_for_complete_batch:
-                msg = "Wait for Complete Batch holds sessions back: a webhook cannot use it"
-                raise ValueError(msg)
-            self._local.forwarder = forwarder
+            forwarder = self._local.forwarder = self._forwarders()
         return forwarder
 
     def _forward(self, batch: dict[str, Any]) -> Answer:
-        try:
-            result = self._forwarder().forward(batch)
-        except DeliveryError as exc:
-            code = exc.error_code or "NotDelivered"
-            kept = self._keep_undelivered(exc.undelivered, code, str(exc))
-            retry = is_retryable(code, None)
-            what = "Firehose did not take the batch" + ("" if retry else " (retrying cannot fix)")
-            return self._not_delivered(len(exc.undelivered), kept, code, what, retry)
-        if result.rejected:
-            return _refused(400, f"not an mParticle batch: {result.rejected[0].reason}")
-        summary = _summary(result)
-        if not result.failed:
+        records, prepared = self._forwarder().prepare(batch)
+        if prepared.rejected:
+            return _refused(400, f"not an mParticle batch: {prepared.rejected[0].reason}")
+        delivered = self._gatherer.deliver(records)
+        summary = {**_summary(prepared), "sent": delivered.sent}
+        unsendable = prepared.failed  # records Firehose would refuse (too large): kept here
+        if not delivered.undelivered and not unsendable:
             return Answer(200, {"status": "ok", **summary})
-        kept = self._keep_failed(result.failed)
-        retry = all(is_retryable(f.error_code, None) for f in result.failed)
-        codes = ", ".join(sorted({f.error_code for f in result.failed}))
-        what = f"{len(result.failed)} record(s) of the batch were not delivered"
-        return self._not_delivered(len(result.failed), kept, codes, what, retry, summary)
-
-    def _not_delivered(
-        self,
-        count: int,
-        kept: str,
-        codes: str,
-        what: str,
-        retry: bool,
-        summary: Mapping[str, int] | None = None,
-    ) -> Answer:
-        logger.warning("%s (%s); %s", what, codes, kept)
+        kept = delivered.kept
+        if unsendable:  # the worse of the two places wins
+            here = self._gatherer.keep(list(unsendable), (), "", "")
+            kept = here if kept in ("", "written") else kept
+        codes = sorted({*delivered.codes, *(f.error_code for f in unsendable)})
+        count = delivered.undelivered + len(unsendable)
+        what = f"{count} record(s) of the batch were not delivered"
+        retry = delivered.retryable and not unsendable
+        logger.warning("%s (%s); dead letter: %s", what, ", ".join(codes), kept)
         body = {
             "status": "not delivered",
-            "reason": f"{what} ({codes}); send the batch again",
+            "reason": f"{what} ({', '.join(codes)}); send the batch again",
             "undelivered": count,
             "dead_letter": kept,
-            **(summary or {}),
+            **summary,
         }
         if retry:
             return Answer(503, body, (("retry-after", str(self.retry_after)),))
         return Answer(502, body)
-
-    def _keep_failed(self, failed: tuple[FailedRecord, ...]) -> str:
-        if self.dead_letter is None:
-            return "none configured"
-        try:
-            self.dead_letter.write(failed)
-        except DeadLetterError:
-            return "NOT written (the dead letter refused them)"
-        return "written"
-
-    def _keep_undelivered(self, records: tuple[bytes, ...], code: str, message: str) -> str:
-        if self.dead_letter is None or not records:
-            return "none configured" if self.dead_letter is None else "nothing to write"
-        try:
-            self.dead_letter.write_undelivered(records, code, message)
-        except DeadLetterError:
-            return "NOT written (the dead letter refused them)"
-        return "written"
 
 
 def _summary(result: ForwardResult) -> dict[str, int]:

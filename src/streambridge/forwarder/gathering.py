@@ -1,0 +1,191 @@
+"""Records of batches from many threads, delivered in shared Firehose calls.
+
+``streambridge serve`` answers each request only once Firehose has its records. mParticle's
+Webhook sends one event per request by default (Send as Batch off), and Firehose counts every
+``PutRecordBatch`` against a quota of requests per second (2,000 or 1,000, by region) apart
+from its records per second: one call per request would spend the first long before the
+second. A :class:`Gatherer` puts the records of the requests that wait at the same moment
+into one call (up to 500 records), with a few calls in flight, and tells each request what
+became of *its* records. Nothing waits for company: a request arriving while a call slot is
+free is sent at once; only requests arriving while every slot is busy share the next call.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+
+import attrs
+
+from streambridge.deadletter import DeadLetterTarget
+from streambridge.errors import DeadLetterError, DeliveryError
+from streambridge.forwarder.encoding import MAX_BATCH_RECORDS
+from streambridge.forwarder.forwarder import FirehoseForwarder
+from streambridge.forwarder.results import FailedRecord
+from streambridge.retry import is_retryable
+
+__all__ = ["Delivered", "Gatherer"]
+
+
+@attrs.frozen
+class Delivered:
+    """What became of one caller's records.
+
+    Attributes:
+        sent: Records Firehose accepted.
+        undelivered: Records it did not (after the retry policy), or that were not sent.
+        codes: Their error codes (``"ServiceUnavailableException"``…), sorted.
+        retryable: Whether sending them again may succeed (every code is a transient one).
+        kept: Where they are now: ``"written"`` to the dead letter, ``"NOT written"``,
+            ``"none configured"`` or ``""`` when every record was delivered.
+    """
+
+    sent: int
+    undelivered: int = 0
+    codes: tuple[str, ...] = ()
+    retryable: bool = True
+    kept: str = ""
+
+
+@attrs.define(eq=False)
+class _Waiting:
+    records: Sequence[bytes]
+    outcome: Delivered | None = None
+
+
+class Gatherer:
+    """Delivers records handed over from many threads, in shared calls; thread-safe.
+
+    Example::
+
+        gatherer = Gatherer(lambda: FirehoseForwarder(client, settings))
+        records, prepared = forwarder.prepare(batch)
+        delivered = gatherer.deliver(records)   # returns once Firehose answered for them
+    """
+
+    def __init__(
+        self,
+        forwarders: Callable[[], FirehoseForwarder],
+        *,
+        calls: int = 4,
+        dead_letter: DeadLetterTarget | None = None,
+        max_records: int = MAX_BATCH_RECORDS,
+    ) -> None:
+        """A gatherer.
+
+        Args:
+            forwarders: Makes a forwarder (once per thread that ends up sending).
+            calls: Shared sends in flight at once (each may be several calls of 500).
+            dead_letter: Where records not delivered are written, once each.
+            max_records: Records taken into one send (a ``PutRecordBatch`` holds 500).
+        """
+        if calls < 1:
+            msg = f"calls must be at least 1, got {calls}"
+            raise ValueError(msg)
+        self._forwarders = forwarders
+        self.calls = calls
+        self.dead_letter = dead_letter
+        self.max_records = max_records
+        self._queue: deque[_Waiting] = deque()
+        self._sending = 0
+        self._changed = threading.Condition()
+        self._local = threading.local()
+        self.sends = 0  # shared sends made so far (each one or more PutRecordBatch calls)
+
+    def deliver(self, records: Sequence[bytes]) -> Delivered:
+        """Deliver ``records`` (with whatever else waits); return once each one is settled."""
+        if not records:
+            return Delivered(0)
+        waiting = _Waiting(records)
+        with self._changed:
+            self._queue.append(waiting)
+        while True:
+            with self._changed:
+                while waiting.outcome is None and (self._sending >= self.calls or not self._queue):
+                    self._changed.wait()
+                if waiting.outcome is not None:
+                    return waiting.outcome
+                taken = self._take()
+                self._sending += 1
+                self.sends += 1
+            try:
+                self._send(taken)
+            finally:
+                with self._changed:
+                    self._sending -= 1
+                    self._changed.notify_all()
+
+    def _take(self) -> list[_Waiting]:
+        """The oldest waiting callers, up to ``max_records`` records (at least one caller)."""
+        taken = [self._queue.popleft()]
+        count = len(taken[0].records)
+        while self._queue and count + len(self._queue[0].records) <= self.max_records:
+            count += len(self._queue[0].records)
+            taken.append(self._queue.popleft())
+        return taken
+
+    def _forwarder(self) -> FirehoseForwarder:
+        forwarder: FirehoseForwarder | None = getattr(self._local, "forwarder", None)
+        if forwarder is None:
+            forwarder = self._local.forwarder = self._forwarders()
+        return forwarder
+
+    def _send(self, taken: list[_Waiting]) -> None:
+        """One shared send; every caller in ``taken`` gets its outcome, whatever happens."""
+        records = [record for waiting in taken for record in waiting.records]
+        failed: dict[bytes, str] = {}
+        letters: list[FailedRecord] = []
+        undelivered: tuple[bytes, ...] = ()
+        error = ("NotDelivered", "")
+        try:
+            result = self._forwarder().send(records)
+            letters = list(result.failed)
+        except DeliveryError as exc:
+            letters = list(exc.result.failed) if exc.result is not None else []
+            undelivered = exc.undelivered
+            error = (exc.error_code or "NotDelivered", str(exc))
+        except BaseException:  # a bug of ours, or the interpreter leaving: nobody waits forever
+            self._settle(taken, dict.fromkeys(records, "NotDelivered"), "NOT written")
+            raise
+        for letter in letters:
+            failed.setdefault(letter.data, letter.error_code)
+        for record in undelivered:
+            failed.setdefault(record, error[0])
+        kept = self.keep(letters, undelivered, *error) if failed else ""
+        self._settle(taken, failed, kept)
+
+    def _settle(self, taken: list[_Waiting], failed: dict[bytes, str], kept: str) -> None:
+        with self._changed:
+            for waiting in taken:
+                codes = [failed[r] for r in waiting.records if r in failed]
+                waiting.outcome = Delivered(
+                    sent=len(waiting.records) - len(codes),
+                    undelivered=len(codes),
+                    codes=tuple(sorted(set(codes))),
+                    retryable=all(is_retryable(code, None) for code in codes),
+                    kept=kept if codes else "",
+                )
+            self._changed.notify_all()
+
+    def keep(
+        self, letters: list[FailedRecord], undelivered: tuple[bytes, ...], code: str, message: str
+    ) -> str:
+        """Write records not delivered to the dead letter; say where they are now.
+
+        Args:
+            letters: Records that failed, with their reasons.
+            undelivered: Records a call-level error left unsent, all for ``code``/``message``.
+            code: The error code of ``undelivered``.
+            message: The error message of ``undelivered``.
+        """
+        if self.dead_letter is None:
+            return "none configured"
+        try:
+            if letters:
+                self.dead_letter.write(letters)
+            if undelivered:
+                self.dead_letter.write_undelivered(undelivered, code, message)
+        except DeadLetterError:
+            return "NOT written (the dead letter refused them)"
+        return "written"
