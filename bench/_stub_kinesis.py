@@ -9,7 +9,7 @@ It also accepts every Firehose ``PutRecordBatch`` and ``PutRecord``. It counts e
 each ``GetRecords`` per shard with the time it arrived, and the most calls it held at once:
 
     GET /_stats   {"calls": {operation: n}, "polls": {shard: [t, ...]}, "started": t | null,
-                   "most_at_once": n}
+                   "most_at_once": n, "put_records": n, "put_distinct": n}
     GET /_reset   forget the counts
 
 Run:  python bench/_stub_kinesis.py --shards 32 --records 10 --latency 0.04
@@ -72,6 +72,8 @@ class Stub:
             self.started: float | None = None
             self.in_flight = 0
             self.most_at_once = 0
+            self.put_records = 0  # Firehose records received (a retry counts again)
+            self.put_distinct: set[str] = set()  # their distinct data (base64)
 
     def stats(self) -> dict[str, Any]:
         """The counts, as JSON-ready data."""
@@ -81,6 +83,8 @@ class Stub:
                 "polls": self.polls,
                 "started": self.started,
                 "most_at_once": self.most_at_once,
+                "put_records": self.put_records,
+                "put_distinct": len(self.put_distinct),
             }
 
     def hold(self, change: int) -> None:
@@ -106,6 +110,11 @@ class Stub:
         ]
         if operation == "ListShards":
             return {"Shards": shards}
+        if operation in ("PutRecordBatch", "PutRecord"):
+            entries = body["Records"] if operation == "PutRecordBatch" else [body["Record"]]
+            with self.lock:
+                self.put_records += len(entries)
+                self.put_distinct.update(entry["Data"] for entry in entries)
         if operation == "PutRecordBatch":
             answers = [{"RecordId": "r"} for _ in body["Records"]]
             return {"FailedPutCount": 0, "Encrypted": False, "RequestResponses": answers}

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streambridge import (
     AccessDeniedError,
@@ -57,6 +60,43 @@ def test_documents_and_loads() -> None:
     with pytest.raises(ValueError, match="NaN is not JSON"):
         documents("NaN")
     assert 18446744073709551617 == loads(b'{"big": 18446744073709551617}')["big"]
+
+
+EDGES = [-(2**63), 2**64 - 1, 10**18, -(10**18), 10**19, -(10**19), 10**20, 2**70]
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(),
+            st.sampled_from(EDGES).flatmap(lambda edge: st.integers(edge - 3, edge + 3)),
+            st.floats(allow_nan=False, allow_infinity=False),
+            st.text(alphabet="0123456789-.e", max_size=30),
+        ),
+        max_size=6,
+    )
+)
+def test_loads_reads_every_number_as_the_standard_library_does(values: list[Any]) -> None:
+    """Integers of any size exact, long digit runs in strings too: what json.loads reads.
+
+    orjson keeps -2**63 .. 2**64 - 1 exact (mParticle's 64-bit ids: 19 digits), and the text
+    goes to the standard library only when an integer is outside that range.
+    """
+    text = json.dumps(values).encode()
+    read = loads(text)
+    assert json.loads(text) == read
+    assert [type(v) for v in json.loads(text)] == [type(v) for v in read]
+
+
+def test_loads_keeps_the_integers_at_the_edges_of_orjson_exact() -> None:
+    """Each integer within 3 of an edge, alone and inside a document, read exactly."""
+    for edge in EDGES:
+        for number in range(edge - 3, edge + 4):
+            for text in (str(number), f'{{"mpid": {number}, "s": "{number}"}}'):
+                assert json.loads(text) == loads(text.encode()), text
+                assert type(json.loads(text)) is type(loads(text.encode()))
+                if text[0] == "{":
+                    assert type(loads(text.encode())["mpid"]) is int
 
 
 def test_setting_names() -> None:

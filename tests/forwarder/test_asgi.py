@@ -4,28 +4,50 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 import pytest
 
+from streambridge import ForwardResult
 from streambridge.forwarder.asgi import WebhookApp
-from streambridge.forwarder.webhook import Answer
+from streambridge.forwarder.gathering import Delivered
+from streambridge.forwarder.webhook import Answer, Taken
 
 
 class Recorder:
-    """A receiver stand-in that records what it was handed (the adapter's only collaborator)."""
+    """A receiver stand-in that records what it was handed (the adapter's only collaborator).
+
+    A body starting with ``{"deliver"`` is taken (its bytes the one record), delivered from
+    another thread, and concluded; any other is answered at once.
+    """
 
     max_body_bytes = 100
 
     def __init__(self) -> None:
         """No calls yet."""
         self.calls: list[tuple[str, str, dict[str, str], bytes]] = []
+        self.closed = False
 
-    def answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
-        """Record the call; 200 with the body's length."""
+    def take(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Any:
+        """Record the call; 200 with the body's length, or the body taken for delivery."""
         self.calls.append((method, path, headers, body))
+        if body.startswith(b'{"deliver"'):
+            return Taken([body], ForwardResult())
         return Answer(200, {"status": "ok", "got": len(body)}, (("x-test", "1"),))
+
+    def submit(self, records: list[bytes], done: Any) -> None:
+        """Settle from another thread, as the gatherer does."""
+        threading.Timer(0.05, done, (Delivered(len(records)),)).start()
+
+    def conclude(self, taken: Taken, delivered: Delivered) -> Answer:
+        """202 with what was delivered."""
+        return Answer(202, {"status": "ok", "sent": delivered.sent})
+
+    def close(self) -> None:
+        """Remember being closed."""
+        self.closed = True
 
 
 def run(
@@ -86,6 +108,15 @@ def test_a_body_in_chunks_is_handed_over_whole_with_lower_case_headers() -> None
     headers = dict(sent[0]["headers"])
     assert b"1" == headers[b"x-test"]
     assert str(len(sent[1]["body"])).encode() == headers[b"content-length"]
+
+
+def test_a_taken_batch_is_answered_once_delivered_from_another_thread() -> None:
+    """Taken, submitted, settled from another thread, concluded: awaited without a thread."""
+    recorder = Recorder()
+    app = WebhookApp(recorder, workers=1)  # type: ignore[arg-type]
+    assert (202, {"status": "ok", "sent": 1}) == status_and_body(run(app, [b'{"deliver": 1}']))
+    app.close()
+    assert recorder.closed
 
 
 def test_a_body_past_the_limit_is_413_without_reading_it_all() -> None:

@@ -86,9 +86,10 @@ def add_parser(commands: Any) -> None:
     serve.add_argument(
         "--workers",
         type=int,
-        default=32,
+        default=8,
         metavar="N",
-        help="batches forwarded at once (default 32); more requests wait, bodies read",
+        help="threads reading batches into records (default 8); requests waiting for "
+        "Firehose hold none",
     )
     serve.add_argument(
         "--max-connections",
@@ -142,6 +143,30 @@ def _authorization(args: argparse.Namespace) -> str | None:
     return value
 
 
+#: glibc's mallopt parameter for the most malloc arenas (malloc.h).
+_M_ARENA_MAX = -8
+
+
+def _fewer_malloc_arenas() -> None:
+    """Two malloc arenas instead of glibc's eight per core, unless ``MALLOC_ARENA_MAX`` says.
+
+    Each thread that allocates gets an arena of its own, and each keeps its freed memory:
+    under 50 clients serve's peak memory was 1.3x its peak under 5; with two arenas, under
+    1.2x (``bench/serve.py``), at no measured cost in throughput. Not glibc: nothing to do.
+    """
+    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
+        return
+    import ctypes  # noqa: PLC0415 - serve only
+    import ctypes.util  # noqa: PLC0415
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        libc.mallopt(_M_ARENA_MAX, 2)
+    except (OSError, AttributeError, TypeError):  # musl and others: no mallopt, or no libc
+        pass
+
+
 def _serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn  # noqa: PLC0415
@@ -175,6 +200,7 @@ def _serve(args: argparse.Namespace) -> int:
             retry=retry,
             record_delimiter=b"\n" if args.newline else b"",
             on_drop=letters,
+            max_in_flight=1,  # the gatherer keeps calls in flight; no pool of its own each
         )
 
     receiver = WebhookReceiver(
@@ -197,6 +223,7 @@ def _serve(args: argparse.Namespace) -> int:
         lifespan="on",
     )
     server = uvicorn.Server(config)
+    _fewer_malloc_arenas()  # before the threads start
     stopped: list[int] = []
     # uvicorn stops gracefully on SIGTERM / SIGINT, then raises the signal again: caught here,
     # so that the dead letters are closed and a graceful stop exits 0 (systemd, Kubernetes)

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from streambridge.forwarder.gathering import Delivered
 from streambridge.forwarder.webhook import Answer, WebhookReceiver
 
 __all__ = ["WebhookApp"]
@@ -88,12 +89,25 @@ class WebhookApp:
             except _DisconnectedError:
                 return  # the client went away: nothing to answer, nothing forwarded
         if answer is None:
-            loop = asyncio.get_running_loop()
-            path = scope.get("path", "/")
-            answer = await loop.run_in_executor(
-                self._executor(), self.receiver.answer, method, path, headers, body
-            )
+            answer = await self._answer(method, scope.get("path", "/"), headers, body)
         await _send(send, answer, head=method == "HEAD")
+
+    async def _answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
+        """Take the request in a worker thread; wait for its records without one."""
+        loop = asyncio.get_running_loop()
+        receiver = self.receiver
+        taken = await loop.run_in_executor(
+            self._executor(), receiver.take, method, path, headers, body
+        )
+        if isinstance(taken, Answer):
+            return taken
+        settled: asyncio.Future[Delivered] = loop.create_future()
+
+        def done(delivered: Delivered) -> None:
+            loop.call_soon_threadsafe(_settle, settled, delivered)
+
+        receiver.submit(taken.records, done)
+        return receiver.conclude(taken, await settled)
 
     async def _body(self, headers: dict[str, str], receive: Receive) -> bytes:
         limit = self.receiver.max_body_bytes
@@ -130,10 +144,16 @@ class WebhookApp:
                 return
 
     def close(self) -> None:
-        """Wait for the requests being forwarded, then stop the threads."""
+        """Wait for the requests being taken and forwarded, then stop the threads."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        self.receiver.close()
+
+
+def _settle(future: asyncio.Future[Delivered], delivered: Delivered) -> None:
+    if not future.done():  # the request's task may have been cancelled (the client left)
+        future.set_result(delivered)
 
 
 class _BodyTooLargeError(Exception):

@@ -19,17 +19,18 @@ import logging
 import random as _random
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from streambridge._aws import MAX_IN_FLIGHT, CallError, ClientShell, client_error, fatal_error
+from streambridge._aws import MAX_IN_FLIGHT, CallError, ClientShell, client_error
 from streambridge._tally import Tally
 from streambridge.deadletter import hand_back_said
-from streambridge.errors import DeliveryError, InvalidBatchError
+from streambridge.errors import DeliveryError
 from streambridge.forwarder.answers import delivery_stream
+from streambridge.forwarder.building import batch_records
 from streambridge.forwarder.delivery import Stopped, carrying, doubled_delimiter, not_ready
 from streambridge.forwarder.encoding import (
     MAX_BATCH_BYTES,
@@ -39,23 +40,19 @@ from streambridge.forwarder.encoding import (
     BatchPacker,
     Encoder,
     Oversize,
-    dropped_events,
     encode_payloads,
     encode_record,
 )
 from streambridge.forwarder.exclusion import parse_selectors
-from streambridge.forwarder.filtering import evaluate
-from streambridge.forwarder.framing import SessionBuffer, record_payloads
+from streambridge.forwarder.framing import SessionBuffer
 from streambridge.forwarder.results import (
     FLUSH,
     DeliveryStreamInfo,
     DroppedEvent,
     FailedRecord,
     ForwardResult,
-    RejectedBatch,
-    SkippedBatch,
 )
-from streambridge.forwarder.sending import GroupOutcome, Sender
+from streambridge.forwarder.sending import GroupOutcome, Sender, fatal_delivery_error
 from streambridge.forwarder.settings import ForwarderSettings, PutMode
 from streambridge.retry import RetryPolicy
 
@@ -66,7 +63,6 @@ __all__ = ["FirehoseForwarder"]
 
 logger = logging.getLogger("streambridge.forwarder")
 
-_PERMISSION = {"PutRecordBatch": "firehose:PutRecordBatch", "PutRecord": "firehose:PutRecord"}
 _Tally = Tally[ForwardResult]
 
 
@@ -354,45 +350,18 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
     # ------------------------------------------------------------------ building records
 
     def _records_for(self, index: int, batch: object, tally: _Tally) -> list[bytes]:
-        """The records one batch becomes; a batch that cannot be read is rejected."""
-        try:
-            return self._build(index, batch, tally)
-        except InvalidBatchError as exc:
-            tally.append("rejected", RejectedBatch(index, exc.reason))
-        except Exception as exc:  # noqa: BLE001 - the last line: one batch never stops the rest
-            logger.warning("batch %d rejected: %s: %s", index, type(exc).__name__, exc)
-            reason = f"cannot be processed ({type(exc).__name__}: {exc})"[:300]
-            tally.append("rejected", RejectedBatch(index, reason))
-        return []
-
-    def _build(self, index: int, batch: object, tally: _Tally) -> list[bytes]:
-        """The batch's records; its events counted (filtered, dropped) only once it is taken.
-
-        A batch rejected part way counts none of its events anywhere (every event in is in
-        a record, dropped, filtered — or in a rejected batch, never twice).
-        """
-        outcome = evaluate(batch, self.settings)
-        payloads: list[dict[str, Any]] = []
-        if outcome.batch is not None and self._sessions is not None:
-            assert isinstance(batch, Mapping)  # noqa: S101 - evaluate() checked it
-            payloads = self._sessions.add(batch, outcome.batch, self._clock())
-        elif outcome.batch is not None:
-            payloads = record_payloads(outcome.batch, send_as_batch=self.settings.send_as_batch)
-        tally.add("filtered_events", outcome.filtered_events)
-        dropped = tally.maps["dropped_reasons"]
-        for reason, count in outcome.dropped.items():
-            dropped[reason] = dropped.get(reason, 0) + count
-        self._excluded.update(outcome.excluded)
-        if outcome.dropped_items and self.on_drop is not None:
-            drops = dropped_events(index, outcome.dropped_items)
-            hand_back_said(self.on_drop, drops, logger, "on_drop raised")
-        if outcome.batch is None:
-            assert isinstance(batch, Mapping)  # noqa: S101 - evaluate() checked it
-            message_id = batch.get("message_id")
-            message_id = message_id if isinstance(message_id, str) else None
-            tally.append("skipped", SkippedBatch(index, message_id, outcome.skip_reason or ""))
-            return []
-        return self._encode_payloads(payloads, tally)
+        """The records one batch becomes (:func:`~.building.batch_records`)."""
+        return batch_records(
+            index,
+            batch,
+            self.settings,
+            tally,
+            encode=lambda payloads: self._encode_payloads(payloads, tally),
+            sessions=self._sessions,
+            now=self._clock,
+            excluded=self._excluded,
+            on_drop=self.on_drop,
+        )
 
     def _encode_payloads(self, payloads: Iterable[dict[str, Any]], tally: _Tally) -> list[bytes]:
         records, failures = encode_payloads(
@@ -449,17 +418,5 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
 
     def _fatal(self, failure: CallError) -> DeliveryError:
         """Turn a non-retryable error into a DeliveryError that says what to do."""
-        hint = " on the stream's ARN in the IAM policy"
-        if failure.operation == "PutRecordBatch":
-            hint += (
-                " — or leave put_mode at 'auto' (the default), which falls back to "
-                "firehose:PutRecord (mParticle's template policy)"
-            )
-        return fatal_error(
-            failure,
-            resource=f"delivery stream {self.settings.delivery_stream_name!r}",
-            region=self.client.meta.region_name,
-            not_found_hint="create it (source 'Direct PUT') or fix delivery_stream_name / region",
-            permission=_PERMISSION.get(failure.operation, f"firehose:{failure.operation}"),
-            permission_hint=hint,
-        )
+        stream, region = self.settings.delivery_stream_name, self.client.meta.region_name
+        return fatal_delivery_error(failure, stream, region)

@@ -12,9 +12,12 @@ free is sent at once; only requests arriving while every slot is busy share the 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import attrs
 
@@ -26,6 +29,8 @@ from streambridge.forwarder.results import FailedRecord
 from streambridge.retry import is_retryable
 
 __all__ = ["Delivered", "Gatherer"]
+
+logger = logging.getLogger("streambridge.forwarder")
 
 
 @attrs.frozen
@@ -51,7 +56,7 @@ class Delivered:
 @attrs.define(eq=False)
 class _Waiting:
     records: Sequence[bytes]
-    outcome: Delivered | None = None
+    done: Callable[[Delivered], object]
 
 
 class Gatherer:
@@ -62,6 +67,10 @@ class Gatherer:
         gatherer = Gatherer(lambda: FirehoseForwarder(client, settings))
         records, prepared = forwarder.prepare(batch)
         delivered = gatherer.deliver(records)   # returns once Firehose answered for them
+
+    The sends run in the gatherer's own threads (``calls`` of them, started as needed), so a
+    caller waiting for its outcome holds none: :meth:`submit` takes a callback (an event
+    loop's ``call_soon_threadsafe`` …), :meth:`deliver` waits for it.
     """
 
     def __init__(
@@ -75,7 +84,7 @@ class Gatherer:
         """A gatherer.
 
         Args:
-            forwarders: Makes a forwarder (once per thread that ends up sending).
+            forwarders: Makes a forwarder (once in each of the gatherer's threads).
             calls: Shared sends in flight at once (each may be several calls of 500).
             dead_letter: Where records not delivered are written, once each.
             max_records: Records taken into one send (a ``PutRecordBatch`` holds 500).
@@ -89,32 +98,67 @@ class Gatherer:
         self.max_records = max_records
         self._queue: deque[_Waiting] = deque()
         self._sending = 0
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
         self._local = threading.local()
+        self._pool: ThreadPoolExecutor | None = None
         self.sends = 0  # shared sends made so far (each one or more PutRecordBatch calls)
+
+    def submit(self, records: Sequence[bytes], done: Callable[[Delivered], object]) -> None:
+        """Deliver ``records`` with whatever else waits; ``done(outcome)`` once all are settled.
+
+        ``done`` is called from one of the gatherer's threads (at once when ``records`` is
+        empty); an exception it raises is not the gatherer's and is dropped.
+        """
+        if not records:
+            done(Delivered(0))
+            return
+        with self._lock:
+            self._queue.append(_Waiting(records, done))
+        self._start()
 
     def deliver(self, records: Sequence[bytes]) -> Delivered:
         """Deliver ``records`` (with whatever else waits); return once each one is settled."""
-        if not records:
-            return Delivered(0)
-        waiting = _Waiting(records)
-        with self._changed:
-            self._queue.append(waiting)
+        outcomes: list[Delivered] = []
+        settled = threading.Event()
+
+        def done(outcome: Delivered) -> None:
+            outcomes.append(outcome)
+            settled.set()
+
+        self.submit(records, done)
+        settled.wait()
+        return outcomes[0]
+
+    def close(self) -> None:
+        """Wait for the sends in flight and stop the threads (submit starts them again)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def _start(self) -> None:
+        """Start sends while callers wait and a slot is free."""
         while True:
-            with self._changed:
-                while waiting.outcome is None and (self._sending >= self.calls or not self._queue):
-                    self._changed.wait()
-                if waiting.outcome is not None:
-                    return waiting.outcome
+            with self._lock:
+                if not self._queue or self._sending >= self.calls:
+                    return
                 taken = self._take()
                 self._sending += 1
                 self.sends += 1
-            try:
-                self._send(taken)
-            finally:
-                with self._changed:
-                    self._sending -= 1
-                    self._changed.notify_all()
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.calls, thread_name_prefix="sb-gather")
+                pool = self._pool
+            pool.submit(self._run, taken)
+
+    def _run(self, taken: list[_Waiting]) -> None:
+        try:
+            self._send(taken)
+        except Exception:  # its callers were told; a bug of ours, said here
+            logger.exception("a shared send to Firehose failed")
+        finally:
+            with self._lock:
+                self._sending -= 1
+            self._start()
 
     def _take(self) -> list[_Waiting]:
         """The oldest waiting callers, up to ``max_records`` records (at least one caller)."""
@@ -155,18 +199,19 @@ class Gatherer:
         kept = self.keep(letters, undelivered, *error) if failed else ""
         self._settle(taken, failed, kept)
 
-    def _settle(self, taken: list[_Waiting], failed: dict[bytes, str], kept: str) -> None:
-        with self._changed:
-            for waiting in taken:
-                codes = [failed[r] for r in waiting.records if r in failed]
-                waiting.outcome = Delivered(
-                    sent=len(waiting.records) - len(codes),
-                    undelivered=len(codes),
-                    codes=tuple(sorted(set(codes))),
-                    retryable=all(is_retryable(code, None) for code in codes),
-                    kept=kept if codes else "",
-                )
-            self._changed.notify_all()
+    @staticmethod
+    def _settle(taken: list[_Waiting], failed: dict[bytes, str], kept: str) -> None:
+        for waiting in taken:
+            codes = [failed[r] for r in waiting.records if r in failed]
+            outcome = Delivered(
+                sent=len(waiting.records) - len(codes),
+                undelivered=len(codes),
+                codes=tuple(sorted(set(codes))),
+                retryable=all(is_retryable(code, None) for code in codes),
+                kept=kept if codes else "",
+            )
+            with contextlib.suppress(Exception):  # the caller's; it must not stop the others
+                waiting.done(outcome)
 
     def keep(
         self, letters: list[FailedRecord], undelivered: tuple[bytes, ...], code: str, message: str

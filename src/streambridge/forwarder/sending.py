@@ -25,7 +25,8 @@ from typing import Any
 
 import attrs
 
-from streambridge._aws import CallError, within_pool
+from streambridge._aws import CallError, fatal_error, within_pool
+from streambridge.errors import DeliveryError
 from streambridge.forwarder.calls import put_batch, put_singly
 from streambridge.forwarder.delivery import (
     ConcurrencyLimit,
@@ -38,7 +39,7 @@ from streambridge.forwarder.results import FailedRecord
 from streambridge.forwarder.settings import PutMode
 from streambridge.retry import CONNECTION_ERROR, RetryPolicy
 
-__all__ = ["GroupOutcome", "Sender"]
+__all__ = ["GroupOutcome", "Sender", "fatal_delivery_error"]
 
 logger = logging.getLogger("streambridge.forwarder")
 
@@ -243,3 +244,24 @@ class Sender:
             batching_statement(self.client.meta.region_name, self.stream),
         )
         return True
+
+
+_PERMISSION = {"PutRecordBatch": "firehose:PutRecordBatch", "PutRecord": "firehose:PutRecord"}
+
+
+def fatal_delivery_error(failure: CallError, stream: str, region: str | None) -> DeliveryError:
+    """A non-retryable error of a call to ``stream``, as a DeliveryError that says what to do."""
+    hint = " on the stream's ARN in the IAM policy"
+    if failure.operation == "PutRecordBatch":
+        hint += (
+            " — or leave put_mode at 'auto' (the default), which falls back to "
+            "firehose:PutRecord (mParticle's template policy)"
+        )
+    return fatal_error(
+        failure,
+        resource=f"delivery stream {stream!r}",
+        region=region,
+        not_found_hint="create it (source 'Direct PUT') or fix delivery_stream_name / region",
+        permission=_PERMISSION.get(failure.operation, f"firehose:{failure.operation}"),
+        permission_hint=hint,
+    )

@@ -27,7 +27,7 @@ import hmac
 import logging
 import threading
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -35,10 +35,10 @@ import attrs
 from streambridge._json import encode_record, loads
 from streambridge.deadletter import DeadLetterTarget
 from streambridge.forwarder.forwarder import FirehoseForwarder
-from streambridge.forwarder.gathering import Gatherer
+from streambridge.forwarder.gathering import Delivered, Gatherer
 from streambridge.forwarder.results import ForwardResult
 
-__all__ = ["MAX_BODY_BYTES", "Answer", "WebhookReceiver"]
+__all__ = ["MAX_BODY_BYTES", "Answer", "Taken", "WebhookReceiver"]
 
 logger = logging.getLogger("streambridge.forwarder.webhook")
 
@@ -129,13 +129,26 @@ class WebhookReceiver:
         self._gatherer = Gatherer(self._forwarder, calls=calls, dead_letter=dead_letter)
 
     def answer(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Answer:
-        """The answer to one request.
+        """The answer to one request (returns once Firehose answered for its records).
 
         Args:
             method: The HTTP method.
             path: The request's path (any path takes batches; ``/healthz`` answers GET).
             headers: The request's headers, names in lower case.
             body: The whole body as received (gzip or not).
+        """
+        taken = self.take(method, path, headers, body)
+        if isinstance(taken, Answer):
+            return taken
+        return self.conclude(taken, self._gatherer.deliver(taken.records))
+
+    def take(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes
+    ) -> Answer | Taken:
+        """The first half of :meth:`answer`: the answer, or the batch's records to deliver.
+
+        For a server that waits without a thread: hand :attr:`Taken.records` to
+        :meth:`submit`, then give the outcome to :meth:`conclude`.
         """
         if method in ("GET", "HEAD") and path.rstrip("/") == "/healthz":
             return Answer(200, {"status": "ok"})
@@ -146,7 +159,18 @@ class WebhookReceiver:
         batch = self._batch(headers.get("content-encoding", ""), body)
         if isinstance(batch, Answer):
             return batch
-        return self._forward(batch)
+        records, prepared = self._forwarder().prepare(batch)
+        if prepared.rejected:
+            return _refused(400, f"not an mParticle batch: {prepared.rejected[0].reason}")
+        return Taken(records, prepared)
+
+    def submit(self, records: Sequence[bytes], done: Callable[[Delivered], object]) -> None:
+        """Deliver ``records`` with the other requests'; ``done(outcome)`` from another thread."""
+        self._gatherer.submit(records, done)
+
+    def close(self) -> None:
+        """Wait for the sends in flight; stop their threads."""
+        self._gatherer.close()
 
     def _authorized(self, given: str | None) -> bool:
         if self._expected is None:
@@ -198,11 +222,9 @@ class WebhookReceiver:
             forwarder = self._local.forwarder = self._forwarders()
         return forwarder
 
-    def _forward(self, batch: dict[str, Any]) -> Answer:
-        records, prepared = self._forwarder().prepare(batch)
-        if prepared.rejected:
-            return _refused(400, f"not an mParticle batch: {prepared.rejected[0].reason}")
-        delivered = self._gatherer.deliver(records)
+    def conclude(self, taken: Taken, delivered: Delivered) -> Answer:
+        """The second half of :meth:`answer`: the answer, once the records were settled."""
+        prepared = taken.prepared
         summary = {**_summary(prepared), "sent": delivered.sent}
         unsendable = prepared.failed  # records Firehose would refuse (too large): kept here
         if not delivered.undelivered and not unsendable:
@@ -214,7 +236,6 @@ class WebhookReceiver:
         codes = sorted({*delivered.codes, *(f.error_code for f in unsendable)})
         count = delivered.undelivered + len(unsendable)
         what = f"{count} record(s) of the batch were not delivered"
-        retry = delivered.retryable and not unsendable
         logger.warning("%s (%s); dead letter: %s", what, ", ".join(codes), kept)
         body = {
             "status": "not delivered",
@@ -223,9 +244,22 @@ class WebhookReceiver:
             "dead_letter": kept,
             **summary,
         }
-        if retry:
+        if delivered.retryable and not unsendable:
             return Answer(503, body, (("retry-after", str(self.retry_after)),))
         return Answer(502, body)
+
+
+@attrs.frozen
+class Taken:
+    """A request taken: its batch's records, to deliver, and what else the batch gave.
+
+    Attributes:
+        records: The encoded records.
+        prepared: The batch's counts (skipped, filtered, dropped, unsendable records).
+    """
+
+    records: list[bytes]
+    prepared: ForwardResult
 
 
 def _summary(result: ForwardResult) -> dict[str, int]:
