@@ -16,6 +16,9 @@ Webhook integration's default, Send as Batch off), are:
    c. the bound every closed-loop client population meets: 50 requests per 40 ms (Little's
       law: a request is answered only once Firehose has answered).
 2. Peak RSS of ``serve`` under 50 clients ÷ under 5 (a fresh server for each).
+3. The server, chosen by measurement: the same receiver under waitress (a threaded WSGI
+   server, ``_waitress_serve.py``; skipped when waitress is not installed) against serve
+   (uvicorn, ASGI): records/s, answer times, CPU a request, peak RSS.
 """
 
 from __future__ import annotations
@@ -73,11 +76,14 @@ def free_port() -> int:
 class Served:
     """``streambridge serve`` in a subprocess, in front of the stand-in."""
 
-    def __init__(self, endpoint: str, settings: Path) -> None:
-        """Start it; return once /healthz answers."""
+    def __init__(self, endpoint: str, settings: Path, *, server: str = "serve") -> None:
+        """Start it (``server`` "waitress": the receiver under waitress); wait for /healthz."""
         self.port = free_port()
         command = [sys.executable, "-m", "streambridge", "serve", "--settings", str(settings)]
         command += ["--port", str(self.port), "--endpoint-url", endpoint, "--quiet"]
+        if server == "waitress":
+            script = str(Path(__file__).parent / "_waitress_serve.py")
+            command = [sys.executable, script, str(settings), str(self.port), endpoint]
         self.process = subprocess.Popen(command, env=ENV, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while not _healthy(self.port):
@@ -213,21 +219,51 @@ def load(requests: int) -> None:
             f"2. serve's peak RSS: {peak_50:.1f} MB under 50 clients, {peak_5:.1f} MB under 5: "
             f"{peak_50 / peak_5:.2f} (target <= 1.2)"
         )
+        _waitress(stub, settings_file, bodies, serve_rate, cpu / requests, peak_50)
     finally:
         stub.close()
 
 
 def _serve_run(
-    endpoint: str, settings_file: Path, bodies: list[bytes], clients: int
+    endpoint: str, settings_file: Path, bodies: list[bytes], clients: int, server: str = "serve"
 ) -> tuple[float, list[float], int, float, float]:
-    """A fresh serve under ``clients``: seconds, answer times, refused, its CPU s, peak MB."""
-    served = Served(endpoint, settings_file)
+    """A fresh server under ``clients``: seconds, answer times, refused, its CPU s, peak MB."""
+    served = Served(endpoint, settings_file, server=server)
     try:
         cpu = served.cpu_seconds()
         seconds, times, refused = post_all(served.port, bodies, clients)
         return seconds, times, refused, served.cpu_seconds() - cpu, served.peak_rss_mb()
     finally:
         served.stop()
+
+
+def _waitress(
+    stub: StandIn,
+    settings_file: Path,
+    bodies: list[bytes],
+    serve_rate: float,
+    serve_cpu: float,
+    serve_peak: float,
+) -> None:
+    """Section 3: the same receiver under waitress (WSGI), a thread per waiting request."""
+    try:
+        import waitress  # noqa: F401, PLC0415
+    except ImportError:
+        print("3. waitress is not installed: no comparison (pip install waitress)")
+        return
+    stub.get("/_reset")
+    seconds, times, refused, cpu, peak = _serve_run(
+        stub.url, settings_file, bodies, 50, server="waitress"
+    )
+    rate = stub.get("/_stats")["put_records"] / seconds
+    print(
+        f"3. the same receiver under waitress (WSGI, 64 threads), 50 clients: {rate:,.0f} "
+        f"records/s, answer p50 {quantile(times, 0.5) * 1000:.0f} ms, p99 "
+        f"{quantile(times, 0.99) * 1000:.0f} ms, CPU {cpu / len(bodies) * 1e6:,.0f} µs a "
+        f"request, peak RSS {peak:.1f} MB, {refused} not answered 200; serve / waitress: "
+        f"records/s {serve_rate / rate:.2f}, CPU a request {serve_cpu * len(bodies) / cpu:.2f}, "
+        f"peak RSS {serve_peak / peak:.2f}"
+    )
 
 
 def _threads(
