@@ -108,6 +108,12 @@ def add_parser(commands: Any) -> None:
         "byte at a time holds no worker",
     )
     serve.add_argument(
+        "--put-mode",
+        choices=["auto", "batch", "single"],
+        default="auto",
+        help="as forward: auto (default) falls back to PutRecord once PutRecordBatch is denied",
+    )
+    serve.add_argument(
         "--newline",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -201,6 +207,7 @@ def _serve(args: argparse.Namespace) -> int:
             record_delimiter=b"\n" if args.newline else b"",
             on_drop=letters,
             max_in_flight=1,  # the gatherer keeps calls in flight; no pool of its own each
+            put_mode=args.put_mode,
         )
 
     receiver = WebhookReceiver(
