@@ -9,6 +9,7 @@ use): each was on the cold path before. Structure, not time: ``bench/cold_start.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -35,7 +36,9 @@ def loaded_after(statement: str) -> set[str]:
     """The modules a fresh interpreter has loaded after ``statement``."""
     code = f"import sys, json\n{statement}\nprint(json.dumps(sorted(sys.modules)))"
     command = [sys.executable, "-c", code]
-    out = subprocess.run(command, capture_output=True, text=True, check=True)  # noqa: S603
+    # without the coverage the test run starts in subprocesses (it loads modules of its own)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COVERAGE_", "COV_CORE_"))}
+    out = subprocess.run(command, capture_output=True, text=True, check=True, env=env)  # noqa: S603
     return set(json.loads(out.stdout))
 
 

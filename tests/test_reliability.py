@@ -32,7 +32,7 @@ from streambridge import (
     RetryPolicy,
     SkippedRecord,
 )
-from streambridge.forwarder import forwarder as module
+from streambridge.forwarder import building as module
 from streambridge.importer import conversion as importer_module
 from streambridge.testing import (
     MANGLES,

@@ -55,7 +55,10 @@ class Served:
             connection.request(method, path, body=body, headers=names)
             answer = connection.getresponse()
             data = answer.read()
-            return answer.status, json.loads(data) if data else {}, dict(answer.getheaders())
+            headers = dict(answer.getheaders())
+            if "json" not in headers.get("content-type", ""):  # uvicorn's own 503: text
+                return answer.status, {"text": data.decode()}, headers
+            return answer.status, json.loads(data) if data else {}, headers
         finally:
             connection.close()
 
@@ -288,3 +291,53 @@ def test_serve_needs_an_authorization_unless_told_and_reads_it_from_a_file(
         assert 0 == served.stop()
     assert "every request is accepted" in served.stderr
     assert 2 == len(aws.delivered(STREAM))
+
+
+def test_firehose_refusing_for_good_is_502_and_kept_in_the_dead_letter(
+    aws: LocalAWS, tmp_path: Path
+) -> None:
+    """An IAM user without firehose:PutRecord*: 502, the batch in the dead letter (0600).
+
+    Black box, the policy enforced by the local AWS: nothing is lost when the answer is not 2xx.
+    """
+    aws.create_delivery_stream(STREAM)
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}],
+    }
+    user = aws.iam_user("no-firehose", policy)
+    dead = tmp_path / "dead.jsonl"
+    with (
+        aws.enforcing_iam(),
+        serve(aws, "--dead-letter", str(dead), env=dict(aws.environment(user))) as served,
+    ):
+        status, body, _ = served.post(sample())
+        assert 0 == served.stop()
+    assert (502, "written", 1) == (status, body["dead_letter"], body["undelivered"])
+    assert "AccessDenied" in body["reason"]
+    assert dead.stat().st_mode & 0o777 == 0o600
+    kept = [json.loads(line) for line in dead.read_text(encoding="utf-8").splitlines()]
+    assert [json.loads(sample())["batch_id"]] == [k["record"]["batch_id"] for k in kept]
+
+
+def test_past_max_connections_new_requests_are_503(aws: LocalAWS) -> None:
+    """Two connections held (bodies half sent) with --max-connections 2: the third gets 503."""
+    aws.create_delivery_stream(STREAM)
+    with serve(aws, "--max-connections", "2") as served:
+        held = []
+        for _ in range(2):
+            connection = socket.create_connection(("127.0.0.1", served.port))
+            connection.sendall(
+                f"POST / HTTP/1.1\r\nHost: x\r\nAuthorization: {SECRET}\r\n"
+                "Content-Length: 100\r\n\r\n{".encode()
+            )
+            held.append(connection)
+        time.sleep(0.3)
+        try:
+            assert 503 == served.post(sample())[0]
+        finally:
+            for connection in held:
+                connection.close()
+        time.sleep(0.3)
+        assert 200 == served.post(sample())[0]
+    assert 1 == len(aws.delivered(STREAM))
