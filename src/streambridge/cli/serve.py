@@ -133,11 +133,13 @@ def _authorization(args: argparse.Namespace) -> str | None:
     value = from_env
     if args.authorization_file is not None:
         try:
-            value = args.authorization_file.read_text(encoding="utf-8").strip("\r\n")
+            value = args.authorization_file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             why = getattr(exc, "strerror", None) or "not UTF-8 text"
             raise UsageError(f"cannot read --authorization-file: {why}") from None
-    if value is not None and not value.strip():
+    if value is not None:  # whitespace around a header value is not part of it (HTTP)
+        value = value.strip()
+    if value is not None and not value:
         raise UsageError("the expected Authorization value is empty")
     if value is None and not args.no_auth:
         raise UsageError(

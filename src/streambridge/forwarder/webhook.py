@@ -104,9 +104,9 @@ class WebhookReceiver:
         """A receiver.
 
         Args:
-            forwarders: Makes a forwarder (called once in each thread that answers). Its
-                settings must not hold sessions back (Wait for Complete Batch): an answer
-                is given only once every record was delivered.
+            forwarders: Makes a forwarder (called once in each thread that answers, and once
+                here). Its settings must not hold sessions back (Wait for Complete Batch:
+                ``ValueError``): an answer is given only once every record was delivered.
             authorization: The ``Authorization`` header value mParticle sends (the Webhook
                 integration's setting, e.g. ``"Basic …"``); None accepts any request (only
                 behind something that authenticates).
@@ -126,6 +126,12 @@ class WebhookReceiver:
         self.max_body_bytes = max_body_bytes
         self.retry_after = retry_after
         self._local = threading.local()
+        if self._forwarder().settings.wait_for_complete_batch:  # this thread's, made now
+            msg = (
+                "Wait for Complete Batch holds sessions in memory until their session_end: a "
+                "receiver answers only once records are delivered, so it cannot use it"
+            )
+            raise ValueError(msg)
         self._gatherer = Gatherer(self._forwarder, calls=calls, dead_letter=dead_letter)
 
     def answer(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Answer:
