@@ -33,6 +33,7 @@ def receiver(
     dead_letter: Any = None,
     send_as_batch: bool = True,
     settings: ForwarderSettings | None = None,
+    max_record_bytes: int = 1_024_000,
     **kwargs: Any,
 ) -> WebhookReceiver:
     """A receiver forwarding to STREAM with a short, fake-clock retry budget."""
@@ -48,6 +49,7 @@ def receiver(
             retry=RetryPolicy(max_attempts=3, max_elapsed=5),
             sleep=clock.sleep,
             clock=clock,
+            max_record_bytes=max_record_bytes,
         ),
         authorization=SECRET,
         dead_letter=dead_letter,
@@ -214,6 +216,25 @@ def test_a_partial_failure_is_503_for_the_batch_and_a_retry_completes_it(
     assert 200 == second.status
     delivered = {json.dumps(e, sort_keys=True) for e in aws.delivered(STREAM)}
     assert second.body["sent"] == len(delivered)
+
+
+def test_records_firehose_would_refuse_are_502_and_kept(
+    aws: LocalAWS, ios: dict[str, Any], tmp_path: Path
+) -> None:
+    """Events too large for a record: not sent, kept in the dead letter; the rest delivered."""
+    aws.create_delivery_stream(STREAM)
+    settings = ForwarderSettings(delivery_stream_name=STREAM, send_as_batch=False)
+    records = FirehoseForwarder(aws.client("firehose"), settings).prepare(ios)[0]
+    limit = sorted(map(len, records))[len(records) // 2]  # about half the records do not fit
+    with DeadLetterFile(tmp_path / "dead.jsonl") as letters:
+        hook = receiver(aws, send_as_batch=False, max_record_bytes=limit, dead_letter=letters)
+        answer = post(hook, json.dumps(ios).encode())
+    kept = list(read_dead_letters(tmp_path / "dead.jsonl"))
+    assert 502 == answer.status
+    assert "RecordTooLarge" in answer.body["reason"]
+    assert (len(kept), "written") == (answer.body["undelivered"], answer.body["dead_letter"])
+    assert 0 < answer.body["sent"] == len(aws.delivered(STREAM))
+    assert answer.body["sent"] + len(kept) == len(ios["events"])
 
 
 def test_a_refusal_retrying_cannot_fix_is_502(aws: LocalAWS, ios: dict[str, Any]) -> None:

@@ -32,10 +32,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-class _TooSlowError(Exception):
-    """The body did not arrive within the time limit."""
-
-
 class WebhookApp:
     """ASGI application answering each request with a :class:`WebhookReceiver`.
 
@@ -81,7 +77,7 @@ class WebhookApp:
                     {"status": "refused", "reason": f"the body is over {limit} bytes"},
                     (("connection", "close"),),
                 )
-            except (asyncio.TimeoutError, _TooSlowError):
+            except asyncio.TimeoutError:
                 reason = f"the body did not arrive within {self.body_timeout:g}s"
                 answer = Answer(
                     408, {"status": "refused", "reason": reason}, (("connection", "close"),)
@@ -107,7 +103,10 @@ class WebhookApp:
             loop.call_soon_threadsafe(_settle, settled, delivered)
 
         receiver.submit(taken.records, done)
-        return receiver.conclude(taken, await settled)
+        delivered = await settled
+        if taken.prepared.failed:  # records it could never send: written to the dead letter
+            return await loop.run_in_executor(self._executor(), receiver.conclude, taken, delivered)
+        return receiver.conclude(taken, delivered)
 
     async def _body(self, headers: dict[str, str], receive: Receive) -> bytes:
         limit = self.receiver.max_body_bytes
