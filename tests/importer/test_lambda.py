@@ -21,6 +21,7 @@ from streambridge import (
     SkippedRecord,
     make_handler,
 )
+from streambridge._environment import Configured
 from streambridge.importer import aws_lambda
 from streambridge.importer.aws_lambda import handler_from_environment
 from streambridge.importer.events import event_uuid
@@ -277,15 +278,17 @@ def test_the_zero_code_handler_sends_to_posthog(monkeypatch: pytest.MonkeyPatch)
     with local_posthog() as posthog:
         for name, value in {**ENV, "POSTHOG_HOST": posthog.url}.items():
             monkeypatch.setenv(name, value)
-        monkeypatch.setattr(aws_lambda, "_configured", [])
+        monkeypatch.setattr(
+            aws_lambda, "_configured", Configured(aws_lambda.handler_from_environment)
+        )
         answer = aws_lambda.handler(kinesis_event(3), None)
         assert failures(answer) == []
         assert [e["properties"]["n"] for e in posthog.events] == [0, 1, 2]
         assert posthog.api_keys == ["phc_test"]
         assert logging.getLogger("streambridge").level == logging.INFO
         posthog.status = 503  # PostHog down past the sink's budget: every record retried
-        handler = aws_lambda._configured[0]
-        handler.sink.retry = attrs_evolve_retry(handler.sink.retry)  # type: ignore[attr-defined]
+        handler: Any = aws_lambda._configured.get()
+        handler.sink.retry = attrs_evolve_retry(handler.sink.retry)
         assert failures(aws_lambda.handler(kinesis_event(2), None)) == ["100", "101"]
 
 

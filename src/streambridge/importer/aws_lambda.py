@@ -39,7 +39,13 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from streambridge._settings import did_you_mean
+from streambridge._environment import (
+    Configured,
+    check_variables,
+    dead_letter_from,
+    flag,
+    set_log_level,
+)
 from streambridge.deadletter import hand_back
 from streambridge.errors import ConfigurationError, DeadLetterError, FatalSinkError
 from streambridge.importer.conversion import RecordConverter
@@ -330,13 +336,6 @@ def make_handler(
     )
 
 
-def _flag(environ: Mapping[str, str], name: str) -> bool:
-    value = environ.get(name, "false").strip().lower()
-    if value not in ("true", "false", "1", "0", "yes", "no", ""):
-        raise ConfigurationError(f"{name} must be 'true' or 'false', got {value!r}")
-    return value in ("true", "1", "yes")
-
-
 def handler_from_environment(environ: Mapping[str, str] | None = None) -> LambdaHandler:
     """The handler :data:`handler` uses, built from environment variables (:data:`ENVIRONMENT`).
 
@@ -347,18 +346,8 @@ def handler_from_environment(environ: Mapping[str, str] | None = None) -> Lambda
     from streambridge.importer.sinks import PostHogSink  # noqa: PLC0415 - imported when used
 
     env = os.environ if environ is None else environ
-    for name in env:
-        if name.startswith("STREAMBRIDGE_") and name not in ENVIRONMENT:
-            hint = did_you_mean(name, ENVIRONMENT)
-            raise ConfigurationError(f"unknown environment variable {name}{hint}")
-    for name in ("STREAMBRIDGE_EVENT_KEY", "POSTHOG_API_KEY"):
-        if not env.get(name, "").strip():
-            raise ConfigurationError(f"{name} is not set ({ENVIRONMENT[name]})")
-    level = env.get("STREAMBRIDGE_LOG_LEVEL", "INFO").strip().upper()
-    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        msg = f"STREAMBRIDGE_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}"
-        raise ConfigurationError(msg)
-    logging.getLogger("streambridge").setLevel(level)
+    check_variables(env, ENVIRONMENT, ("STREAMBRIDGE_EVENT_KEY", "POSTHOG_API_KEY"))
+    set_log_level(env)
     options: dict[str, Any] = {}
     if env.get("STREAMBRIDGE_DEFAULT_DISTINCT_ID"):
         options["default_distinct_id"] = env["STREAMBRIDGE_DEFAULT_DISTINCT_ID"]
@@ -371,36 +360,19 @@ def handler_from_environment(environ: Mapping[str, str] | None = None) -> Lambda
     settings = ImporterSettings(
         stream_name="unknown",  # each record's own stream is used (eventSourceARN)
         event_key=env["STREAMBRIDGE_EVENT_KEY"].strip(),
-        personless=_flag(env, "STREAMBRIDGE_PERSONLESS"),
+        personless=flag(env, "STREAMBRIDGE_PERSONLESS"),
         **options,
     )
     sink = PostHogSink(
         api_key=env["POSTHOG_API_KEY"].strip(),
         host=env.get("POSTHOG_HOST", "").strip() or "https://us.i.posthog.com",
-        historical_migration=_flag(env, "STREAMBRIDGE_HISTORICAL"),
+        historical_migration=flag(env, "STREAMBRIDGE_HISTORICAL"),
     )
-    letters = None
-    spec = env.get("STREAMBRIDGE_DEAD_LETTER", "").strip()
-    if spec:
-        from streambridge.deadletter_remote import (  # noqa: PLC0415 - only when configured
-            is_remote_target,
-            remote_target,
-        )
-
-        if not is_remote_target(spec):
-            msg = (
-                f"STREAMBRIDGE_DEAD_LETTER must be s3://bucket/prefix or an SQS queue URL, "
-                f"got {spec!r} (a Lambda's files do not outlive it)"
-            )
-            raise ConfigurationError(msg)
-        import boto3  # noqa: PLC0415 - in every Lambda runtime
-
-        client: Any = boto3.client
-        letters = remote_target(spec, client)
+    letters = dead_letter_from(env)
     return make_handler(settings, sink, on_skip=letters)
 
 
-_configured: list[LambdaHandler] = []
+_configured = Configured(handler_from_environment)
 
 
 def handler(event: Any, context: Any = None) -> dict[str, Any]:
@@ -410,6 +382,4 @@ def handler(event: Any, context: Any = None) -> dict[str, Any]:
     bad configuration raises :class:`~streambridge.errors.ConfigurationError` on every
     invocation, so the batch is retried, not skipped, once the configuration is fixed.
     """
-    if not _configured:
-        _configured.append(handler_from_environment())
-    return _configured[0](event, context)
+    return _configured.get()(event, context)
