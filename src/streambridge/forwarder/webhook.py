@@ -162,7 +162,14 @@ class WebhookReceiver:
             return _refused(405, f"{method} is not allowed: POST a batch", ("allow", "POST"))
         if not self._authorized(headers.get("authorization")):
             return _refused(401, "missing or wrong Authorization header")
-        batch = self._batch(headers.get("content-encoding", ""), body)
+        return self.take_body(headers.get("content-encoding", ""), body)
+
+    def take_body(self, encoding: str, body: bytes) -> Answer | Taken:
+        """A body's batch built into records, or the answer refusing it (400, 413, 415).
+
+        No authorization: for sources AWS authenticates (a Kinesis event source mapping).
+        """
+        batch = self._batch(encoding, body)
         if isinstance(batch, Answer):
             return batch
         records, prepared = self._forwarder().prepare(batch)
