@@ -324,20 +324,25 @@ def test_past_max_connections_new_requests_are_503(aws: LocalAWS) -> None:
     """Two connections held (bodies half sent) with --max-connections 2: the third gets 503."""
     aws.create_delivery_stream(STREAM)
     with serve(aws, "--max-connections", "2") as served:
+        time.sleep(0.5)  # the health check's connection closed, and the server saw it close
         held = []
-        for _ in range(2):
-            connection = socket.create_connection(("127.0.0.1", served.port))
-            connection.sendall(
-                f"POST / HTTP/1.1\r\nHost: x\r\nAuthorization: {SECRET}\r\n"
-                "Content-Length: 100\r\n\r\n{".encode()
-            )
-            held.append(connection)
-        time.sleep(0.3)
         try:
+            for _ in range(2):
+                connection = socket.create_connection(("127.0.0.1", served.port))
+                connection.sendall(
+                    f"POST / HTTP/1.1\r\nHost: x\r\nAuthorization: {SECRET}\r\n"
+                    "Content-Length: 100\r\n\r\n{".encode()
+                )
+                held.append(connection)
+                time.sleep(0.2)
+            for connection in held:  # both taken: no answer yet (their bodies are coming)
+                connection.settimeout(0.2)
+                with pytest.raises(TimeoutError):
+                    connection.recv(100)
             assert 503 == served.post(sample())[0]
         finally:
             for connection in held:
                 connection.close()
-        time.sleep(0.3)
+        time.sleep(0.5)
         assert 200 == served.post(sample())[0]
     assert 1 == len(aws.delivered(STREAM))

@@ -225,7 +225,7 @@ def _serve(args: argparse.Namespace) -> int:
         app,
         host=args.host,
         port=args.port,
-        limit_concurrency=args.max_connections,
+        limit_concurrency=args.max_connections + 1,  # uvicorn counts the new one too
         log_level="warning" if args.quiet else "info",
         access_log=False,
         server_header=False,

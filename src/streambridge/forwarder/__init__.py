@@ -28,6 +28,7 @@ from streambridge.forwarder.results import (
     FailedRecord,
     ForwardResult,
     RejectedBatch,
+    Settled,
     SkippedBatch,
 )
 from streambridge.forwarder.settings import ForwarderSettings, PutMode
@@ -49,5 +50,6 @@ __all__ = [
     "ForwarderSettings",
     "PutMode",
     "RejectedBatch",
+    "Settled",
     "SkippedBatch",
 ]

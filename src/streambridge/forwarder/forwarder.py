@@ -51,6 +51,7 @@ from streambridge.forwarder.results import (
     DroppedEvent,
     FailedRecord,
     ForwardResult,
+    Settled,
 )
 from streambridge.forwarder.sending import GroupOutcome, Sender, fatal_delivery_error
 from streambridge.forwarder.settings import ForwarderSettings, PutMode
@@ -233,6 +234,9 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
                 if batch is FLUSH:  # the input went quiet: what is held goes now
                     self._deliver(packer.drain(), tally)
                     continue
+                if isinstance(batch, Settled):  # everything before it settled, then told
+                    self._settle(packer, queue, tally, batch)
+                    continue
                 index = tally.counts["batches"]
                 tally.add("batches")
                 queue.extend(self._records_for(index, batch, tally))
@@ -316,6 +320,17 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
     def pending_sessions(self) -> int:
         """Sessions held by Wait for Complete Batch, waiting for their ``session_end``."""
         return len(self._sessions) if self._sessions is not None else 0
+
+    def _settle(
+        self, packer: BatchPacker, queue: deque[bytes], tally: _Tally, marker: Settled
+    ) -> None:
+        if self._sessions is not None:
+            msg = "Settled cannot be used with Wait for Complete Batch: it holds sessions back"
+            raise ValueError(msg)
+        self._pack(queue, packer, tally)
+        self._deliver(packer.drain(), tally)
+        self._sender.drain(lambda outcome: self._merge(outcome, tally))
+        marker.then()
 
     def _packer(self) -> BatchPacker:
         return BatchPacker(max_records=self.max_batch_records, max_bytes=self.max_batch_bytes)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import attrs
@@ -14,6 +14,7 @@ __all__ = [
     "FailedRecord",
     "ForwardResult",
     "RejectedBatch",
+    "Settled",
     "SkippedBatch",
 ]
 
@@ -199,3 +200,21 @@ class _Flush:
 #: records it holds now, without waiting for a full call (the input went quiet: a pipe, a
 #: socket). It is not a batch: it is not counted, rejected or indexed.
 FLUSH = _Flush()
+
+
+@attrs.frozen
+class Settled:
+    """A marker among the batches of ``forward_many``: "tell me when all before is settled".
+
+    The forwarder sends what it holds, waits for every call in flight, hands each record that
+    failed for good to ``on_failure``, and only then calls :attr:`then` — so every record of
+    the batches before it is delivered or handed back. A checkpoint saved in :attr:`then`
+    moves only past what is settled (``streambridge forward --checkpoints`` does this). Not a
+    batch: it is not counted, rejected or indexed. Wait for Complete Batch holds sessions back,
+    so a ``Settled`` there stops the call (``ForwardAbortedError``).
+
+    Attributes:
+        then: Called with no arguments once everything before is settled.
+    """
+
+    then: Callable[[], object]
