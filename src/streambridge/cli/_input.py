@@ -16,11 +16,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from streambridge._json import loads
 from streambridge.cli._common import Progress, Stop, UsageError
 from streambridge.forwarder import FLUSH
+
+if TYPE_CHECKING:
+    from streambridge.cli._resume import Resume
 
 __all__ = ["Unreadable", "line_of", "open_input", "read_batches"]
 
@@ -59,13 +62,16 @@ def read_batches(
     reached: list[str] | None = None,
     flush_after: float = 0.0,
     shifts: list[tuple[int, int]] | None = None,
+    resume: Resume | None = None,
 ) -> Iterator[object]:
     """Batches from JSON lines, one JSON document or a JSON array (detected, not guessed).
 
     JSON lines are streamed; a line that is not UTF-8 or not JSON is noted by its number and
     the rest goes on. Input whose first line starts an object that only the following lines
     complete is one (pretty-printed) document. A live input (a pipe, a terminal) that stays
-    quiet for ``flush_after`` seconds yields :data:`FLUSH`, so what was read goes out.
+    quiet for ``flush_after`` seconds yields :data:`FLUSH`, so what was read goes out. With
+    ``resume`` (``--checkpoints``), the stream is past the lines settled before; the rest are
+    counted and hashed as they are read, and numbered after them.
     """
     try:
         live = not _regular(stream)  # a pipe or a terminal: read as it comes, signals seen
@@ -76,8 +82,11 @@ def read_batches(
         lines: Iterator[bytes | None] = (
             _live_lines(stream, flush_after, stopped) if live else iter(stream)
         )
+        first = 0
+        if resume is not None:  # lines counted and hashed for --checkpoints, numbered on
+            lines, first = resume.lines_read(iter(stream)), resume.lines
         reader = _Lines(unreadable, progress, stopped, reached, shifts)
-        yield from reader.batches(lines, name, live=live)
+        yield from reader.batches(lines, name, live=live, number=first)
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()

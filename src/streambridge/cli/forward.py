@@ -33,10 +33,17 @@ from streambridge.cli._common import (
     retry_policy,
 )
 from streambridge.cli._input import Unreadable, line_of, open_input, read_batches
+from streambridge.cli._resume import Resume
 from streambridge.deadletter import DeadLetterTarget, read_dead_letters
 from streambridge.deadletter_remote import is_remote_target
 from streambridge.errors import DeadLetterError, DeliveryError, ForwardAbortedError
-from streambridge.forwarder import DroppedEvent, ForwarderSettings, ForwardResult
+from streambridge.forwarder import (
+    FLUSH,
+    DroppedEvent,
+    FailedRecord,
+    ForwarderSettings,
+    ForwardResult,
+)
 from streambridge.forwarder.forwarder import FirehoseForwarder
 from streambridge.retry import RetryPolicy
 
@@ -84,6 +91,22 @@ def add_parser(commands: Any) -> None:
         help="a live input (a pipe) that is quiet this long has what it gave sent at once, "
         "instead of waiting for 500 records or 4 MB (default 5; 0: never)",
     )
+    forward.add_argument(
+        "--checkpoints",
+        type=Path,
+        metavar="FILE",
+        help="resumable: FILE (created 0600) holds how many lines of the input are settled "
+        "(every record delivered or in --dead-letter); a rerun checks them and goes on after "
+        "them. A JSON-lines file only",
+    )
+    forward.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=2_000,
+        metavar="N",
+        help="batches between checkpoints (default 2000): at most this many are sent again "
+        "after a kill; each checkpoint waits for the calls in flight",
+    )
     forward.add_argument("--failed-out", help=argparse.SUPPRESS)  # the old name
     forward.add_argument(
         "--replay",
@@ -101,12 +124,7 @@ def _forward(args: argparse.Namespace) -> int:
     reached: list[str] = []  # where the input was read to: "line N" / "array item N"
     shifts: list[tuple[int, int]] | None = [] if args.replay is None else None
     dead_path: str | None = args.dead_letter or args.failed_out
-    if args.flush_interval < 0:
-        raise UsageError("--flush-interval must be 0 (never) or more seconds")
-    if args.replay is not None and args.input != "-":
-        raise UsageError("--replay reads a dead-letter file: give no input file with it")
-    if args.replay is not None and dead_path is not None and _same_file(args.replay, dead_path):
-        raise UsageError("--dead-letter must be another file than the one --replay reads")
+    _check_usage(args, dead_path)
     client = aws_client(args, "firehose", keys=(settings.access_key_id, settings.secret_access_key))
     source = None if args.replay is not None else open_input(args.input)
     try:
@@ -117,13 +135,21 @@ def _forward(args: argparse.Namespace) -> int:
         raise
     if letters is not None:  # lines that are no batch and malformed events are kept too
         unreadable.keep = _keeper(letters, "unreadable")
+    try:
+        resume, failures = _resume(args, settings, source), list[FailedRecord]()
+    except UsageError:
+        if source is not None and source is not sys.stdin.buffer:
+            source.close()
+        if letters is not None:
+            letters.close()
+        raise
     retry = retry_policy(args)
     forwarder = FirehoseForwarder(
         client,
         settings,
         put_mode=args.put_mode,
         record_delimiter=b"\n" if args.newline else b"",
-        on_failure=letters,
+        on_failure=letters if letters is not None or resume is None else failures.append,
         on_drop=None if letters is None else _drop_keeper(letters, shifts),
         retry=retry or RetryPolicy(),
     )
@@ -137,8 +163,10 @@ def _forward(args: argparse.Namespace) -> int:
             assert source is not None  # noqa: S101 - opened above
             batches = read_batches(
                 source, args.input, unreadable, progress, stopped, reached, args.flush_interval,
-                shifts,
+                shifts, resume,
             )  # fmt: skip
+            if resume is not None:  # settled only while nothing failed unkept
+                batches = _checkpointed(batches, resume, args.checkpoint_every, letters, failures)
             result = forwarder.forward_many(batches) + forwarder.flush()
     except DeliveryError as exc:
         raise _undelivered_failure(exc, letters, dead_path, stopped.signal, reached) from exc
@@ -172,6 +200,63 @@ def _forward(args: argparse.Namespace) -> int:
         )
         return 128 + stopped.signal
     return EXIT_FAILED if (result.failed or result.rejected or unreadable) else EXIT_OK
+
+
+def _check_usage(args: argparse.Namespace, dead_path: str | None) -> None:
+    if args.flush_interval < 0:
+        raise UsageError("--flush-interval must be 0 (never) or more seconds")
+    if args.replay is not None and args.input != "-":
+        raise UsageError("--replay reads a dead-letter file: give no input file with it")
+    if args.replay is not None and dead_path is not None and _same_file(args.replay, dead_path):
+        raise UsageError("--dead-letter must be another file than the one --replay reads")
+
+
+def _resume(args: argparse.Namespace, settings: ForwarderSettings, source: Any) -> Resume | None:
+    """``--checkpoints``: the input skipped past its settled lines; None without it."""
+    if args.checkpoints is None:
+        return None
+    if args.checkpoint_every < 1:
+        raise UsageError("--checkpoint-every must be at least 1")
+    if args.replay is not None or source is None or args.input == "-":
+        raise UsageError("--checkpoints needs an input file (not stdin, not --replay)")
+    if not Path(args.input).is_file():
+        raise UsageError("--checkpoints needs a regular file: a pipe cannot be read again")
+    if settings.wait_for_complete_batch:
+        raise UsageError(
+            "--checkpoints cannot be used with Wait for Complete Batch: held sessions are in "
+            "no checkpoint"
+        )
+    start = source.peek(64)[:64].lstrip(b" \t\r\n\xef\xbb\xbf")[:1]
+    if start == b"[":
+        raise UsageError("--checkpoints needs JSON lines (a batch a line), not a JSON array")
+    return Resume(args.checkpoints, source, args.input)
+
+
+def _checkpointed(
+    batches: Iterator[object],
+    resume: Resume,
+    every: int,
+    letters: DeadLetterTarget | None,
+    failures: list[FailedRecord],
+) -> Iterator[object]:
+    """``batches`` with a checkpoint every ``every`` batches, and one at the end.
+
+    A checkpoint moves only while every record not delivered is kept: in ``letters`` (none of
+    its writes failed) or, without a dead letter, while none failed at all (``failures``).
+    """
+
+    def allowed() -> bool:
+        return not letters.unwritten if letters is not None else not failures
+
+    count = 0
+    for item in batches:
+        yield item
+        if item is not FLUSH:
+            count += 1
+        if count >= every:
+            count = 0
+            yield resume.settled(allowed)
+    yield resume.settled(allowed)
 
 
 def _report(

@@ -1,0 +1,117 @@
+"""``streambridge forward --checkpoints FILE``: how far a JSON-lines file was delivered.
+
+The file holds the input's path, how many of its lines are settled — every record of their
+batches delivered, or handed to ``--dead-letter`` — and the SHA-256 of those lines. It moves
+only at a :class:`~streambridge.forwarder.Settled` marker (every ``--checkpoint-every``
+batches, and at the end), and only while every dead letter was written. A rerun checks the
+lines it skips against the hash (a changed input is refused, not half skipped) and goes on
+after them: after a SIGKILL it sends again at most the batches since the last checkpoint.
+The file is replaced whole (written aside, synced, renamed) and created 0600.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from streambridge._files import PRIVATE_MODE, open_private, write_all
+from streambridge.cli._common import UsageError
+from streambridge.forwarder import Settled
+
+__all__ = ["Resume"]
+
+_VERSION = 1
+
+
+class Resume:
+    """The checkpoint of one input file: read, checked, skipped to, moved."""
+
+    def __init__(self, path: Path, source: IO[bytes], input_name: str) -> None:
+        """Load ``path`` (none yet: from the start) and skip ``source`` past its lines.
+
+        Raises:
+            UsageError: The checkpoint is for another input, unreadable, or the input's
+                first lines are not the ones it settled.
+        """
+        self.path = path
+        self.input = str(Path(input_name).resolve())
+        self.lines = 0
+        self._hash = hashlib.sha256()
+        state = self._load()
+        if state is not None:
+            self._skip(source, state)
+
+    def _load(self) -> dict[str, Any] | None:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise UsageError(
+                f"cannot read --checkpoints {str(self.path)!r}: {exc.strerror}"
+            ) from None
+        try:
+            state = json.loads(text)
+            lines, digest, where = int(state["lines"]), str(state["sha256"]), str(state["input"])
+        except (ValueError, KeyError, TypeError):
+            raise UsageError(
+                f"--checkpoints {str(self.path)!r} is not a forward checkpoint"
+            ) from None
+        if state.get("version") != _VERSION or lines < 0:
+            raise UsageError(f"--checkpoints {str(self.path)!r} is not a forward checkpoint")
+        if where != self.input:
+            raise UsageError(
+                f"--checkpoints {str(self.path)!r} is for {where!r}, not {self.input!r}: give "
+                f"another file (or remove it to start over)"
+            )
+        return {"lines": lines, "sha256": digest}
+
+    def _skip(self, source: IO[bytes], state: dict[str, Any]) -> None:
+        for _ in range(state["lines"]):
+            line = source.readline()
+            if not line:
+                break
+            self._hash.update(line)
+            self.lines += 1
+        if self.lines != state["lines"] or self._hash.hexdigest() != state["sha256"]:
+            raise UsageError(
+                f"the input is not the one --checkpoints {str(self.path)!r} was saved for: its "
+                f"first {state['lines']} line(s) changed. Remove the checkpoint to send it all "
+                f"again"
+            )
+
+    def lines_read(self, lines: Iterator[bytes]) -> Iterator[bytes]:
+        """``lines``, counted and hashed as they are read."""
+        for line in lines:
+            self._hash.update(line)
+            self.lines += 1
+            yield line
+
+    def settled(self, allowed: Callable[[], bool]) -> Settled:
+        """A marker saving the lines read so far once all before it is settled (if ``allowed``)."""
+        lines, digest = self.lines, self._hash.copy()
+
+        def save() -> None:
+            if allowed():
+                self.save(lines, digest.hexdigest())
+
+        return Settled(save)
+
+    def save(self, lines: int, digest: str) -> None:
+        """Replace the checkpoint: ``lines`` settled, their hash ``digest``."""
+        data = json.dumps(
+            {"version": _VERSION, "input": self.input, "lines": lines, "sha256": digest}
+        ).encode()
+        aside = self.path.with_name(self.path.name + ".new")
+        fd = open_private(aside, append=False)
+        try:
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        aside.chmod(PRIVATE_MODE)
+        aside.replace(self.path)
