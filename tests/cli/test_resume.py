@@ -51,8 +51,10 @@ def forward(input_file: Path, state: Path, *extra: str) -> list[str]:
 def test_kills_at_random_moments_lose_nothing_and_resend_little(
     aws: LocalAWS, tmp_path: Path
 ) -> None:
-    """Three SIGKILLs once a checkpoint exists, then a run to the end: every event in S3,
-    each duplicated event within a kill's unsettled batches, the checkpoint 0600."""
+    """Three SIGKILLs once a checkpoint exists, then a run to the end: every event in S3.
+
+    Duplicates are within the kills' unsettled batches; the checkpoint file is 0600.
+    """
     aws.create_delivery_stream(STREAM)
     source = jsonl(tmp_path / "batches.jsonl", numbered(EVENTS))
     state = tmp_path / "state.json"

@@ -126,23 +126,10 @@ def _forward(args: argparse.Namespace) -> int:
     dead_path: str | None = args.dead_letter or args.failed_out
     _check_usage(args, dead_path)
     client = aws_client(args, "firehose", keys=(settings.access_key_id, settings.secret_access_key))
-    source = None if args.replay is not None else open_input(args.input)
-    try:
-        letters = open_dead_letters(dead_path, args)
-    except UsageError:
-        if source is not None and source is not sys.stdin.buffer:
-            source.close()
-        raise
+    source, letters, resume = _open(args, settings, dead_path)
     if letters is not None:  # lines that are no batch and malformed events are kept too
         unreadable.keep = _keeper(letters, "unreadable")
-    try:
-        resume, failures = _resume(args, settings, source), list[FailedRecord]()
-    except UsageError:
-        if source is not None and source is not sys.stdin.buffer:
-            source.close()
-        if letters is not None:
-            letters.close()
-        raise
+    failures: list[FailedRecord] = []
     retry = retry_policy(args)
     forwarder = FirehoseForwarder(
         client,
@@ -200,6 +187,23 @@ def _forward(args: argparse.Namespace) -> int:
         )
         return 128 + stopped.signal
     return EXIT_FAILED if (result.failed or result.rejected or unreadable) else EXIT_OK
+
+
+def _open(
+    args: argparse.Namespace, settings: ForwarderSettings, dead_path: str | None
+) -> tuple[Any, DeadLetterTarget | None, Resume | None]:
+    """The input (None with --replay), the dead letters, the checkpoints; all or none."""
+    source = None if args.replay is not None else open_input(args.input)
+    letters = None
+    try:
+        letters = open_dead_letters(dead_path, args)
+        return source, letters, _resume(args, settings, source)
+    except UsageError:
+        if source is not None and source is not sys.stdin.buffer:
+            source.close()
+        if letters is not None:
+            letters.close()
+        raise
 
 
 def _check_usage(args: argparse.Namespace, dead_path: str | None) -> None:
