@@ -99,9 +99,10 @@ def test_a_rerun_sends_only_what_was_appended(
     state = tmp_path / "state.json"
     assert 0 == run(capsys, *forward(source, state), *env)[0]
     with source.open("a", encoding="utf-8") as stream:
+        stream.write("[1, 2]\n")  # no batch: reported, and the lines after it still go
         stream.writelines(json.dumps(b) + "\n" for b in numbered(50, start=300))
-    code, _, _ = run(capsys, *forward(source, state), *env)
-    assert 0 == code
+    code, _, err = run(capsys, *forward(source, state), *env)
+    assert (1, True) == (code, "line 301" in err)
     assert Counter(range(350)) == delivered(aws)
 
 

@@ -75,7 +75,7 @@ def read_batches(
     """
     try:
         live = not _regular(stream)  # a pipe or a terminal: read as it comes, signals seen
-        if not live and _peek(stream) == b"[":
+        if not live and resume is None and _peek(stream) == b"[":  # resumed: lines only
             _not_lines(shifts)
             yield from _array(stream.read(), name, progress, stopped)
             return

@@ -159,7 +159,7 @@ def _fewer_malloc_arenas() -> None:
     """Two malloc arenas instead of glibc's eight per core, unless ``MALLOC_ARENA_MAX`` says.
 
     Each thread that allocates gets an arena of its own, and each keeps its freed memory:
-    under 50 clients serve's peak memory was 1.3x its peak under 5; with two arenas, under
+    under 50 clients serve's peak memory was 1.2-1.3x its peak under 5; with two arenas, under
     1.2x (``bench/serve.py``), at no measured cost in throughput. Not glibc: nothing to do.
     """
     if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
