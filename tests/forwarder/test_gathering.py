@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from streambridge import FirehoseForwarder, ForwarderSettings, RetryPolicy
+from streambridge import FirehoseForwarder, ForwarderSettings, ForwardResult, RetryPolicy
 from streambridge.deadletter import DeadLetterFile, read_dead_letters
 from streambridge.forwarder.gathering import Delivered, Gatherer
 from streambridge.testing import (
@@ -131,3 +131,36 @@ def test_a_bug_in_a_send_leaves_nobody_waiting(caplog: pytest.LogCaptureFixture)
     gatherer.close()
     with pytest.raises(ValueError, match="at least 1"):
         Gatherer(broken, calls=0)
+
+
+class _Held:
+    """A forwarder stand-in whose sends wait for ``release``, then deliver everything."""
+
+    def __init__(self, release: threading.Event) -> None:
+        """Sends wait for ``release``."""
+        self.release = release
+
+    def send(self, records: list[bytes]) -> Any:
+        """Wait, then report every record delivered."""
+        self.release.wait(10)
+        return ForwardResult(sent=len(records))
+
+
+def test_close_while_sends_are_in_flight_leaves_nobody_waiting() -> None:
+    """close() while a send is held and callers queue: every caller is told, none hangs."""
+    release = threading.Event()
+    gatherer = Gatherer(lambda: _Held(release), calls=1)  # type: ignore[arg-type,return-value]
+    told: list[Delivered] = []
+    callers = [
+        threading.Thread(target=lambda n=n: told.append(gatherer.deliver([b"%d" % n])))
+        for n in range(4)
+    ]
+    for caller in callers:
+        caller.start()
+    closing = threading.Thread(target=gatherer.close)
+    closing.start()
+    release.set()
+    for thread in [*callers, closing]:
+        thread.join(10)
+    assert [Delivered(1)] * 4 == told
+    gatherer.close()

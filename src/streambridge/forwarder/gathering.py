@@ -145,10 +145,18 @@ class Gatherer:
                 taken = self._take()
                 self._sending += 1
                 self.sends += 1
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(self.calls, thread_name_prefix="sb-gather")
-                pool = self._pool
-            pool.submit(self._run, taken)
+                pool = self._pool = self._pool or self._new_pool()
+            try:
+                pool.submit(self._run, taken)
+            except RuntimeError:  # close() shut that pool down meanwhile: a new one takes it
+                with self._lock:
+                    if self._pool is pool or self._pool is None:
+                        self._pool = self._new_pool()
+                    pool = self._pool
+                pool.submit(self._run, taken)
+
+    def _new_pool(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(self.calls, thread_name_prefix="sb-gather")
 
     def _run(self, taken: list[_Waiting]) -> None:
         try:
