@@ -120,6 +120,24 @@ def aws_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def forwarding_options(parser: argparse.ArgumentParser) -> None:
+    """``--put-mode`` and ``--newline``, the forwarder's options every forwarding command takes."""
+    parser.add_argument(
+        "--put-mode",
+        choices=["auto", "batch", "single"],
+        default="auto",
+        help="auto (default): PutRecordBatch, and PutRecord once that is denied; batch: "
+        "PutRecordBatch only; single: one PutRecord per record",
+    )
+    parser.add_argument(
+        "--newline",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="end every record with a newline, so S3 objects are JSON lines (default); "
+        "--no-newline keeps mParticle's framing byte for byte",
+    )
+
+
 def retry_policy(args: argparse.Namespace, **schedule: float) -> RetryPolicy | None:
     """``--retry-budget`` as a retry policy with ``schedule``'s delays (None: the default)."""
     if args.retry_budget is None:

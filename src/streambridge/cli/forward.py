@@ -26,6 +26,7 @@ from streambridge.cli._common import (
     UsageError,
     aws_client,
     aws_options,
+    forwarding_options,
     on_signals,
     open_dead_letters,
     read_json_object,
@@ -63,20 +64,7 @@ def add_parser(commands: Any) -> None:
         help="a JSON file of mParticle connection settings (display names); its Access Key ID "
         "and Secret Access Key, when set, are used instead of the AWS environment's credentials",
     )
-    forward.add_argument(
-        "--put-mode",
-        choices=["auto", "batch", "single"],
-        default="auto",
-        help="auto (default): PutRecordBatch, and PutRecord once that is denied; batch: "
-        "PutRecordBatch only; single: one PutRecord per record",
-    )
-    forward.add_argument(
-        "--newline",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="end every record with a newline, so S3 objects are JSON lines (default); "
-        "--no-newline keeps mParticle's framing byte for byte",
-    )
+    forwarding_options(forward)
     forward.add_argument(
         "--dead-letter",
         metavar="FILE|s3://BUCKET/PREFIX|SQS-URL",

@@ -23,6 +23,7 @@ from streambridge.cli._common import (
     UsageError,
     aws_client,
     aws_options,
+    forwarding_options,
     on_signals,
     open_dead_letters,
     restore_signals,
@@ -107,18 +108,7 @@ def add_parser(commands: Any) -> None:
         help="a body not whole within this is answered 408 (default 30): a client sending a "
         "byte at a time holds no worker",
     )
-    serve.add_argument(
-        "--put-mode",
-        choices=["auto", "batch", "single"],
-        default="auto",
-        help="as forward: auto (default) falls back to PutRecord once PutRecordBatch is denied",
-    )
-    serve.add_argument(
-        "--newline",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="end every record with a newline (default); --no-newline keeps mParticle's framing",
-    )
+    forwarding_options(serve)
     aws_options(serve)
     serve.set_defaults(run=_serve)
 

@@ -42,6 +42,10 @@ def batch_records(
 ) -> list[bytes]:
     """The records one batch becomes; a batch that cannot be read is rejected.
 
+    A batch rejected part way counts none of its events anywhere (every event in is in a
+    record, dropped, filtered — or in a rejected batch, never twice): they are counted only
+    once it is taken.
+
     Args:
         index: The batch's position in the call's input (for skipped, rejected, dropped).
         batch: The batch, as decoded JSON.
@@ -54,7 +58,28 @@ def batch_records(
         on_drop: Given each malformed event removed from the batch.
     """
     try:
-        return _build(index, batch, settings, tally, encode, sessions, now, excluded, on_drop)
+        outcome = evaluate(batch, settings)
+        payloads: list[dict[str, Any]] = []
+        if outcome.batch is not None and sessions is not None:
+            assert isinstance(batch, Mapping)  # noqa: S101 - evaluate() checked it
+            payloads = sessions.add(batch, outcome.batch, now())
+        elif outcome.batch is not None:
+            payloads = record_payloads(outcome.batch, send_as_batch=settings.send_as_batch)
+        tally.add("filtered_events", outcome.filtered_events)
+        dropped = tally.maps["dropped_reasons"]
+        for reason, count in outcome.dropped.items():
+            dropped[reason] = dropped.get(reason, 0) + count
+        excluded.update(outcome.excluded)
+        if outcome.dropped_items and on_drop is not None:
+            drops = dropped_events(index, outcome.dropped_items)
+            hand_back_said(on_drop, drops, logger, "on_drop raised")
+        if outcome.batch is None:
+            assert isinstance(batch, Mapping)  # noqa: S101 - evaluate() checked it
+            message_id = batch.get("message_id")
+            message_id = message_id if isinstance(message_id, str) else None
+            tally.append("skipped", SkippedBatch(index, message_id, outcome.skip_reason or ""))
+            return []
+        return encode(payloads)
     except InvalidBatchError as exc:
         tally.append("rejected", RejectedBatch(index, exc.reason))
     except Exception as exc:  # noqa: BLE001 - the last line: one batch never stops the rest
@@ -62,43 +87,3 @@ def batch_records(
         reason = f"cannot be processed ({type(exc).__name__}: {exc})"[:300]
         tally.append("rejected", RejectedBatch(index, reason))
     return []
-
-
-def _build(
-    index: int,
-    batch: object,
-    settings: ForwarderSettings,
-    tally: Tally[ForwardResult],
-    encode: Callable[[list[dict[str, Any]]], list[bytes]],
-    sessions: SessionBuffer | None,
-    now: Callable[[], float],
-    excluded: set[tuple[str, ...]],
-    on_drop: Callable[[DroppedEvent], object] | None,
-) -> list[bytes]:
-    """The batch's records; its events counted (filtered, dropped) only once it is taken.
-
-    A batch rejected part way counts none of its events anywhere (every event in is in
-    a record, dropped, filtered — or in a rejected batch, never twice).
-    """
-    outcome = evaluate(batch, settings)
-    payloads: list[dict[str, Any]] = []
-    if outcome.batch is not None and sessions is not None:
-        assert isinstance(batch, Mapping)  # noqa: S101 - evaluate() checked it
-        payloads = sessions.add(batch, outcome.batch, now())
-    elif outcome.batch is not None:
-        payloads = record_payloads(outcome.batch, send_as_batch=settings.send_as_batch)
-    tally.add("filtered_events", outcome.filtered_events)
-    dropped = tally.maps["dropped_reasons"]
-    for reason, count in outcome.dropped.items():
-        dropped[reason] = dropped.get(reason, 0) + count
-    excluded.update(outcome.excluded)
-    if outcome.dropped_items and on_drop is not None:
-        drops = dropped_events(index, outcome.dropped_items)
-        hand_back_said(on_drop, drops, logger, "on_drop raised")
-    if outcome.batch is None:
-        assert isinstance(batch, Mapping)  # noqa: S101 - evaluate() checked it
-        message_id = batch.get("message_id")
-        message_id = message_id if isinstance(message_id, str) else None
-        tally.append("skipped", SkippedBatch(index, message_id, outcome.skip_reason or ""))
-        return []
-    return encode(payloads)

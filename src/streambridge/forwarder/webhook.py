@@ -132,7 +132,8 @@ class WebhookReceiver:
                 "receiver answers only once records are delivered, so it cannot use it"
             )
             raise ValueError(msg)
-        self._gatherer = Gatherer(self._forwarder, calls=calls, dead_letter=dead_letter)
+        # the gatherer keeps a forwarder per thread of its own, made by the same factory
+        self._gatherer = Gatherer(forwarders, calls=calls, dead_letter=dead_letter)
 
     def answer(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Answer:
         """The answer to one request (returns once Firehose answered for its records).
