@@ -283,10 +283,13 @@ def build_client(
     session: Any = None,
     endpoint_url: str | None = None,
     pool: int = MAX_IN_FLIGHT,
+    attempts: int = 1,
 ) -> Any:
     """A boto3 client with botocore's own retries off (streambridge retries itself).
 
-    It keeps ``pool`` connections, one for each call the shells keep in flight.
+    It keeps ``pool`` connections, one for each call the shells keep in flight. ``attempts``
+    above 1 turns botocore's standard retries on (for calls streambridge does not retry: the
+    S3 source's listing and reads).
     """
     import boto3  # noqa: PLC0415 - only the convenience constructors need boto3 imported here
     import botocore.session  # noqa: PLC0415
@@ -301,7 +304,8 @@ def build_client(
         aws_access_key_id=access_key_id,
         aws_secret_access_key=secret_access_key,
         config=Config(
-            retries={"mode": "standard", "total_max_attempts": 1}, max_pool_connections=pool
+            retries={"mode": "standard", "total_max_attempts": attempts},
+            max_pool_connections=pool,
         ),
     )
 

@@ -62,9 +62,13 @@ def log_to_stderr() -> None:
 
 
 def aws_client(
-    args: argparse.Namespace, service: str, *, keys: tuple[str | None, str | None] = (None, None)
+    args: argparse.Namespace,
+    service: str,
+    *,
+    keys: tuple[str | None, str | None] = (None, None),
+    attempts: int = 1,
 ) -> Any:
-    """A client with botocore's own retries off.
+    """A client with botocore's own retries off (``attempts`` 1), or its standard ones.
 
     Credentials: ``keys`` (an access key pair from a settings or config file) when given —
     they win over the environment, as they did in the product the file comes from; else the
@@ -97,6 +101,7 @@ def aws_client(
         secret_access_key=secret or None,
         session=session,
         endpoint_url=args.endpoint_url,
+        attempts=attempts,
     )
 
 
@@ -261,12 +266,14 @@ class Progress:
         self.started = time.monotonic()
         self._last = 0.0
         self._shown = False
+        self.detail: Callable[[], str] | None = None  # more to say, after the count
 
     def tick(self) -> None:
         self.count += 1
         if self.enabled:
             rate = self.count / max(time.monotonic() - self.started, 1e-9)
-            self.show(f"{self.count} batches read, {rate:,.0f}/s")
+            more = self.detail() if self.detail is not None else ""
+            self.show(f"{self.count} batches read, {rate:,.0f}/s{more}")
 
     def show(self, text: str) -> None:
         now = time.monotonic()

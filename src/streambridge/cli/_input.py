@@ -25,7 +25,15 @@ from streambridge.forwarder import FLUSH
 if TYPE_CHECKING:
     from streambridge.cli._resume import Resume
 
-__all__ = ["Unreadable", "line_of", "open_input", "read_batches"]
+__all__ = [
+    "Places",
+    "Unreadable",
+    "UnreadableRestError",
+    "line_of",
+    "open_input",
+    "read_batches",
+    "read_objects",
+]
 
 
 class Unreadable(list[str]):
@@ -37,11 +45,50 @@ class Unreadable(list[str]):
     def __init__(self, keep: Callable[[int, str, bytes], None] | None = None) -> None:
         super().__init__()
         self.keep = keep
+        self.source = ""  # the S3 object being read ("s3://bucket/key "), else empty
 
     def note(self, number: int, reason: str, raw: bytes | None = None) -> None:
-        self.append(f"line {number}: {reason}")
+        self.append(f"{self.source}line {number}: {reason}")
         if self.keep is not None and raw is not None:
             self.keep(number, reason, raw.rstrip(b"\r\n"))
+
+
+class Places:
+    """Where each batch came from: its line (and S3 object), in as little memory as can be.
+
+    Attributes:
+        shifts: Where blank or unreadable lines (or a new object) moved the batches' lines.
+    """
+
+    def __init__(self) -> None:
+        self.shifts: list[tuple[int, int]] = []
+        self._starts: list[int] = []  # the first batch index of each S3 object
+        self._objects: list[str] = []
+
+    def start(self, index: int, source: str) -> None:
+        """Batches from ``index`` on come from the object ``source``."""
+        if self._starts and self._starts[-1] == index:  # the last object held no batch
+            self._objects[-1] = source
+            return
+        self._starts.append(index)
+        self._objects.append(source)
+
+    def line(self, index: int) -> int | None:
+        """The line of batch ``index`` (in its object); None for one document or an array."""
+        return line_of(index, self.shifts)
+
+    def source(self, index: int) -> str | None:
+        """The S3 object batch ``index`` came from (None: a local input)."""
+        at = bisect.bisect_right(self._starts, index) - 1
+        return self._objects[at] if at >= 0 else None
+
+    def describe(self, index: int) -> str | None:
+        """``line 7`` or ``s3://bucket/key line 7``; None when the batch has no line."""
+        line = self.line(index)
+        if line is None:
+            return None
+        source = self.source(index)
+        return f"{source} line {line}" if source is not None else f"line {line}"
 
 
 def open_input(name: str) -> IO[bytes]:
@@ -92,6 +139,40 @@ def read_batches(
             stream.close()
 
 
+def read_objects(
+    objects: Iterator[tuple[str, Iterator[bytes], int]],
+    unreadable: Unreadable,
+    progress: Progress,
+    stopped: Stop,
+    reached: list[str],
+    places: Places,
+) -> Iterator[object]:
+    """Batches from the JSON lines of several objects: (where, lines, lines skipped) each."""
+    reader = _Lines(unreadable, progress, stopped, reached, places.shifts)
+    for where, lines, skipped in objects:
+        unreadable.source = reader.source = f"{where} "
+        places.start(progress.count, where)
+        counted = [skipped]
+        try:
+            yield from reader.batches(
+                _counting(lines, counted), where, number=skipped, documents=False
+            )
+        except UnreadableRestError as exc:  # a cut or broken gzip stream: the rest is noted
+            unreadable.note(counted[0] + 1, f"{exc}; the rest of the object cannot be read")
+        if stopped.signal is not None:
+            return
+
+
+class UnreadableRestError(Exception):
+    """What follows in an object cannot be read (its gzip stream is cut short or broken)."""
+
+
+def _counting(lines: Iterator[bytes], counted: list[int]) -> Iterator[bytes]:
+    for line in lines:
+        counted[0] += 1
+        yield line
+
+
 class _Lines:
     """Batches out of input lines, and what the lines said on the way."""
 
@@ -105,6 +186,7 @@ class _Lines:
     ) -> None:
         self.unreadable, self.progress, self.stopped = unreadable, progress, stopped
         self.reached, self.shifts = reached, shifts
+        self.source = ""  # the S3 object being read ("s3://bucket/key "), else empty
 
     def batches(
         self,
@@ -150,7 +232,7 @@ class _Lines:
                     self.unreadable.note(number, f"not JSON ({exc})", raw)
                     continue
             self.progress.tick()
-            _note(self.reached, f"line {number}")
+            _note(self.reached, f"{self.source}line {number}")
             _shift(self.shifts, self.progress.count - 1, number)
             held = True
             yield item

@@ -22,7 +22,7 @@ from streambridge._files import PRIVATE_MODE, open_private, write_all
 from streambridge.cli._common import UsageError
 from streambridge.forwarder import Settled
 
-__all__ = ["Resume"]
+__all__ = ["Resume", "load_state", "save_state"]
 
 _VERSION = 1
 
@@ -41,34 +41,11 @@ class Resume:
         self.input = str(Path(input_name).resolve())
         self.lines = 0
         self._hash = hashlib.sha256()
-        state = self._load()
+        state = load_state(path, self.input, ("lines", "sha256"))
         if state is not None:
+            if state.get("version") != _VERSION or int(state["lines"]) < 0:
+                raise UsageError(f"--checkpoints {str(path)!r} is not a forward checkpoint")
             self._skip(source, state)
-
-    def _load(self) -> dict[str, Any] | None:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise UsageError(
-                f"cannot read --checkpoints {str(self.path)!r}: {exc.strerror}"
-            ) from None
-        try:
-            state = json.loads(text)
-            lines, digest, where = int(state["lines"]), str(state["sha256"]), str(state["input"])
-        except (ValueError, KeyError, TypeError):
-            raise UsageError(
-                f"--checkpoints {str(self.path)!r} is not a forward checkpoint"
-            ) from None
-        if state.get("version") != _VERSION or lines < 0:
-            raise UsageError(f"--checkpoints {str(self.path)!r} is not a forward checkpoint")
-        if where != self.input:
-            raise UsageError(
-                f"--checkpoints {str(self.path)!r} is for {where!r}, not {self.input!r}: give "
-                f"another file (or remove it to start over)"
-            )
-        return {"lines": lines, "sha256": digest}
 
     def _skip(self, source: IO[bytes], state: dict[str, Any]) -> None:
         for _ in range(state["lines"]):
@@ -103,15 +80,50 @@ class Resume:
 
     def save(self, lines: int, digest: str) -> None:
         """Replace the checkpoint: ``lines`` settled, their hash ``digest``."""
-        data = json.dumps(
-            {"version": _VERSION, "input": self.input, "lines": lines, "sha256": digest}
-        ).encode()
-        aside = self.path.with_name(self.path.name + ".new")
-        fd = open_private(aside, append=False)
-        try:
-            write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        aside.chmod(PRIVATE_MODE)
-        aside.replace(self.path)
+        state = {"version": _VERSION, "input": self.input, "lines": lines, "sha256": digest}
+        save_state(self.path, state)
+
+
+def load_state(path: Path, input_name: str, fields: tuple[str, ...]) -> dict[str, Any] | None:
+    """The checkpoint in ``path`` (None: there is none yet), checked to be for ``input_name``.
+
+    Raises:
+        UsageError: It cannot be read, lacks one of ``fields``, or is another input's.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise UsageError(f"cannot read --checkpoints {str(path)!r}: {exc.strerror}") from None
+    try:
+        state = json.loads(text)
+        state = {**state, **{f: _typed(f, state[f]) for f in fields}}
+        where = str(state["input"])
+    except (ValueError, KeyError, TypeError):
+        raise UsageError(f"--checkpoints {str(path)!r} is not a forward checkpoint") from None
+    if where != input_name:
+        raise UsageError(
+            f"--checkpoints {str(path)!r} is for {where!r}, not {input_name!r}: give another "
+            f"file (or remove it to start over)"
+        )
+    return dict(state)
+
+
+def _typed(field: str, value: object) -> object:
+    """A count as an int, a hash as a string (ValueError/TypeError: neither)."""
+    return int(value) if field in ("lines", "objects") else str(value)  # type: ignore[call-overload]
+
+
+def save_state(path: Path, state: dict[str, Any]) -> None:
+    """Replace the checkpoint in ``path`` whole (written aside, synced, renamed; 0600)."""
+    data = json.dumps(state).encode()
+    aside = path.with_name(path.name + ".new")
+    fd = open_private(aside, append=False)
+    try:
+        write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    aside.chmod(PRIVATE_MODE)
+    aside.replace(path)

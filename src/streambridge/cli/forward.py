@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from streambridge._settings import normalise
 from streambridge.cli._common import (
-    EXIT_AWS,
     EXIT_DEAD_LETTER,
     EXIT_FAILED,
     EXIT_OK,
-    EXIT_USAGE,
     FailedError,
     Progress,
     Stop,
-    StopNowError,
     UsageError,
     aws_client,
     aws_options,
@@ -33,18 +26,14 @@ from streambridge.cli._common import (
     restore_signals,
     retry_policy,
 )
-from streambridge.cli._input import Unreadable, line_of, open_input, read_batches
+from streambridge.cli._input import Places, Unreadable, open_input, read_batches, read_objects
+from streambridge.cli._outcome import drop_keeper, keeper, replayed, report, undelivered_failure
 from streambridge.cli._resume import Resume
-from streambridge.deadletter import DeadLetterTarget, read_dead_letters
+from streambridge.cli._s3source import S3Resume, S3Source, is_s3_url
+from streambridge.deadletter import DeadLetterTarget
 from streambridge.deadletter_remote import is_remote_target
-from streambridge.errors import DeadLetterError, DeliveryError, ForwardAbortedError
-from streambridge.forwarder import (
-    FLUSH,
-    DroppedEvent,
-    FailedRecord,
-    ForwarderSettings,
-    ForwardResult,
-)
+from streambridge.errors import DeliveryError
+from streambridge.forwarder import FLUSH, FailedRecord, ForwarderSettings
 from streambridge.forwarder.forwarder import FirehoseForwarder
 from streambridge.retry import RetryPolicy
 
@@ -56,7 +45,13 @@ def add_parser(commands: Any) -> None:
     forward = commands.add_parser(
         "forward", help="send mParticle batches (JSON lines or a JSON array) to Firehose"
     )
-    forward.add_argument("input", nargs="?", default="-", help="a file, or - for stdin (default)")
+    forward.add_argument(
+        "input",
+        nargs="?",
+        default="-",
+        help="a file, - for stdin (default), or s3://BUCKET/PREFIX: the objects mParticle's S3 "
+        "integration writes (JSON lines, gzip too), in key order",
+    )
     forward.add_argument("--stream", help="the Firehose delivery stream (Delivery Stream Name)")
     forward.add_argument(
         "--settings",
@@ -83,9 +78,9 @@ def add_parser(commands: Any) -> None:
         "--checkpoints",
         type=Path,
         metavar="FILE",
-        help="resumable: FILE (created 0600) holds how many lines of the input are settled "
-        "(every record delivered or in --dead-letter); a rerun checks them and goes on after "
-        "them. A JSON-lines file only",
+        help="resumable: FILE (created 0600) holds how many lines of the input (for s3://, "
+        "objects and lines) are settled (every record delivered or in --dead-letter); a rerun "
+        "checks them and goes on after them. JSON lines only",
     )
     forward.add_argument(
         "--checkpoint-every",
@@ -110,13 +105,13 @@ def _forward(args: argparse.Namespace) -> int:
     settings = _forwarder_settings(args)
     unreadable = Unreadable()
     reached: list[str] = []  # where the input was read to: "line N" / "array item N"
-    shifts: list[tuple[int, int]] | None = [] if args.replay is None else None
+    places = Places() if args.replay is None else None
     dead_path: str | None = args.dead_letter or args.failed_out
     _check_usage(args, dead_path)
     client = aws_client(args, "firehose", keys=(settings.access_key_id, settings.secret_access_key))
     source, letters, resume = _open(args, settings, dead_path)
     if letters is not None:  # lines that are no batch and malformed events are kept too
-        unreadable.keep = _keeper(letters, "unreadable")
+        unreadable.keep = keeper(letters, "unreadable")
     failures: list[FailedRecord] = []
     retry = retry_policy(args)
     forwarder = FirehoseForwarder(
@@ -125,7 +120,7 @@ def _forward(args: argparse.Namespace) -> int:
         put_mode=args.put_mode,
         record_delimiter=b"\n" if args.newline else b"",
         on_failure=letters if letters is not None or resume is None else failures.append,
-        on_drop=None if letters is None else _drop_keeper(letters, shifts),
+        on_drop=None if letters is None else drop_keeper(letters, places),
         retry=retry or RetryPolicy(),
     )
     progress = Progress(enabled=not args.quiet)
@@ -133,24 +128,22 @@ def _forward(args: argparse.Namespace) -> int:
     previous = on_signals(stopped.set)
     try:
         if args.replay is not None:
-            result = forwarder.send(_replayed(args.replay, stopped, unreadable))
+            result = forwarder.send(replayed(args.replay, stopped, unreadable))
         else:
-            assert source is not None  # noqa: S101 - opened above
-            batches = read_batches(
-                source, args.input, unreadable, progress, stopped, reached, args.flush_interval,
-                shifts, resume,
-            )  # fmt: skip
+            assert places is not None  # noqa: S101 - made above
+            said = (unreadable, progress, stopped, reached)
+            batches = _batches(args, source, resume, said, places)
             if resume is not None:  # settled only while nothing failed unkept
                 batches = _checkpointed(batches, resume, args.checkpoint_every, letters, failures)
             result = forwarder.forward_many(batches) + forwarder.flush()
     except DeliveryError as exc:
-        raise _undelivered_failure(exc, letters, dead_path, stopped.signal, reached) from exc
+        raise undelivered_failure(exc, letters, dead_path, stopped.signal, reached) from exc
     finally:
         progress.done()
         restore_signals(previous)
         if letters is not None:
             letters.close()
-    _report(args, result, unreadable, shifts, dead_path, letters)
+    report(args, result, unreadable, places, dead_path, letters)
     for path in forwarder.unmatched_exclusions if result.batches else ():
         if "." in path:  # the first segment was checked; a later one may be misspelt
             print(
@@ -179,19 +172,48 @@ def _forward(args: argparse.Namespace) -> int:
 
 def _open(
     args: argparse.Namespace, settings: ForwarderSettings, dead_path: str | None
-) -> tuple[Any, DeadLetterTarget | None, Resume | None]:
-    """The input (None with --replay), the dead letters, the checkpoints; all or none."""
-    source = None if args.replay is not None else open_input(args.input)
+) -> tuple[Any, DeadLetterTarget | None, Resume | S3Resume | None]:
+    """The input (a file, S3Source, None with --replay), dead letters, checkpoints; all or none."""
+    source: Any = None  # --replay reads no input
+    if args.replay is None and is_s3_url(args.input):
+        source = S3Source(aws_client(args, "s3", attempts=5), args.input)
+    elif args.replay is None:
+        source = open_input(args.input)
     letters = None
     try:
         letters = open_dead_letters(dead_path, args)
         return source, letters, _resume(args, settings, source)
     except UsageError:
-        if source is not None and source is not sys.stdin.buffer:
+        if source is not None and source is not sys.stdin.buffer and hasattr(source, "close"):
             source.close()
         if letters is not None:
             letters.close()
         raise
+
+
+def _batches(
+    args: argparse.Namespace,
+    source: Any,
+    resume: Resume | S3Resume | None,
+    said: tuple[Unreadable, Progress, Stop, list[str]],
+    places: Places,
+) -> Iterator[object]:
+    """The input's batches: a local file's or stdin's, or the S3 objects' in key order."""
+    unreadable, progress, stopped, reached = said
+    if not isinstance(source, S3Source):
+        assert not isinstance(resume, S3Resume)  # noqa: S101 - made for the same input
+        return read_batches(
+            source, args.input, unreadable, progress, stopped, reached, args.flush_interval,
+            places.shifts, resume,
+        )  # fmt: skip
+    progress.detail = lambda: (
+        f", object {source.objects} ({source.key}), {source.bytes_read / 1e6:,.1f} MB read"
+    )
+    if isinstance(resume, S3Resume):
+        objects = ((source.where(k), lines, skipped) for k, _, lines, skipped in resume.objects())
+    else:
+        objects = ((source.where(k), source.lines(k, e), 0) for k, e, _ in source.listing())
+    return read_objects(objects, unreadable, progress, stopped, reached, places)
 
 
 def _check_usage(args: argparse.Namespace, dead_path: str | None) -> None:
@@ -203,7 +225,9 @@ def _check_usage(args: argparse.Namespace, dead_path: str | None) -> None:
         raise UsageError("--dead-letter must be another file than the one --replay reads")
 
 
-def _resume(args: argparse.Namespace, settings: ForwarderSettings, source: Any) -> Resume | None:
+def _resume(
+    args: argparse.Namespace, settings: ForwarderSettings, source: Any
+) -> Resume | S3Resume | None:
     """``--checkpoints``: the input skipped past its settled lines; None without it."""
     if args.checkpoints is None:
         return None
@@ -211,13 +235,15 @@ def _resume(args: argparse.Namespace, settings: ForwarderSettings, source: Any) 
         raise UsageError("--checkpoint-every must be at least 1")
     if args.replay is not None or source is None or args.input == "-":
         raise UsageError("--checkpoints needs an input file (not stdin, not --replay)")
-    if not Path(args.input).is_file():
-        raise UsageError("--checkpoints needs a regular file: a pipe cannot be read again")
     if settings.wait_for_complete_batch:
         raise UsageError(
             "--checkpoints cannot be used with Wait for Complete Batch: held sessions are in "
             "no checkpoint"
         )
+    if isinstance(source, S3Source):
+        return S3Resume(args.checkpoints, source)
+    if not Path(args.input).is_file():
+        raise UsageError("--checkpoints needs a regular file: a pipe cannot be read again")
     start = source.peek(64)[:64].lstrip(b" \t\r\n\xef\xbb\xbf")[:1]
     if start == b"[":
         raise UsageError("--checkpoints needs JSON lines (a batch a line), not a JSON array")
@@ -226,7 +252,7 @@ def _resume(args: argparse.Namespace, settings: ForwarderSettings, source: Any) 
 
 def _checkpointed(
     batches: Iterator[object],
-    resume: Resume,
+    resume: Resume | S3Resume,
     every: int,
     letters: DeadLetterTarget | None,
     failures: list[FailedRecord],
@@ -251,150 +277,8 @@ def _checkpointed(
     yield resume.settled(allowed)
 
 
-def _report(
-    args: argparse.Namespace,
-    result: ForwardResult,
-    unreadable: list[str],
-    shifts: list[tuple[int, int]] | None,
-    dead_path: str | None,
-    letters: DeadLetterTarget | None,
-) -> None:
-    """The summary (stdout), then what went wrong, by input line where there are lines."""
-    if not args.quiet:
-        print(_forward_summary(result, unreadable))
-    for line in unreadable[:5]:
-        print(f"  unreadable input: {line}", file=sys.stderr)
-    for rejected in result.rejected[:5]:
-        number = line_of(rejected.index, shifts) if shifts is not None else None
-        at = f"at line {number}" if number is not None else f"{rejected.index} (0-based)"
-        print(f"  rejected batch {at}: {rejected.reason}", file=sys.stderr)
-    if result.failed:
-        unwritten = letters.unwritten if letters is not None else 0
-        if dead_path is None:
-            where = " (keep them: --dead-letter)"
-        elif unwritten >= len(result.failed):
-            where = f"; NOT written to {str(dead_path)!r}"
-        elif unwritten:
-            written = len(result.failed) - unwritten
-            where = f"; {written} written to {str(dead_path)!r}, {unwritten} NOT written"
-        else:
-            where = f"; written to {str(dead_path)!r}"
-        print(f"  {len(result.failed)} record(s) not delivered{where}", file=sys.stderr)
-
-
-def _undelivered_failure(
-    exc: DeliveryError,
-    letters: DeadLetterTarget | None,
-    dead_path: str | None,
-    stopped_signal: int | None = None,
-    reached: list[str] | None = None,
-) -> BaseException:
-    """The one-line failure for an error that carries undelivered records (dead-lettered)."""
-    count = len(exc.undelivered)
-    cause = exc.__cause__
-    message = str(cause) if isinstance(cause, (UsageError, StopNowError)) else str(exc)
-    if reached:
-        message += f"; the input was read up to {reached[-1]}, what follows was not read"
-    if count and letters is not None:
-        try:
-            letters.write_undelivered(exc.undelivered, exc.error_code or "NotDelivered", str(exc))
-        except DeadLetterError:
-            message += (
-                f" ({count} record(s) not delivered, and NOT written to {str(dead_path)!r}: "
-                f"{letters.last_error}; send the input again)"
-            )
-            return FailedError(message, EXIT_DEAD_LETTER)
-        message += f" ({count} record(s) not delivered, written to {str(dead_path)!r})"
-        if letters.unwritten:
-            message += f"; {letters.unwritten} failed record(s) before could NOT be written"
-            return FailedError(message, EXIT_DEAD_LETTER)
-    elif count:
-        message += f" ({count} record(s) not delivered; --dead-letter FILE keeps them)"
-    if isinstance(exc, ForwardAbortedError) and isinstance(cause, UsageError):
-        return FailedError(message, EXIT_USAGE)
-    if isinstance(exc, ForwardAbortedError) and isinstance(cause, StopNowError):
-        return FailedError(message, 128 + (stopped_signal or signal.SIGINT))
-    if isinstance(exc, ForwardAbortedError):
-        return FailedError(message, EXIT_FAILED)
-    return FailedError(message, EXIT_AWS)
-
-
-@attrs.frozen
-class _Kept:
-    """A dead letter for what never became a record: an input line, a malformed event."""
-
-    kind: str
-    fields: dict[str, Any]
-    data: bytes
-    record_is_json: bool = False
-
-    def dead_letter_fields(self) -> dict[str, Any]:
-        return {"kind": self.kind, **self.fields}
-
-
-def _keeper(letters: DeadLetterTarget, kind: str) -> Callable[[int, str, bytes], None]:
-    """Keep an unreadable input line (number, reason, bytes) as a dead letter."""
-
-    def keep(number: int, reason: str, raw: bytes) -> None:
-        with contextlib.suppress(DeadLetterError):  # counted in unwritten: exit 5 at the end
-            letters.write([_Kept(kind, {"line": number, "reason": reason}, raw)])
-
-    return keep
-
-
-def _drop_keeper(
-    letters: DeadLetterTarget, shifts: list[tuple[int, int]] | None
-) -> Callable[[DroppedEvent], None]:
-    """Keep a malformed event as a dead letter, with its input line."""
-
-    def keep(drop: DroppedEvent) -> None:
-        line = line_of(drop.batch, shifts) if shifts is not None else None
-        fields = {"line": line, "batch": drop.batch, "position": drop.position}
-        letters.write(
-            [_Kept("dropped", {**fields, "reason": drop.reason}, drop.data, record_is_json=True)]
-        )
-
-    return keep
-
-
 def _same_file(one: Path, other: str) -> bool:
     return not is_remote_target(other) and one.resolve() == Path(other).resolve()
-
-
-def _replayed(path: Path, stopped: Stop, torn: Unreadable) -> Iterator[bytes]:
-    """The records of a forwarder dead-letter file (importer lines are refused).
-
-    A line that is not JSON — cut short by a crash or a full disk — is noted in ``torn`` (by
-    its number) and left in the file; the whole lines around it are sent. A file with no
-    dead-letter line at all is refused.
-    """
-    taken = 0
-    try:
-        letters = read_dead_letters(
-            path,
-            on_torn=lambda n, why: torn.append(
-                f"line {n} is not a dead-letter line ({why}); it stays in the file"
-            ),
-        )
-        for number, letter in enumerate(letters, start=1):
-            if stopped.signal is not None:
-                return
-            taken += 1  # a dead letter, if not one to send
-            if letter.kind in ("unreadable", "dropped"):  # never a record: nothing to send
-                torn.append(f"entry {number} is an input {_NOT_SENT[letter.kind]}; not sent")
-                continue
-            if letter.kind != "failed":
-                raise UsageError(
-                    f"{str(path)!r} entry {number} is an importer dead letter ({letter.kind}); "
-                    f"only the forwarder's can be replayed"
-                )
-            yield letter.data
-    except OSError as exc:
-        raise UsageError(f"cannot read {str(path)!r}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    if torn and not taken:
-        raise UsageError(f"{str(path)!r} is not a dead-letter file: {torn[0]}")
 
 
 def _forwarder_settings(args: argparse.Namespace) -> ForwarderSettings:
@@ -416,18 +300,4 @@ def _forwarder_settings(args: argparse.Namespace) -> ForwarderSettings:
 
 
 _STREAM_KEYS = {"delivery stream name"}
-_NOT_SENT = {"unreadable": "line that was not a batch", "dropped": "event that was malformed"}
 _REGION_KEYS = {"aws region endpoint", "region"}
-
-
-def _forward_summary(result: ForwardResult, unreadable: list[str]) -> str:
-    parts = [
-        f"sent {result.sent} record(s) in {result.api_calls} call(s) ({result.retries} retries)",
-        f"failed {len(result.failed)}",
-        f"skipped {len(result.skipped)}",
-        f"rejected {len(result.rejected)}",
-        f"unreadable {len(unreadable)}",
-        f"events filtered {result.filtered_events}",
-        f"malformed events dropped {result.dropped_events}",
-    ]
-    return "; ".join(parts)

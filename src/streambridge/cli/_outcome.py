@@ -1,0 +1,195 @@
+"""What ``streambridge forward`` says at the end, and what it keeps of what was no record.
+
+The summary and the report of what went wrong (by input line, or S3 object and line); the
+one-line failure for an error that carries records not delivered; the dead letters of input
+lines that are no batch and of malformed events; and the records of a dead-letter file to
+send again (``--replay``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from streambridge.cli._common import (
+    EXIT_AWS,
+    EXIT_DEAD_LETTER,
+    EXIT_FAILED,
+    EXIT_USAGE,
+    FailedError,
+    Stop,
+    StopNowError,
+    UsageError,
+)
+from streambridge.cli._input import Places, Unreadable
+from streambridge.deadletter import DeadLetterTarget, read_dead_letters
+from streambridge.errors import DeadLetterError, DeliveryError, ForwardAbortedError
+from streambridge.forwarder import DroppedEvent, ForwardResult
+
+__all__ = ["drop_keeper", "keeper", "replayed", "report", "undelivered_failure"]
+
+
+def report(
+    args: argparse.Namespace,
+    result: ForwardResult,
+    unreadable: list[str],
+    places: Places | None,
+    dead_path: str | None,
+    letters: DeadLetterTarget | None,
+) -> None:
+    """The summary (stdout), then what went wrong, by input line where there are lines."""
+    if not args.quiet:
+        print(_summary(result, unreadable))
+    for line in unreadable[:5]:
+        print(f"  unreadable input: {line}", file=sys.stderr)
+    for rejected in result.rejected[:5]:
+        place = places.describe(rejected.index) if places is not None else None
+        at = f"at {place}" if place is not None else f"{rejected.index} (0-based)"
+        print(f"  rejected batch {at}: {rejected.reason}", file=sys.stderr)
+    if result.failed:
+        unwritten = letters.unwritten if letters is not None else 0
+        if dead_path is None:
+            where = " (keep them: --dead-letter)"
+        elif unwritten >= len(result.failed):
+            where = f"; NOT written to {str(dead_path)!r}"
+        elif unwritten:
+            written = len(result.failed) - unwritten
+            where = f"; {written} written to {str(dead_path)!r}, {unwritten} NOT written"
+        else:
+            where = f"; written to {str(dead_path)!r}"
+        print(f"  {len(result.failed)} record(s) not delivered{where}", file=sys.stderr)
+
+
+def undelivered_failure(
+    exc: DeliveryError,
+    letters: DeadLetterTarget | None,
+    dead_path: str | None,
+    stopped_signal: int | None = None,
+    reached: list[str] | None = None,
+) -> BaseException:
+    """The one-line failure for an error that carries undelivered records (dead-lettered)."""
+    count = len(exc.undelivered)
+    cause = exc.__cause__
+    message = str(cause) if isinstance(cause, (UsageError, StopNowError)) else str(exc)
+    if reached:
+        message += f"; the input was read up to {reached[-1]}, what follows was not read"
+    if count and letters is not None:
+        try:
+            letters.write_undelivered(exc.undelivered, exc.error_code or "NotDelivered", str(exc))
+        except DeadLetterError:
+            message += (
+                f" ({count} record(s) not delivered, and NOT written to {str(dead_path)!r}: "
+                f"{letters.last_error}; send the input again)"
+            )
+            return FailedError(message, EXIT_DEAD_LETTER)
+        message += f" ({count} record(s) not delivered, written to {str(dead_path)!r})"
+        if letters.unwritten:
+            message += f"; {letters.unwritten} failed record(s) before could NOT be written"
+            return FailedError(message, EXIT_DEAD_LETTER)
+    elif count:
+        message += f" ({count} record(s) not delivered; --dead-letter FILE keeps them)"
+    if isinstance(exc, ForwardAbortedError) and isinstance(cause, UsageError):
+        return FailedError(message, EXIT_USAGE)
+    if isinstance(exc, ForwardAbortedError) and isinstance(cause, StopNowError):
+        return FailedError(message, 128 + (stopped_signal or signal.SIGINT))
+    if isinstance(exc, ForwardAbortedError):
+        return FailedError(message, EXIT_FAILED)
+    return FailedError(message, EXIT_AWS)
+
+
+@attrs.frozen
+class _Kept:
+    """A dead letter for what never became a record: an input line, a malformed event."""
+
+    kind: str
+    fields: dict[str, Any]
+    data: bytes
+    record_is_json: bool = False
+
+    def dead_letter_fields(self) -> dict[str, Any]:
+        return {"kind": self.kind, **self.fields}
+
+
+def keeper(letters: DeadLetterTarget, kind: str) -> Callable[[int, str, bytes], None]:
+    """Keep an unreadable input line (number, reason, bytes) as a dead letter."""
+
+    def keep(number: int, reason: str, raw: bytes) -> None:
+        with contextlib.suppress(DeadLetterError):  # counted in unwritten: exit 5 at the end
+            letters.write([_Kept(kind, {"line": number, "reason": reason}, raw)])
+
+    return keep
+
+
+def drop_keeper(letters: DeadLetterTarget, places: Places | None) -> Callable[[DroppedEvent], None]:
+    """Keep a malformed event as a dead letter, with its input line (and S3 object)."""
+
+    def keep(drop: DroppedEvent) -> None:
+        line = places.line(drop.batch) if places is not None else None
+        fields: dict[str, Any] = {"line": line, "batch": drop.batch, "position": drop.position}
+        source = places.source(drop.batch) if places is not None else None
+        if source is not None:
+            fields["object"] = source
+        letters.write(
+            [_Kept("dropped", {**fields, "reason": drop.reason}, drop.data, record_is_json=True)]
+        )
+
+    return keep
+
+
+def replayed(path: Path, stopped: Stop, torn: Unreadable) -> Iterator[bytes]:
+    """The records of a forwarder dead-letter file (importer lines are refused).
+
+    A line that is not JSON — cut short by a crash or a full disk — is noted in ``torn`` (by
+    its number) and left in the file; the whole lines around it are sent. A file with no
+    dead-letter line at all is refused.
+    """
+    taken = 0
+    try:
+        letters = read_dead_letters(
+            path,
+            on_torn=lambda n, why: torn.append(
+                f"line {n} is not a dead-letter line ({why}); it stays in the file"
+            ),
+        )
+        for number, letter in enumerate(letters, start=1):
+            if stopped.signal is not None:
+                return
+            taken += 1  # a dead letter, if not one to send
+            if letter.kind in ("unreadable", "dropped"):  # never a record: nothing to send
+                torn.append(f"entry {number} is an input {_NOT_SENT[letter.kind]}; not sent")
+                continue
+            if letter.kind != "failed":
+                raise UsageError(
+                    f"{str(path)!r} entry {number} is an importer dead letter ({letter.kind}); "
+                    f"only the forwarder's can be replayed"
+                )
+            yield letter.data
+    except OSError as exc:
+        raise UsageError(f"cannot read {str(path)!r}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if torn and not taken:
+        raise UsageError(f"{str(path)!r} is not a dead-letter file: {torn[0]}")
+
+
+def _summary(result: ForwardResult, unreadable: list[str]) -> str:
+    parts = [
+        f"sent {result.sent} record(s) in {result.api_calls} call(s) ({result.retries} retries)",
+        f"failed {len(result.failed)}",
+        f"skipped {len(result.skipped)}",
+        f"rejected {len(result.rejected)}",
+        f"unreadable {len(unreadable)}",
+        f"events filtered {result.filtered_events}",
+        f"malformed events dropped {result.dropped_events}",
+    ]
+    return "; ".join(parts)
+
+
+_NOT_SENT = {"unreadable": "line that was not a batch", "dropped": "event that was malformed"}
