@@ -31,15 +31,20 @@ Messages say what to do, and name the thing they are about: a Kinesis *stream* o
 *delivery stream*. They never contain credentials.
 
 This module is part of the shared base: both halves raise these errors, and it imports
-neither half (``ForwardResult`` is named for type checkers only).
+neither half. :class:`DeliveryError` is generic in the type of its ``result``: the forwarder
+raises ``DeliveryError[ForwardResult]`` (the importer's ``result`` is None), so the base needs
+no name from the forwarder.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Generic
 
-if TYPE_CHECKING:
-    from streambridge.forwarder.results import ForwardResult
+from typing_extensions import TypeVar
+
+#: The type of :attr:`DeliveryError.result`: ``ForwardResult`` for the forwarder (a bare
+#: ``DeliveryError`` is ``DeliveryError[Any]``, so annotations need not name it).
+ResultT = TypeVar("ResultT", default=Any)
 
 __all__ = [
     "AccessDeniedError",
@@ -232,10 +237,12 @@ class PostHogRefusedError(FatalSinkError):
     """PostHog answered in a way retrying cannot fix (a 4xx other than 400, 401, 403, 413)."""
 
 
-class DeliveryError(StreambridgeError):
+class DeliveryError(StreambridgeError, Generic[ResultT]):
     """AWS refused a call for a reason retrying cannot fix.
 
     Raised by both halves; for the importer ``undelivered`` is empty and ``result`` None.
+    Raised by the forwarder it is a ``DeliveryError[ForwardResult]``: ``result`` is the
+    :class:`~streambridge.ForwardResult` so far.
 
     Attributes:
         error_code: The AWS error code (``"ResourceNotFoundException"``…), when there is one.
@@ -249,7 +256,7 @@ class DeliveryError(StreambridgeError):
         *,
         error_code: str | None = None,
         undelivered: tuple[bytes, ...] = (),
-        result: ForwardResult | None = None,
+        result: ResultT | None = None,
     ) -> None:
         """Create the error; the forwarder fills in ``undelivered`` and ``result``."""
         super().__init__(message)
@@ -258,15 +265,15 @@ class DeliveryError(StreambridgeError):
         self.result = result
 
 
-class StreamNotFoundError(DeliveryError):
+class StreamNotFoundError(DeliveryError[ResultT]):
     """The delivery stream (forwarder) or stream (importer) does not exist in this region."""
 
 
-class StreamNotReadyError(DeliveryError):
+class StreamNotReadyError(DeliveryError[ResultT]):
     """The delivery stream exists but cannot take Direct PUT records (status or source type)."""
 
 
-class ForwardAbortedError(DeliveryError):
+class ForwardAbortedError(DeliveryError[ResultT]):
     """Forwarding stopped on an error no rule foresaw: the input iterable raised, or a bug.
 
     Like every :class:`DeliveryError` raised by the forwarder, it carries every record built
@@ -276,5 +283,5 @@ class ForwardAbortedError(DeliveryError):
     """
 
 
-class AccessDeniedError(DeliveryError, PermissionError):
+class AccessDeniedError(DeliveryError[ResultT], PermissionError):
     """The credentials lack a permission; the message names the IAM action to grant."""

@@ -10,6 +10,7 @@ __all__ = [
     "importer_policy",
     "kcl_policy",
     "lambda_policy",
+    "s3_source_policy",
 ]
 
 
@@ -136,3 +137,23 @@ def dead_letter_policy(target: str) -> dict[str, Any]:
         return _policy(["sqs:SendMessage"], f"arn:aws:sqs:{region}:{parts[3]}:{parts[4]}")
     msg = f"not an S3 prefix (s3://bucket/prefix) or an SQS queue URL: {target!r}"
     raise ValueError(msg)
+
+
+def s3_source_policy(url: str) -> dict[str, Any]:
+    """The policy ``streambridge forward s3://bucket/prefix/`` needs to read mParticle's files.
+
+    ``s3:ListBucket`` on the bucket, limited to the prefix, and ``s3:GetObject`` on the
+    objects under it; objects encrypted with a KMS key also need ``kms:Decrypt`` on that key.
+
+    Raises:
+        ValueError: ``url`` is not ``s3://bucket/prefix``.
+    """
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    if not url.startswith("s3://") or not bucket:
+        msg = f"not an S3 location (s3://bucket/prefix): {url!r}"
+        raise ValueError(msg)
+    listing = _statement(["s3:ListBucket"], [f"arn:aws:s3:::{bucket}"])
+    if prefix:
+        listing["Condition"] = {"StringLike": {"s3:prefix": [f"{prefix}*"]}}
+    reading = _statement(["s3:GetObject"], [f"arn:aws:s3:::{bucket}/{prefix}*"])
+    return {"Version": "2012-10-17", "Statement": [listing, reading]}

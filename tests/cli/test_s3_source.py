@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from streambridge.cli._s3source import S3Source
+from streambridge.iam import s3_source_policy
 from streambridge.testing import LocalAWS
 from tests.cli.test_cli import _env, run  # noqa: F401 - the env fixture
 from tests.cli.test_cli_reliability import command, finished, subprocess_env
@@ -278,3 +279,39 @@ def test_a_read_cut_short_goes_on_where_it_stopped(
     assert cutting.ranges[0].startswith("bytes=")
     assert cutting.ranges[0] != "bytes=0-"
     assert Counter(range(3000)) == delivered(exports)
+
+
+def test_the_documented_policy_is_enough_and_a_missing_grant_is_named(
+    capsys: pytest.CaptureFixture[str],
+    env: list[str],
+    exports: LocalAWS,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under IAM enforcement: s3_source_policy reads the prefix; without it, exit 3 naming it.
+
+    moto authorizes ListObjectsV2 as the action ``s3:ListObjectsV2`` (AWS: ``s3:ListBucket``)
+    and does not read the ``s3:prefix`` condition: the test adds the one and drops the other,
+    and keeps the policy's resources (moto matches S3 resources).
+    """
+    put(exports, "exports/1.json", ndjson(numbered(20)))
+    firehose = {"Effect": "Allow", "Action": ["firehose:PutRecordBatch"], "Resource": "*"}
+    allowed = s3_source_policy(f"s3://{BUCKET}/exports/")
+    listing = allowed["Statement"][0]
+    assert {"StringLike": {"s3:prefix": ["exports/*"]}} == listing.pop("Condition")
+    assert ["s3:ListBucket"] == listing["Action"]
+    listing["Action"].append("s3:ListObjectsV2")  # moto's name for it
+    allowed["Statement"].append(firehose)
+    reader = exports.iam_user("reader", allowed)
+    blind = exports.iam_user("blind", {"Version": "2012-10-17", "Statement": [firehose]})
+    argv = ["forward", f"s3://{BUCKET}/exports/", "--stream", STREAM, *env]
+    with exports.enforcing_iam():
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", blind.access_key_id)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", blind.secret_access_key)
+        code, _, err = run(capsys, *argv)
+        assert (3, True) == (code, "grant s3:ListBucket" in err), err
+        assert blind.secret_access_key not in err
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", reader.access_key_id)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", reader.secret_access_key)
+        code, _, err = run(capsys, *argv)
+        assert 0 == code, err
+    assert Counter(range(20)) == delivered(exports)

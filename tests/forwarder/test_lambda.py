@@ -10,11 +10,12 @@ import pytest
 
 from streambridge import FirehoseForwarder, ForwarderSettings, RetryPolicy
 from streambridge._environment import Configured
+from streambridge.deadletter_remote import S3DeadLetters
 from streambridge.errors import ConfigurationError
 from streambridge.forwarder import aws_lambda
 from streambridge.forwarder.aws_lambda import handler_from_environment, make_handler
 from streambridge.forwarder.webhook import WebhookReceiver
-from streambridge.testing import FakeClock, FaultInjector, LocalAWS, throttling
+from streambridge.testing import FakeClock, FaultInjector, Latency, LocalAWS, throttling
 
 SECRET = "Basic bGFtYmRh"  # noqa: S105 - a test value
 STREAM = "lambda-hook"
@@ -151,3 +152,70 @@ def test_the_zero_code_handler_is_configured_by_the_environment(
         handler_from_environment({**bad, "STREAMBRIDGE_MPARTICLE_SETTINGS": "{"})
     with pytest.raises(ConfigurationError, match="Send as Btch"):
         handler_from_environment({**bad, "STREAMBRIDGE_MPARTICLE_SETTINGS": '{"Send as Btch": 1}'})
+
+
+def test_a_record_without_a_sequence_number_is_skipped_not_a_crash(
+    aws: LocalAWS, ios: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Kinesis record with no sequenceNumber: skipped with its reason; the others go.
+
+    Before, with a failure before it, the handler raised KeyError building the answer.
+    """
+    aws.create_delivery_stream(STREAM)
+    datas = [json.dumps(ios).encode()] * 3
+    event = kinesis_event(datas)
+    del event["Records"][1]["kinesis"]["sequenceNumber"]
+    assert {"batchItemFailures": []} == handler(aws)(event, None)
+    assert "it has no sequenceNumber" in caplog.text
+    settings = ForwarderSettings(delivery_stream_name=STREAM, send_as_batch=False)
+    expected = FirehoseForwarder(aws.client("firehose"), settings).prepare(ios)[0]
+    assert 2 * len(expected) == len(aws.delivered(STREAM))
+    client = aws.client("firehose")
+    with FaultInjector(client) as faults:
+        faults.always("PutRecordBatch", throttling("ServiceUnavailableException"))
+        answer = handler(aws, client)(event, None)
+    assert ["1", "3"] == [f["itemIdentifier"] for f in answer["batchItemFailures"]]
+
+
+def test_a_record_that_is_no_batch_and_cannot_be_kept_is_sent_again(
+    aws: LocalAWS, ios: Any
+) -> None:
+    """Its dead letter cannot be written (no such bucket): it and those after it are retried.
+
+    Before, it counted as done: written nowhere, never read again.
+    """
+    aws.create_delivery_stream(STREAM)
+    letters = S3DeadLetters(aws.client("s3"), "s3://no-such-bucket/dead/")
+    settings = ForwarderSettings(delivery_stream_name=STREAM, send_as_batch=False)
+    firehose = aws.client("firehose")
+    receiver = WebhookReceiver(
+        lambda: FirehoseForwarder(firehose, settings), authorization=SECRET, dead_letter=letters
+    )
+    datas = [json.dumps(ios).encode(), b"not a batch", json.dumps(ios).encode()]
+    answer = make_handler(receiver)(kinesis_event(datas), None)
+    assert ["2", "3"] == [f["itemIdentifier"] for f in answer["batchItemFailures"]]
+
+
+class _Context:
+    """A Lambda context with ``left`` milliseconds of the invocation left."""
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.left
+
+
+def test_records_not_settled_within_the_time_margin_are_reported(aws: LocalAWS, ios: Any) -> None:
+    """Firehose slower than the time left: every record is reported, none counted as done."""
+    aws.create_delivery_stream(STREAM)
+    firehose = aws.client("firehose")
+    settings = ForwarderSettings(delivery_stream_name=STREAM, send_as_batch=False)
+    receiver = WebhookReceiver(lambda: FirehoseForwarder(firehose, settings), authorization=SECRET)
+    datas = [json.dumps(ios).encode()] * 3
+    with Latency(firehose, 2.0):
+        answer = make_handler(receiver, time_margin=1.0)(kinesis_event(datas), _Context(1_100))
+    assert ["1", "2", "3"] == [f["itemIdentifier"] for f in answer["batchItemFailures"]]
+    receiver.close()
+    answer = make_handler(receiver, time_margin=1.0)(kinesis_event(datas), _Context(60_000))
+    assert {"batchItemFailures": []} == answer

@@ -172,6 +172,10 @@ class StopNowError(Exception):
     """A second SIGINT / SIGTERM: stop now (what was built is carried, not lost)."""
 
 
+class SourceError(Exception):
+    """The input could not be read from AWS (an S3 listing or object): exit 3, with the fix."""
+
+
 class Stop:
     """Which signal asked the command to stop (None: none yet).
 

@@ -24,6 +24,7 @@ from streambridge.cli._common import (
     EXIT_FAILED,
     EXIT_USAGE,
     FailedError,
+    SourceError,
     Stop,
     StopNowError,
     UsageError,
@@ -77,7 +78,8 @@ def undelivered_failure(
     """The one-line failure for an error that carries undelivered records (dead-lettered)."""
     count = len(exc.undelivered)
     cause = exc.__cause__
-    message = str(cause) if isinstance(cause, (UsageError, StopNowError)) else str(exc)
+    said = (UsageError, StopNowError, SourceError)
+    message = str(cause) if isinstance(cause, said) else str(exc)
     if reached:
         message += f"; the input was read up to {reached[-1]}, what follows was not read"
     if count and letters is not None:
@@ -95,13 +97,21 @@ def undelivered_failure(
             return FailedError(message, EXIT_DEAD_LETTER)
     elif count:
         message += f" ({count} record(s) not delivered; --dead-letter FILE keeps them)"
-    if isinstance(exc, ForwardAbortedError) and isinstance(cause, UsageError):
-        return FailedError(message, EXIT_USAGE)
-    if isinstance(exc, ForwardAbortedError) and isinstance(cause, StopNowError):
-        return FailedError(message, 128 + (stopped_signal or signal.SIGINT))
-    if isinstance(exc, ForwardAbortedError):
-        return FailedError(message, EXIT_FAILED)
-    return FailedError(message, EXIT_AWS)
+    return FailedError(message, _exit_code(exc, stopped_signal))
+
+
+def _exit_code(exc: DeliveryError, stopped_signal: int | None) -> int:
+    """AWS refused (3); the input was unusable (2) or unreadable in AWS (3); a stop; else 1."""
+    if not isinstance(exc, ForwardAbortedError):
+        return EXIT_AWS
+    cause = exc.__cause__
+    if isinstance(cause, UsageError):
+        return EXIT_USAGE
+    if isinstance(cause, SourceError):
+        return EXIT_AWS
+    if isinstance(cause, StopNowError):
+        return 128 + (stopped_signal or signal.SIGINT)
+    return EXIT_FAILED
 
 
 @attrs.frozen

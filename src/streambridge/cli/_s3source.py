@@ -23,7 +23,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from streambridge.cli._common import UsageError
+from streambridge.cli._common import SourceError, UsageError
 from streambridge.cli._input import UnreadableRestError
 from streambridge.cli._resume import load_state, save_state
 from streambridge.forwarder import Settled
@@ -70,16 +70,36 @@ class S3Source:
         self.key: str | None = None
 
     def listing(self) -> Iterator[tuple[str, str, int]]:
-        """Every object under the prefix in key order: (key, ETag, size); folders left out."""
+        """Every object under the prefix in key order: (key, ETag, size); folders left out.
+
+        Raises:
+            SourceError: The bucket cannot be listed (what to grant, or what is missing).
+        """
+        from botocore.exceptions import ClientError  # noqa: PLC0415
+
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=self.prefix
         )
-        for page in pages:
-            for item in page.get("Contents", []):
-                key = str(item["Key"])
-                if key.endswith("/") and not item.get("Size"):
-                    continue  # a console "folder"
-                yield key, str(item.get("ETag", "")), int(item.get("Size", 0))
+        try:
+            for page in pages:
+                for item in page.get("Contents", []):
+                    key = str(item["Key"])
+                    if key.endswith("/") and not item.get("Size"):
+                        continue  # a console "folder"
+                    yield key, str(item.get("ETag", "")), int(item.get("Size", 0))
+        except ClientError as exc:
+            arn = f"arn:aws:s3:::{self.bucket}"
+            raise self._refused(exc, f"list {self.url}", "s3:ListBucket", arn) from None
+
+    def _refused(self, exc: Any, what: str, action: str, resource: str) -> SourceError:
+        error = exc.response.get("Error", {})
+        code, said = str(error.get("Code", "")), str(error.get("Message", ""))
+        hint = ""
+        if code in ("AccessDenied", "403", "AllAccessDisabled"):
+            hint = f": grant {action} on {resource} (streambridge.iam.s3_source_policy)"
+        elif code in ("NoSuchBucket", "NoSuchKey", "404"):
+            hint = ": check the bucket, the prefix and the region"
+        return SourceError(f"cannot {what}: {code} ({said}){hint}")
 
     def lines(self, key: str, etag: str) -> Iterator[bytes]:
         """The object's lines, each with its newline (the last one may have none).
@@ -136,7 +156,9 @@ class S3Source:
                     ) from None
                 if code in ("InvalidRange", "416") and offset:
                     return  # read to its end already
-                raise
+                resource = f"arn:aws:s3:::{self.bucket}/{self.prefix}*"
+                what = f"read {self.where(key)}"
+                raise self._refused(exc, what, "s3:GetObject", resource) from None
             except (BotoCoreError, OSError):  # the connection broke, or the body was short
                 failures += 1
                 if failures >= _READ_ATTEMPTS:

@@ -36,6 +36,15 @@ from streambridge._environment import (
     flag,
     set_log_level,
 )
+from streambridge._lambda_records import (
+    UNKNOWN,
+    LambdaRecord,
+    UnreadableRecord,
+    batch_item_failures,
+    is_kinesis_event,
+    read_record,
+    seconds_left,
+)
 from streambridge.errors import ConfigurationError, DeadLetterError
 from streambridge.forwarder.gathering import Delivered
 from streambridge.forwarder.webhook import Answer, Taken, WebhookReceiver
@@ -65,9 +74,10 @@ class ForwarderLambdaHandler:
         receiver: The request -> answer function (and the Firehose delivery behind it).
     """
 
-    def __init__(self, receiver: WebhookReceiver) -> None:
-        """A handler forwarding with ``receiver``."""
+    def __init__(self, receiver: WebhookReceiver, *, time_margin: float = 5.0) -> None:
+        """A handler forwarding with ``receiver``, keeping ``time_margin`` seconds in hand."""
         self.receiver = receiver
+        self.time_margin = time_margin
 
     def __call__(self, event: Any, context: Any = None) -> dict[str, Any]:
         """Answer one invocation.
@@ -77,11 +87,8 @@ class ForwarderLambdaHandler:
         """
         if isinstance(event, Mapping) and ("requestContext" in event or "httpMethod" in event):
             return self._http(event)
-        records = event.get("Records") if isinstance(event, Mapping) else None
-        if isinstance(records, list) and all(
-            isinstance(r, Mapping) and r.get("eventSource") == "aws:kinesis" for r in records
-        ):
-            return self._kinesis(records)
+        if is_kinesis_event(event):
+            return self._kinesis(event["Records"], context)
         msg = "the event is neither an HTTP request (function URL, API Gateway) nor Kinesis records"
         raise ValueError(msg)
 
@@ -100,47 +107,56 @@ class ForwarderLambdaHandler:
             body = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
         return _http_answer(self.receiver.answer(str(method).upper(), str(path), headers, body))
 
-    def _kinesis(self, records: list[Mapping[str, Any]]) -> dict[str, Any]:
-        """Every record's batch forwarded; the failures from the first not delivered."""
-        taken: list[Taken | None] = []
+    def _kinesis(self, raws: list[Any], context: Any) -> dict[str, Any]:
+        """Every record's batch forwarded; the failures from the first not delivered.
+
+        A record not settled when only ``time_margin`` seconds are left counts as not
+        delivered (the mapping sends it again: a duplicate at worst, never a loss).
+        """
+        records = [read_record(raw, "") for raw in raws]
+        taken: dict[int, Taken] = {}
         outcomes: dict[int, Delivered] = {}
         settled = threading.Condition()
+        failed: list[int] = []
         for index, record in enumerate(records):
             piece = self._take(record)
-            taken.append(piece)
-            if piece is not None:
+            if isinstance(piece, Taken):
+                taken[index] = piece
                 self.receiver.submit(piece.records, _keeper(outcomes, settled, index))
+            elif not piece:  # no batch, and its dead letter could not be written
+                failed.append(index)
         with settled:
-            settled.wait_for(lambda: len(outcomes) == sum(t is not None for t in taken))
-        failed = []
-        for index, piece in enumerate(taken):
-            if piece is not None:
-                answer = self.receiver.conclude(piece, outcomes[index])
-                if answer.status != 200 and not _kept_for_good(answer):  # noqa: PLR2004
-                    failed.append(index)
-        first = failed[0] if failed else len(records)
-        return {
-            "batchItemFailures": [
-                {"itemIdentifier": r["kinesis"]["sequenceNumber"]} for r in records[first:]
-            ]
-        }
+            settled.wait_for(
+                lambda: len(outcomes) == len(taken), timeout=seconds_left(context, self.time_margin)
+            )
+            done = dict(outcomes)
+        for index, piece in taken.items():
+            if index not in done:
+                logger.warning(
+                    "record %d not settled within the time margin; left for a retry", index
+                )
+                failed.append(index)
+                continue
+            answer = self.receiver.conclude(piece, done[index])
+            if answer.status != 200 and not _kept_for_good(answer):  # noqa: PLR2004
+                failed.append(index)
+        first = min(failed, default=len(records))
+        retry = [r.sequence for r in records[first:] if r.sequence != UNKNOWN]
+        if failed and not retry:  # only records with no sequence number: all of it again
+            msg = "a record without a sequence number was not kept: the whole batch is retried"
+            raise RuntimeError(msg)
+        return batch_item_failures(retry)
 
-    def _take(self, record: Mapping[str, Any]) -> Taken | None:
-        """The record's batch built into records; None (logged, kept) when it is no batch."""
-        kinesis = record.get("kinesis") or {}
-        try:
-            data = base64.b64decode(kinesis.get("data", ""), validate=True)
-        except (binascii.Error, ValueError):
-            data = b""
-        piece = self.receiver.take_body("", data)
-        if isinstance(piece, Taken):
-            return piece
-        reason = str(piece.body.get("reason"))
-        identity = {
-            "stream": str(record.get("eventSourceARN", "")).rsplit("/", 1)[-1],
-            "shard": str(record.get("eventID", "")).split(":", 1)[0],
-            "sequence_number": kinesis.get("sequenceNumber"),
-        }
+    def _take(self, record: LambdaRecord | UnreadableRecord) -> Taken | bool:
+        """The record's batch built into records; else whether it was kept (logged, written)."""
+        if isinstance(record, LambdaRecord):
+            piece = self.receiver.take_body("", record.data)
+            if isinstance(piece, Taken):
+                return piece
+            reason, data = str(piece.body.get("reason")), record.data
+        else:
+            reason, data = record.reason, record.raw
+        identity = record.identity()
         logger.warning("record skipped: %s (%s)", reason, json.dumps(identity), extra=identity)
         letters = self.receiver.dead_letter
         if letters is not None:
@@ -148,7 +164,8 @@ class ForwarderLambdaHandler:
                 letters.write_undelivered([data], "NotABatch", reason)
             except DeadLetterError:
                 logger.warning("the skipped record could not be written to the dead letter")
-        return None
+                return False
+        return True
 
 
 def _kept_for_good(answer: Answer) -> bool:
@@ -176,9 +193,15 @@ def _http_answer(answer: Answer) -> dict[str, Any]:
     }
 
 
-def make_handler(receiver: WebhookReceiver) -> ForwarderLambdaHandler:
-    """A Lambda handler forwarding with ``receiver`` (see the module's text)."""
-    return ForwarderLambdaHandler(receiver)
+def make_handler(receiver: WebhookReceiver, *, time_margin: float = 5.0) -> ForwarderLambdaHandler:
+    """A Lambda handler forwarding with ``receiver`` (see the module's text).
+
+    Args:
+        receiver: The request -> answer function, and the Firehose delivery behind it.
+        time_margin: Seconds of the invocation kept in hand: Kinesis records not settled
+            when only this much is left are reported in ``batchItemFailures``.
+    """
+    return ForwarderLambdaHandler(receiver, time_margin=time_margin)
 
 
 def handler_from_environment(environ: Mapping[str, str] | None = None) -> ForwarderLambdaHandler:

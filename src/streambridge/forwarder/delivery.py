@@ -182,10 +182,10 @@ def carrying(
 
 
 def _carry(
-    error: DeliveryError,
+    error: DeliveryError[ForwardResult],
     undelivered: Callable[[], tuple[bytes, ...]],
     result: Callable[[], ForwardResult],
-) -> DeliveryError:
+) -> DeliveryError[ForwardResult]:
     error.undelivered = undelivered()
     error.result = result()
     return error

@@ -18,20 +18,17 @@ from __future__ import annotations
 import logging
 import random as _random
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from streambridge._aws import MAX_IN_FLIGHT, CallError, ClientShell, client_error
 from streambridge._tally import Tally
-from streambridge.deadletter import hand_back_said
 from streambridge.errors import DeliveryError
 from streambridge.forwarder.answers import delivery_stream
 from streambridge.forwarder.building import batch_records
-from streambridge.forwarder.delivery import Stopped, carrying, doubled_delimiter, not_ready
+from streambridge.forwarder.delivery import doubled_delimiter, not_ready
 from streambridge.forwarder.encoding import (
     MAX_BATCH_BYTES,
     MAX_BATCH_RECORDS,
@@ -45,6 +42,7 @@ from streambridge.forwarder.encoding import (
 )
 from streambridge.forwarder.exclusion import parse_selectors
 from streambridge.forwarder.framing import SessionBuffer
+from streambridge.forwarder.pipeline import Pipeline, record_failures
 from streambridge.forwarder.results import (
     FLUSH,
     DeliveryStreamInfo,
@@ -53,7 +51,7 @@ from streambridge.forwarder.results import (
     ForwardResult,
     Settled,
 )
-from streambridge.forwarder.sending import GroupOutcome, Sender, fatal_delivery_error
+from streambridge.forwarder.sending import Sender, fatal_delivery_error
 from streambridge.forwarder.settings import ForwarderSettings, PutMode
 from streambridge.retry import RetryPolicy
 
@@ -170,7 +168,6 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
             clock=clock,
             random=random,
         )
-        self._unsent: list[tuple[int, tuple[bytes, ...]]] = []  # groups stopped, by order
         self._excluded: set[tuple[str, ...]] = set()  # exclusion paths that removed a field
 
     @property
@@ -226,27 +223,27 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
                 delivered, and ``result`` what happened before. Batches not yet read from
                 ``batches`` stay in the iterable.
         """
-        tally = _Tally(ForwardResult)
-        packer = self._packer()
-        queue: deque[bytes] = deque()
-        with self._carrying(packer, queue, tally):
+        run = self._pipeline()
+        with run.carrying(lambda: self.pending_sessions):
             for batch in batches:
                 if batch is FLUSH:  # the input went quiet: what is held goes now
-                    self._deliver(packer.drain(), tally)
+                    run.deliver(run.packer.drain())
                     continue
                 if isinstance(batch, Settled):  # everything before it settled, then told
-                    self._settle(packer, queue, tally, batch)
+                    if self._sessions is not None:
+                        msg = "Settled cannot be used with Wait for Complete Batch: it holds "
+                        raise ValueError(msg + "sessions back")
+                    run.settle(batch)
                     continue
-                index = tally.counts["batches"]
-                tally.add("batches")
-                queue.extend(self._records_for(index, batch, tally))
-                self._pack(queue, packer, tally)
+                index = run.tally.counts["batches"]
+                run.tally.add("batches")
+                run.queue.extend(self._records_for(index, batch, run.tally))
+                run.pack()
             if self._sessions is not None:
-                queue.extend(self._encode_payloads(self._sessions.expire(self._clock()), tally))
-                self._pack(queue, packer, tally)
-            self._deliver(packer.drain(), tally)
-            self._sender.drain(lambda outcome: self._merge(outcome, tally))
-        return self._result(tally, self.pending_sessions)
+                expired = self._sessions.expire(self._clock())
+                run.queue.extend(self._encode_payloads(expired, run.tally))
+            run.finish()
+        return run.result(self.pending_sessions)
 
     def prepare(self, batch: object) -> tuple[list[bytes], ForwardResult]:
         """Filter and encode one batch without sending it: its records, and what else it gave.
@@ -264,7 +261,8 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
         tally = _Tally(ForwardResult)
         tally.add("batches")
         records = self._records_for(0, batch, tally)
-        return records, self._result(tally, 0)
+        dropped = sum(tally.maps["dropped_reasons"].values())
+        return records, tally.freeze(dropped_events=dropped, pending_sessions=0)
 
     def send(self, records: Iterable[bytes]) -> ForwardResult:
         """Deliver records that are already encoded, e.g. read back from a dead-letter file.
@@ -278,37 +276,29 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
                 from ``records`` and not delivered — and, when ``records`` is a sequence (a
                 list), the ones not yet taken as well.
         """
-        tally = _Tally(ForwardResult)
-        packer = self._packer()
-        queue: deque[bytes] = deque()
+        run = self._pipeline()
         source = iter(records)
         unread = source if isinstance(records, Sequence) else iter(())
-        with self._carrying(packer, queue, tally, unread):
+        with run.carrying(lambda: self.pending_sessions, unread):
             for record in source:
                 if len(record) > self.max_record_bytes:
                     big = Oversize(record, len(record), self.max_record_bytes)
-                    self._record_failures(
-                        [FailedRecord(record, RECORD_TOO_LARGE, big.message, 0)], tally
-                    )
+                    run.failed([FailedRecord(record, RECORD_TOO_LARGE, big.message, 0)])
                     continue
-                queue.append(record)
-                self._pack(queue, packer, tally)
-            self._deliver(packer.drain(), tally)
-            self._sender.drain(lambda outcome: self._merge(outcome, tally))
-        return self._result(tally, self.pending_sessions)
+                run.queue.append(record)
+                run.pack()
+            run.finish()
+        return run.result(self.pending_sessions)
 
     def flush(self) -> ForwardResult:
         """Send every session held by Wait for Complete Batch now (no-op otherwise)."""
         if self._sessions is None:
             return ForwardResult()
-        tally = _Tally(ForwardResult)
-        records = deque(self._encode_payloads(self._sessions.flush(), tally))
-        packer = self._packer()
-        with self._carrying(packer, records, tally):
-            self._pack(records, packer, tally)
-            self._deliver(packer.drain(), tally)
-            self._sender.drain(lambda outcome: self._merge(outcome, tally))
-        return self._result(tally, 0)
+        run = self._pipeline()
+        run.queue.extend(self._encode_payloads(self._sessions.flush(), run.tally))
+        with run.carrying(lambda: 0):
+            run.finish()
+        return run.result(0)
 
     @property
     def unmatched_exclusions(self) -> list[str]:
@@ -321,46 +311,9 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
         """Sessions held by Wait for Complete Batch, waiting for their ``session_end``."""
         return len(self._sessions) if self._sessions is not None else 0
 
-    def _settle(
-        self, packer: BatchPacker, queue: deque[bytes], tally: _Tally, marker: Settled
-    ) -> None:
-        if self._sessions is not None:
-            msg = "Settled cannot be used with Wait for Complete Batch: it holds sessions back"
-            raise ValueError(msg)
-        self._pack(queue, packer, tally)
-        self._deliver(packer.drain(), tally)
-        self._sender.drain(lambda outcome: self._merge(outcome, tally))
-        marker.then()
-
-    def _packer(self) -> BatchPacker:
-        return BatchPacker(max_records=self.max_batch_records, max_bytes=self.max_batch_bytes)
-
-    @staticmethod
-    def _result(tally: _Tally, pending_sessions: int) -> ForwardResult:
-        dropped = sum(tally.maps["dropped_reasons"].values())
-        return tally.freeze(dropped_events=dropped, pending_sessions=pending_sessions)
-
-    def _carrying(
-        self,
-        packer: BatchPacker,
-        queue: deque[bytes],
-        tally: _Tally,
-        unread: Iterator[bytes] = iter(()),  # noqa: B008 - an empty iterator is never shared state
-    ) -> AbstractContextManager[None]:
-        """Whatever stops the block raises a DeliveryError carrying every record not delivered.
-
-        The calls in flight end first (no more retries). Records come in order: those of the
-        groups that were stopped, the packer's, the queue's, then ``unread``.
-        """
-
-        def undelivered() -> tuple[bytes, ...]:
-            self._sender.abandon(lambda outcome: self._absorb(outcome, tally))
-            groups = [records for _, records in sorted(self._unsent, key=lambda u: u[0])]
-            self._unsent.clear()
-            stopped = tuple(record for group in groups for record in group)
-            return stopped + tuple(packer.drain()) + tuple(queue) + tuple(unread)
-
-        return carrying(undelivered, lambda: self._result(tally, self.pending_sessions))
+    def _pipeline(self) -> Pipeline:
+        packer = BatchPacker(max_records=self.max_batch_records, max_bytes=self.max_batch_bytes)
+        return Pipeline(self._sender, packer, self.on_failure, self._fatal)
 
     # ------------------------------------------------------------------ building records
 
@@ -391,47 +344,10 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
                 len(failures),
                 ", ".join(sorted({f.error_code for f in failures})),
             )
-            self._record_failures(failures, tally)
+            record_failures(failures, tally, self.on_failure)
         return records
 
-    def _pack(self, queue: deque[bytes], packer: BatchPacker, tally: _Tally) -> None:
-        while queue:
-            group = packer.add(queue[0])
-            queue.popleft()
-            if group:
-                self._deliver(group, tally)
-
-    # ------------------------------------------------------------------ delivery
-
-    def _deliver(self, records: list[bytes], tally: _Tally) -> None:
-        """Hand one group to the sender (it returns once fewer calls are in flight)."""
-        if records:
-            self._sender.submit(records, lambda outcome: self._merge(outcome, tally))
-
-    def _absorb(self, outcome: GroupOutcome, tally: _Tally) -> None:
-        """Count a group's outcome (in this thread: on_failure too); keep what it did not send."""
-        tally.add("sent", outcome.sent)
-        tally.add("api_calls", outcome.api_calls)
-        tally.add("retries", outcome.retries)
-        if outcome.failed:
-            self._record_failures(outcome.failed, tally)
-        if outcome.stop is not None or outcome.raised is not None:
-            self._unsent.append((outcome.index, outcome.undelivered))
-
-    def _merge(self, outcome: GroupOutcome, tally: _Tally) -> None:
-        """Count a group's outcome; a group that was stopped stops the forwarder."""
-        self._absorb(outcome, tally)
-        if outcome.stop is not None:
-            raise Stopped(self._fatal(outcome.stop), outcome.stop.error)
-        if outcome.raised is not None:
-            raise outcome.raised
-
-    def _record_failures(self, failures: list[FailedRecord], tally: _Tally) -> None:
-        tally.extend("failed", failures)
-        message = "on_failure raised; the record stays in the result's failed"
-        hand_back_said(self.on_failure, failures, logger, message)
-
-    def _fatal(self, failure: CallError) -> DeliveryError:
+    def _fatal(self, failure: CallError) -> DeliveryError[ForwardResult]:
         """Turn a non-retryable error into a DeliveryError that says what to do."""
         stream, region = self.settings.delivery_stream_name, self.client.meta.region_name
         return fatal_delivery_error(failure, stream, region)

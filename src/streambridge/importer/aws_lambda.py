@@ -46,12 +46,18 @@ from streambridge._environment import (
     flag,
     set_log_level,
 )
+from streambridge._lambda_records import (
+    LambdaRecord,
+    UnreadableRecord,
+    batch_item_failures,
+    out_of_time,
+    read_record,
+)
 from streambridge.deadletter import hand_back
 from streambridge.errors import ConfigurationError, DeadLetterError, FatalSinkError
 from streambridge.importer.conversion import RecordConverter
 from streambridge.importer.events import PostHogEvent
 from streambridge.importer.keys import parse_property_mappings
-from streambridge.importer.lambda_records import LambdaRecord, read_record
 from streambridge.importer.results import (
     SkippedRecord,
     refusals_in,
@@ -157,8 +163,12 @@ class LambdaHandler:
         skipped: list[SkippedRecord] = []
         for raw in raws:
             read = read_record(raw, self.settings.stream_name)
-            if isinstance(read, SkippedRecord):
-                skipped.append(read)
+            if isinstance(read, UnreadableRecord):
+                skipped.append(
+                    SkippedRecord(
+                        read.shard, read.sequence, 0, read.reason, read.raw, stream=read.stream
+                    )
+                )
             else:
                 records.append(read)
         delivered, failed = self._send(records, skipped, context)
@@ -172,7 +182,7 @@ class LambdaHandler:
         )
         retry = [r.sequence for r in records[len(records) - failed :]] if failed else []
         retry += [sequence for sequence in unwritten if sequence not in retry]
-        return {"batchItemFailures": [{"itemIdentifier": sequence} for sequence in retry]}
+        return batch_item_failures(retry)
 
     def _hand_back(self, skipped: list[SkippedRecord]) -> list[str]:
         """Log each skipped record, give them to ``on_skip``; those whose dead letter failed.
@@ -285,8 +295,7 @@ class LambdaHandler:
             )
 
     def _out_of_time(self, context: Any) -> bool:
-        remaining = getattr(context, "get_remaining_time_in_millis", None)
-        return callable(remaining) and remaining() < self.time_margin * 1000
+        return out_of_time(context, self.time_margin)
 
 
 def make_handler(

@@ -29,8 +29,6 @@ import attrs
 from streambridge._aws import MAX_IN_FLIGHT, within_pool
 from streambridge._tally import Tally
 from streambridge._util import stop_function
-from streambridge.deadletter import hand_back
-from streambridge.errors import DeadLetterError, FatalSinkError
 from streambridge.importer.answers import RecordsPage
 from streambridge.importer.calls import (
     Fetched,
@@ -49,9 +47,7 @@ from streambridge.importer.reading import ShardReading
 from streambridge.importer.results import (
     ImportResult,
     ImportTotals,
-    SinkFailure,
     SkippedRecord,
-    refusals_in,
     skip_summary,
 )
 from streambridge.importer.settings import ImporterSettings
@@ -357,18 +353,6 @@ class KinesisImporter(ShardReading):
             lag, began = page.millis_behind, shard.began
             shard.read(records=len(page.records), lag=lag, settings=self.settings, now=began)
 
-    def _settle_ready(self, result: _Poll) -> None:
-        """Take the outcomes of the sink calls that ended, each shard in its order."""
-        if self._handover is not None:
-            for handed in self._handover.ready():
-                self._settle(handed, handed.outcome(), result)
-
-    def _drain(self, result: _Poll) -> None:
-        """Until every sink call in flight ended and was taken."""
-        while self._handover is not None and self._handover.holds():
-            self._handover.wait()
-            self._settle_ready(result)
-
     def _begin_read(self, shard: Shard) -> dict[str, Any] | None:
         """Note the read's start; GetShardIterator's parameters when the shard has none."""
         shard.began = self._clock()
@@ -380,49 +364,3 @@ class KinesisImporter(ShardReading):
         if begin is not None:  # remember where we begin before we begin
             self._save(shard, begin)
         return params
-
-    def _settle(self, handed: Handed, outcome: Outcome, result: _Poll) -> bool:
-        """A page's sink outcome: count it and move the checkpoint, or read it again later.
-
-        True when the checkpoint moved past the page (or there was nothing to move).
-        """
-        shard, records, events, skipped = (
-            handed.shard, handed.records, handed.events, handed.skipped,
-        )  # fmt: skip
-        if outcome.error is not None:
-            later = 0 if self._handover is None else self._handover.drop(shard.shard_id)
-            shard.undelivered = len(events) + later
-            if isinstance(outcome.error, FatalSinkError):
-                raise outcome.error
-            what = f"{len(events)} event(s) of shard {shard.shard_id} ({outcome.error!r})"
-            logger.warning("sink did not take %s; they will be read again", what)
-            failure = SinkFailure(shard.shard_id, len(events), repr(outcome.error))
-            result.append("sink_failures", failure)
-            shard.iterator = None  # re-read from the checkpoint
-            self._back_off(shard)
-            return False
-        refusals = refusals_in(outcome.answer)
-        if refusals:  # whatever else a sink returns (None, uuids…) means "all taken"
-            skipped.extend(self._convert.refused(shard.shard_id, list(records), refusals))
-            refused = {r.event.uuid for r in refusals}
-            events = [event for event in events if event.uuid not in refused]
-        try:
-            hand_back(self.on_skip, skipped, logger, "on_skip raised; the record stays skipped")
-        except DeadLetterError:  # not handed back: the checkpoint stays before it, and we stop
-            shard.iterator = None
-            if self._handover is not None:
-                self._handover.drop(shard.shard_id)
-            raise
-        shard.undelivered = 0
-        result.add("records", len(records))
-        result.add("event_count", len(events))
-        if self.sink is None:  # with a sink the events are there, not held here
-            result.extend("events", events)
-        result.extend("skipped", skipped)
-        if records:
-            sequence = records[-1]["SequenceNumber"]
-            self._save(shard, attrs.evolve(shard.checkpoint, sequence_number=sequence))
-        if handed.next_iterator is None:
-            shard.failures = 0
-            self._finish(shard, result)
-        return True

@@ -2,30 +2,37 @@
 
 :class:`ShardReading` is :class:`~streambridge.KinesisImporter`'s base: what it does with
 ``ListShards`` and ``GetRecords`` answers (well formed or not, errors and throttling), how a
-shard backs off, ends, and saves its checkpoint. The importer adds the loop and the hand-over
-to the sink (:mod:`streambridge.importer.importer`).
+shard backs off, ends, and saves its checkpoint, and how a page's sink outcome settles it
+(counted and the checkpoint moved, or read again later). The importer adds the loop and the
+hand-over to the sink (:mod:`streambridge.importer.importer`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import attrs
 
 from streambridge._aws import CallError, ClientShell
 from streambridge._tally import Tally
-from streambridge.errors import DeliveryError, MalformedAnswerError
+from streambridge.deadletter import hand_back
+from streambridge.errors import DeadLetterError, DeliveryError, FatalSinkError, MalformedAnswerError
 from streambridge.importer.answers import RecordsPage
 from streambridge.importer.calls import Fetched, ShardLister, refusal_error
 from streambridge.importer.checkpoints import CheckpointStore, ShardCheckpoint
-from streambridge.importer.results import ImportResult
+from streambridge.importer.conversion import RecordConverter
+from streambridge.importer.handover import Handed, HandOver, Outcome
+from streambridge.importer.results import ImportResult, SinkFailure, SkippedRecord, refusals_in
 from streambridge.importer.settings import ImporterSettings
 from streambridge.importer.shards import Shard, ShardTable
 from streambridge.retry import THROTTLING_CODES, RetryPolicy
 
 if TYPE_CHECKING:
     from mypy_boto3_kinesis import KinesisClient
+
+    from streambridge.importer.sinks import Sink
 
 __all__ = ["ShardReading"]
 
@@ -44,6 +51,10 @@ class ShardReading(ClientShell[ImporterSettings]):
     _table: ShardTable
     _lister: ShardLister
     _next_refresh: float
+    sink: Sink | None
+    on_skip: Callable[[SkippedRecord], object] | None
+    _convert: RecordConverter
+    _handover: HandOver | None
 
     def _refresh_shards(self) -> None:
         """List the stream's shards (paginated) and decide where new ones start.
@@ -152,3 +163,61 @@ class ShardReading(ClientShell[ImporterSettings]):
     def _fatal(self, failure: CallError) -> DeliveryError:
         """Turn a non-retryable error into a DeliveryError that says what to do."""
         return refusal_error(failure, self.settings.stream_name, self.client.meta.region_name)
+
+    def _settle_ready(self, result: _Poll) -> None:
+        """Take the outcomes of the sink calls that ended, each shard in its order."""
+        if self._handover is not None:
+            for handed in self._handover.ready():
+                self._settle(handed, handed.outcome(), result)
+
+    def _drain(self, result: _Poll) -> None:
+        """Until every sink call in flight ended and was taken."""
+        while self._handover is not None and self._handover.holds():
+            self._handover.wait()
+            self._settle_ready(result)
+
+    def _settle(self, handed: Handed, outcome: Outcome, result: _Poll) -> bool:
+        """A page's sink outcome: count it and move the checkpoint, or read it again later.
+
+        True when the checkpoint moved past the page (or there was nothing to move).
+        """
+        shard, records, events, skipped = (
+            handed.shard, handed.records, handed.events, handed.skipped,
+        )  # fmt: skip
+        if outcome.error is not None:
+            later = 0 if self._handover is None else self._handover.drop(shard.shard_id)
+            shard.undelivered = len(events) + later
+            if isinstance(outcome.error, FatalSinkError):
+                raise outcome.error
+            what = f"{len(events)} event(s) of shard {shard.shard_id} ({outcome.error!r})"
+            logger.warning("sink did not take %s; they will be read again", what)
+            failure = SinkFailure(shard.shard_id, len(events), repr(outcome.error))
+            result.append("sink_failures", failure)
+            shard.iterator = None  # re-read from the checkpoint
+            self._back_off(shard)
+            return False
+        refusals = refusals_in(outcome.answer)
+        if refusals:  # whatever else a sink returns (None, uuids…) means "all taken"
+            skipped.extend(self._convert.refused(shard.shard_id, list(records), refusals))
+            refused = {r.event.uuid for r in refusals}
+            events = [event for event in events if event.uuid not in refused]
+        try:
+            hand_back(self.on_skip, skipped, logger, "on_skip raised; the record stays skipped")
+        except DeadLetterError:  # not handed back: the checkpoint stays before it, and we stop
+            shard.iterator = None
+            if self._handover is not None:
+                self._handover.drop(shard.shard_id)
+            raise
+        shard.undelivered = 0
+        result.add("records", len(records))
+        result.add("event_count", len(events))
+        if self.sink is None:  # with a sink the events are there, not held here
+            result.extend("events", events)
+        result.extend("skipped", skipped)
+        if records:
+            sequence = records[-1]["SequenceNumber"]
+            self._save(shard, attrs.evolve(shard.checkpoint, sequence_number=sequence))
+        if handed.next_iterator is None:
+            shard.failures = 0
+            self._finish(shard, result)
+        return True
