@@ -3,9 +3,10 @@
 The file holds the input's path, how many of its lines are settled — every record of their
 batches delivered, or handed to ``--dead-letter`` — and the SHA-256 of those lines. It moves
 only at a :class:`~streambridge.forwarder.Settled` marker (every ``--checkpoint-every``
-batches, and at the end), and only while every dead letter was written. A rerun checks the
-lines it skips against the hash (a changed input is refused, not half skipped) and goes on
-after them: after a SIGKILL it sends again at most the batches since the last checkpoint.
+batches, and at the end), once every call before the marker has answered (the calls after it
+go on meanwhile), and only while every dead letter was written. A rerun checks the lines it
+skips against the hash (a changed input is refused, not half skipped) and goes on after
+them: after a SIGKILL it sends again at most the calls that were in flight.
 The file is replaced whole (written aside, synced, renamed) and created 0600.
 """
 

@@ -85,10 +85,11 @@ def add_parser(commands: Any) -> None:
     forward.add_argument(
         "--checkpoint-every",
         type=int,
-        default=2_000,
+        default=1,
         metavar="N",
-        help="batches between checkpoints (default 2000): at most this many are sent again "
-        "after a kill; each checkpoint waits for the calls in flight",
+        help="mark a checkpoint after every N batches (default 1); a mark is saved once every "
+        "call before it has answered, without waiting for the calls after it, at most once per "
+        "call: after a kill, at most the calls in flight are sent again",
     )
     forward.add_argument("--failed-out", help=argparse.SUPPRESS)  # the old name
     forward.add_argument(

@@ -64,6 +64,10 @@ class Pipeline:
         self.packer = packer
         self._sender, self._on_failure, self._fatal = sender, on_failure, fatal
         self._unsent: list[tuple[int, tuple[bytes, ...]]] = []  # groups stopped, by order
+        self._first = sender.next_index  # this call's groups are numbered from here
+        self._merged: set[int] = set()  # this call's groups merged past the first gap
+        self._through = 0  # how many of this call's first groups are all merged
+        self._markers: deque[tuple[int, Settled]] = deque()  # (groups it needs, marker)
 
     def result(self, pending_sessions: int) -> ForwardResult:
         """The call's frozen result."""
@@ -109,15 +113,30 @@ class Pipeline:
             self._sender.submit(records, self.merge)
 
     def finish(self) -> None:
-        """Send what is packed, and wait for every call in flight."""
+        """Send what is packed, wait for every call in flight, tell the markers left."""
         self.pack()
         self.deliver(self.packer.drain())
         self._sender.drain(self.merge)
+        self._tell()
 
     def settle(self, marker: Settled) -> None:
-        """Deliver everything before ``marker``, then run its ``then``."""
-        self.finish()
-        marker.then()
+        """Tell ``marker`` once every group holding a record before it has ended; no waiting.
+
+        The records before it are in the groups submitted so far and, when the packer holds
+        some, in the next group. Markers settled by the same merge: only the last is told.
+        """
+        self.pack()
+        submitted = self._sender.next_index - self._first
+        self._markers.append((submitted + (1 if self.packer.pending else 0), marker))
+        self._tell()
+
+    def _tell(self) -> None:
+        """Run the ``then`` of the last marker whose groups have all ended, if any."""
+        ready = None
+        while self._markers and self._markers[0][0] <= self._through:
+            ready = self._markers.popleft()[1]
+        if ready is not None:
+            ready.then()
 
     def absorb(self, outcome: GroupOutcome) -> None:
         """Count a group's outcome (in this thread: on_failure too); keep what it did not send."""
@@ -136,3 +155,8 @@ class Pipeline:
             raise Stopped(self._fatal(outcome.stop), outcome.stop.error)
         if outcome.raised is not None:
             raise outcome.raised
+        self._merged.add(outcome.index - self._first)
+        while self._through in self._merged:
+            self._merged.discard(self._through)
+            self._through += 1
+        self._tell()

@@ -206,12 +206,16 @@ FLUSH = _Flush()
 class Settled:
     """A marker among the batches of ``forward_many``: "tell me when all before is settled".
 
-    The forwarder sends what it holds, waits for every call in flight, hands each record that
-    failed for good to ``on_failure``, and only then calls :attr:`then` — so every record of
-    the batches before it is delivered or handed back. A checkpoint saved in :attr:`then`
-    moves only past what is settled (``streambridge forward --checkpoints`` does this). Not a
-    batch: it is not counted, rejected or indexed. Wait for Complete Batch holds sessions back,
-    so a ``Settled`` there stops the call (``ForwardAbortedError``).
+    The forwarder does not stop for it: it goes on reading and sending, and calls
+    :attr:`then` as soon as every call holding a record of the batches before the marker has
+    ended and each record that failed for good was handed to ``on_failure`` — so every record
+    before it is delivered or handed back. A checkpoint saved in :attr:`then` moves only past
+    what is settled, and never waits for the calls after it (``streambridge forward
+    --checkpoints`` does this). Markers are told in order; when one call's end settles
+    several, only the last one's :attr:`then` runs (it stands for all before it). If the call
+    stops on an error, the markers not yet settled are never told. Not a batch: it is not
+    counted, rejected or indexed. Wait for Complete Batch holds sessions back, so a
+    ``Settled`` there stops the call (``ForwardAbortedError``).
 
     Attributes:
         then: Called with no arguments once everything before is settled.

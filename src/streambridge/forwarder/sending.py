@@ -109,6 +109,11 @@ class Sender:
 
     # ------------------------------------------------------------------ the pipeline
 
+    @property
+    def next_index(self) -> int:
+        """The index the next group submitted gets (groups are numbered in order)."""
+        return self._next
+
     def submit(self, records: list[bytes], merge: Callable[[GroupOutcome], None]) -> None:
         """Deliver a group; returns once fewer than :attr:`limit` groups are in flight."""
         index, self._next = self._next, self._next + 1
@@ -120,6 +125,10 @@ class Sender:
         self._in_flight[self._pool.submit(self.deliver, index, records)] = index
         while len(self._in_flight) >= self.limit.value:
             self._collect(merge)
+        ended = sorted((f for f in self._in_flight if f.done()), key=self._in_flight.__getitem__)
+        for future in ended:  # merged now, not when the limit is next reached: what settles
+            self._in_flight.pop(future)  # (a checkpoint) is told as soon as it can be
+            self._merge(future.result(), merge)
 
     def drain(self, merge: Callable[[GroupOutcome], None]) -> None:
         """Wait for every group in flight and merge its outcome."""
