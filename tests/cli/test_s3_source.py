@@ -9,6 +9,7 @@ read local files only (``s3://…`` was "cannot read").
 from __future__ import annotations
 
 import gzip
+import hashlib
 import http.client
 import json
 import random
@@ -198,8 +199,6 @@ def test_checkpoints_refuse_what_they_would_skip(
 
 
 def _keys_hash(keys: list[str]) -> str:
-    import hashlib  # noqa: PLC0415
-
     return hashlib.sha256(b"".join(k.encode() + b"\n" for k in keys)).hexdigest()
 
 
@@ -320,3 +319,25 @@ def test_the_documented_policy_is_enough_and_a_missing_grant_is_named(
         code, _, err = run(capsys, *argv)
         assert 0 == code, err
     assert Counter(range(20)) == delivered(exports)
+
+
+def test_a_checkpoint_at_the_start_of_an_object_reads_it_whole(
+    capsys: pytest.CaptureFixture[str], env: list[str], exports: LocalAWS, tmp_path: Path
+) -> None:
+    """A position at line 0 of an object (nothing of it settled) skips nothing of it."""
+    put(exports, "z/1.json", ndjson(numbered(10)))
+    etag = exports.client("s3").head_object(Bucket=BUCKET, Key="z/1.json")["ETag"]
+    state = tmp_path / "state.json"
+    state.write_text(
+        json.dumps(
+            {
+                "version": 1, "input": f"s3://{BUCKET}/z/", "objects": 0,
+                "keys_sha256": _keys_hash([]), "key": "z/1.json", "etag": etag, "lines": 0,
+                "sha256": hashlib.sha256().hexdigest(),
+            }
+        )
+    )  # fmt: skip
+    argv = ["forward", f"s3://{BUCKET}/z/", "--stream", STREAM, "--checkpoints", str(state)]
+    code, _, err = run(capsys, *argv, *env)
+    assert 0 == code, err
+    assert Counter(range(10)) == delivered(exports)

@@ -260,7 +260,7 @@ class S3Resume:
                 f"the prefix again"
             )
         wanted = int(state.get("lines", 0))
-        for line in lines:
+        for line in lines if wanted > 0 else ():
             self._hash.update(line)
             self.lines += 1
             if self.lines == wanted:
