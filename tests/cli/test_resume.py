@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,37 @@ def behind_at_kill(aws: LocalAWS, settled: int) -> None:
     assert len({n for n in have if n >= settled}) <= MAX_IN_FLIGHT * 500
 
 
+def killed_runs(
+    aws: LocalAWS, argv: list[str], state: Path, seed: int, settled: Callable[[Any], int]
+) -> int:
+    """Three runs of ``streambridge argv``, each SIGKILLed soon after it moved ``state``.
+
+    After each kill, the events the checkpoint counts settled (``settled(its JSON)``) are
+    checked against what Firehose has (:func:`behind_at_kill`). Returns the kills made.
+    """
+    rng = random.Random(seed)
+    kills = 0
+    for _ in range(3):
+        process = subprocess.Popen(  # noqa: S603 - our own command, loopback only
+            command(*argv),
+            env=subprocess_env(aws),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        before = state.read_text() if state.exists() else ""
+        deadline = time.monotonic() + 30
+        while process.poll() is None and time.monotonic() < deadline:
+            if state.exists() and state.read_text() != before:  # a new checkpoint
+                time.sleep(rng.uniform(0.0, 0.3))
+                process.send_signal(signal.SIGKILL)
+                kills += 1
+                break
+            time.sleep(0.01)
+        process.wait(30)
+        behind_at_kill(aws, settled(json.loads(state.read_text())))
+    return kills
+
+
 def forward(input_file: Path, state: Path, *extra: str) -> list[str]:
     """The forward command line with checkpoints."""
     argv = ["forward", str(input_file), "--stream", STREAM, "--checkpoints", str(state)]
@@ -70,26 +102,7 @@ def test_kills_at_random_moments_lose_nothing_and_resend_little(
     aws.create_delivery_stream(STREAM)
     source = jsonl(tmp_path / "batches.jsonl", numbered(EVENTS))
     state = tmp_path / "state.json"
-    rng = random.Random(20)
-    kills = 0
-    for _ in range(3):
-        process = subprocess.Popen(  # noqa: S603 - our own command, loopback only
-            command(*forward(source, state)),
-            env=subprocess_env(aws),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        before = state.read_text() if state.exists() else ""
-        deadline = time.monotonic() + 30
-        while process.poll() is None and time.monotonic() < deadline:
-            if state.exists() and state.read_text() != before:  # a new checkpoint
-                time.sleep(rng.uniform(0.0, 0.3))
-                process.send_signal(signal.SIGKILL)
-                kills += 1
-                break
-            time.sleep(0.01)
-        process.wait(30)
-        behind_at_kill(aws, json.loads(state.read_text())["lines"])
+    kills = killed_runs(aws, forward(source, state), state, 20, lambda saved: saved["lines"])
     done = finished(aws, *forward(source, state))
     assert 0 == done.returncode, done.stderr
     got = delivered(aws)

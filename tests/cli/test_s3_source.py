@@ -12,11 +12,7 @@ import gzip
 import hashlib
 import http.client
 import json
-import random
-import signal
-import subprocess
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,8 +26,8 @@ from streambridge.cli._s3source import S3Source
 from streambridge.iam import s3_source_policy
 from streambridge.testing import LocalAWS
 from tests.cli.test_cli import _env, run  # noqa: F401 - the env fixture
-from tests.cli.test_cli_reliability import command, finished, subprocess_env
-from tests.cli.test_resume import behind_at_kill, delivered, numbered
+from tests.cli.test_cli_reliability import finished
+from tests.cli.test_resume import delivered, killed_runs, numbered
 
 pytestmark = pytest.mark.integration
 
@@ -138,27 +134,9 @@ def test_checkpoints_resume_after_kills_with_none_lost(
         "forward", f"s3://{BUCKET}/exports/", "--stream", STREAM, "--checkpoints", str(state),
         "--quiet",
     ]  # fmt: skip
-    rng = random.Random(7)
-    kills = 0
-    for _ in range(3):
-        process = subprocess.Popen(  # noqa: S603 - our own command, loopback only
-            command(*argv),
-            env=subprocess_env(aws),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        before = state.read_text() if state.exists() else ""
-        deadline = time.monotonic() + 30
-        while process.poll() is None and time.monotonic() < deadline:
-            if state.exists() and state.read_text() != before:
-                time.sleep(rng.uniform(0.0, 0.3))
-                process.send_signal(signal.SIGKILL)
-                kills += 1
-                break
-            time.sleep(0.01)
-        process.wait(30)
-        saved = json.loads(state.read_text())
-        behind_at_kill(aws, saved["objects"] * 750 + saved.get("lines", 0))
+    kills = killed_runs(
+        aws, argv, state, 7, lambda saved: saved["objects"] * 750 + saved.get("lines", 0)
+    )
     done = finished(aws, *argv)
     assert 0 == done.returncode, done.stderr
     got = delivered(aws)
