@@ -19,11 +19,14 @@ from streambridge import (
     MalformedAnswerError,
     RejectedBatch,
     StreamNotFoundError,
+    _json,
 )
 from streambridge._aws import CallError, attempt, fatal_error
-from streambridge._json import documents, loads
+from streambridge._json import documents, encode_record_stdlib, loads
 from streambridge._settings import did_you_mean, normalise
 from streambridge._tally import Tally
+from streambridge.errors import EncodingError
+from tests.strategies import json_values
 
 REJECTED = RejectedBatch(0, "not an object")
 FAILED = FailedRecord(b"x", "ThrottlingException", "m", 10)
@@ -187,3 +190,37 @@ def test_fatal_errors_say_what_to_do(code: str, kind: type[Exception], text: str
     assert type(error) is kind
     assert text in str(error)
     assert code == error.error_code
+
+
+STDLIB = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
+)
+
+
+@given(json_values, st.sampled_from(["", " ", "\n", " \t\r\n"]))
+def test_the_standard_library_path_reads_and_writes_as_json_does(value: Any, space: str) -> None:
+    """Without orjson: the C encoder and scanner called at once give json's own text and values.
+
+    Space around a document, and text that is not JSON, go through ``JSONDecoder.decode``:
+    the same values, the same errors.
+    """
+    text = STDLIB.encode(value)
+    assert text.encode() == encode_record_stdlib(value)
+    padded = (space + text + space).encode()
+    assert json.loads(padded) == _json._stdlib_loads(padded.decode())
+    with pytest.raises(json.JSONDecodeError) as theirs:
+        json.loads(text + " x")
+    with pytest.raises(json.JSONDecodeError) as ours:
+        _json._stdlib_loads(text + " x")
+    assert (ours.value.msg, ours.value.pos) == (theirs.value.msg, theirs.value.pos)
+
+
+def test_the_standard_library_path_refuses_what_json_refuses() -> None:
+    """NaN, a non-string key, another object: EncodingError; NaN text: ValueError."""
+    for bad in ({"a": float("nan")}, {1j: 1}, {"a": object()}):
+        with pytest.raises(EncodingError):
+            encode_record_stdlib(bad)
+    with pytest.raises(ValueError, match="NaN is not JSON"):
+        _json._stdlib_loads('{"a": NaN}')
+    with pytest.raises(json.JSONDecodeError, match="Expecting value"):
+        _json._stdlib_loads("")

@@ -28,7 +28,7 @@ from typing import Any
 
 import attrs
 
-from streambridge._json import encode_record, json_kind
+from streambridge._json import encode_record, encode_record_stdlib, json_kind
 from streambridge._util import parse_iso_datetime
 from streambridge.errors import EncodingError, UnusableRecordError
 from streambridge.importer.keys import MISSING, PropertyMapping, getter, parse_path
@@ -137,7 +137,11 @@ def _capture(
             "event": event,
             "distinct_id": distinct_id,
             "properties": properties,
-            "timestamp": timestamp,  # written as isoformat(), in C with orjson
+            # written as isoformat(): in C by orjson; the standard library's encoder would
+            # call back into Python for a datetime, so it is given the text
+            "timestamp": timestamp
+            if encode_record is not encode_record_stdlib
+            else timestamp.isoformat(),
             "uuid": uuid,
         }
     )
