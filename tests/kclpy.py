@@ -17,7 +17,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-VERSION = "3.2.0"
+VERSION = "3.1.3"  # the version the kcl extra pins (pyproject.toml says why)
 CACHE = Path(__file__).resolve().parents[1] / ".emulators" / f"amazon_kclpy-{VERSION}"
 
 
