@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from botocore.exceptions import BotoCoreError, ClientError
 
 from streambridge import __version__
-from streambridge.cli import check, forward, importing, kcl, local, serve
+from streambridge.cli import check, forward, importing, kcl, kcl_daemon, local, serve
 from streambridge.cli._common import (
     EXIT_AWS,
     EXIT_DEAD_LETTER,
@@ -85,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     importing.add_parser(commands)
     check.add_parser(commands)
     kcl.add_parser(commands)
+    kcl_daemon.add_parser(commands)
     local.add_parser(commands)
     demo = commands.add_parser(
         "demo", help="both halves on an embedded local AWS, with the sample batches (no account)"
