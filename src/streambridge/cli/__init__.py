@@ -1,4 +1,4 @@
-"""The ``streambridge`` command: forward, serve, import, check, kcl, local, demo.
+"""The ``streambridge`` command: forward, serve, import, check, kcl, kcl-daemon, local, demo.
 
 Every command honours the standard AWS environment (profiles, ``AWS_REGION``,
 ``AWS_ENDPOINT_URL_FIREHOSE`` / ``_KINESIS``…) plus ``--profile``, ``--region`` and
