@@ -21,6 +21,7 @@ from typing import Any
 
 from streambridge._files import write_all
 from streambridge.cli._common import EXIT_OK, UsageError
+from streambridge.cli.kcl import add_parser as add_kcl_parser
 
 __all__ = ["MAIN_CLASS", "add_parser", "daemon_command", "jars_directory", "properties_text"]
 
@@ -131,13 +132,13 @@ def daemon_command(java: str, jars: Path, properties: Path) -> list[str]:
 
 
 def _kcl_daemon(args: argparse.Namespace) -> int:
-    from streambridge.cli import _parser  # noqa: PLC0415 - the child's own parser checks them
-
     child = args.child[1:] if args.child[:1] == ["--"] else list(args.child)
     if not child:
         raise UsageError("give the child's options after --: -- --stream NAME --event-key KEY")
+    parser = argparse.ArgumentParser(prog="streambridge")
+    add_kcl_parser(parser.add_subparsers())  # the child's own parser checks its options
     try:
-        parsed = _parser().parse_args(["kcl", *child])
+        parsed = parser.parse_args(["kcl", *child])
     except SystemExit:
         raise UsageError("the options after -- are not those of `streambridge kcl`") from None
     extra: dict[str, str] = {}
