@@ -72,7 +72,8 @@ def test_the_properties_run_this_child_with_the_options_given(
     ("child", "says"),
     [
         ([], "give the child's options"),
-        (["--event-key", "name", "--output", "x"], "needs --stream"),
+        (["--event-key", "name", "--output", "x"], "stream"),
+        (["--stream", "s", "--event-key", "e", "--posthog-key", "phc_secret"], "POSTHOG_API_KEY"),
         (["--stream", "s", "--event-key", "a b", "--output", "x"], "splits executableName"),
         (["--stream", "s", "--no-such-option"], "not those of `streambridge kcl`"),
     ],
@@ -80,11 +81,12 @@ def test_the_properties_run_this_child_with_the_options_given(
 def test_what_the_daemon_could_not_run_is_refused(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, child: list[str], says: str
 ) -> None:
-    """No child options, no stream, an argument with a space, an unknown option: exit 2."""
+    """No child options, no stream, a key on the line, a space, an unknown option: exit 2."""
     target = tmp_path / "kcl.properties"
     argv = ["kcl-daemon", "--application-name", "a", "--properties", str(target)]
     code, _, err = run(capsys, *argv, "--region", "us-east-1", "--", *child)
     assert (2, True) == (code, says in err), err
+    assert "phc_secret" not in err
     assert not target.exists()
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from streambridge._files import write_all
 from streambridge.cli._common import EXIT_OK, UsageError
+from streambridge.cli.importing import importer_settings
 from streambridge.cli.kcl import add_parser as add_kcl_parser
 
 __all__ = ["MAIN_CLASS", "add_parser", "daemon_command", "jars_directory", "properties_text"]
@@ -150,9 +151,13 @@ def _kcl_daemon(args: argparse.Namespace) -> int:
     region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if not region:  # the daemon's clients find none without it, and it dies with a stack trace
         raise UsageError("no AWS region: pass --region or set AWS_REGION")
-    if not getattr(parsed, "stream", None):
-        raise UsageError("the child needs --stream: it is the daemon's streamName too")
-    text = properties_text(child, args.application_name, parsed.stream, region, extra)
+    if getattr(parsed, "posthog_key", None):
+        raise UsageError(
+            "--posthog-key would be written into executableName, which every user reads (ps, "
+            "the properties file): give the child POSTHOG_API_KEY or --posthog-key-file"
+        )
+    stream = importer_settings(parsed).stream_name  # --stream, or --config's kinesisStreamName
+    text = properties_text(child, args.application_name, stream, region, extra)
     jars = jars_directory()
     home = os.environ.get("JAVA_HOME")
     java = args.java or (str(Path(home) / "bin" / "java") if home else shutil.which("java"))
