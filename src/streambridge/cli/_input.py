@@ -150,7 +150,7 @@ def read_objects(
     """Batches from the JSON lines of several objects: (where, lines, lines skipped) each."""
     reader = _Lines(unreadable, progress, stopped, reached, places.shifts)
     for where, lines, skipped in objects:
-        unreadable.source = reader.source = f"{where} "
+        unreadable.source = f"{where} "
         places.start(progress.count, where)
         counted = [skipped]
         try:
@@ -186,7 +186,6 @@ class _Lines:
     ) -> None:
         self.unreadable, self.progress, self.stopped = unreadable, progress, stopped
         self.reached, self.shifts = reached, shifts
-        self.source = ""  # the S3 object being read ("s3://bucket/key "), else empty
 
     def batches(
         self,
@@ -232,7 +231,7 @@ class _Lines:
                     self.unreadable.note(number, f"not JSON ({exc})", raw)
                     continue
             self.progress.tick()
-            _note(self.reached, f"{self.source}line {number}")
+            _note(self.reached, f"{self.unreadable.source}line {number}")
             _shift(self.shifts, self.progress.count - 1, number)
             held = True
             yield item

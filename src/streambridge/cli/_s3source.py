@@ -17,6 +17,7 @@ was settled, none skipped.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 import zlib
@@ -142,10 +143,11 @@ class S3Source:
                 ask["Range"] = f"bytes={offset}-"
             try:
                 body = self.client.get_object(**ask)["Body"]
-                while chunk := body.read(_CHUNK):
-                    offset += len(chunk)
-                    self.bytes_read += len(chunk)
-                    yield chunk
+                with contextlib.closing(body):  # its connection back, however the read ends
+                    while chunk := body.read(_CHUNK):
+                        offset += len(chunk)
+                        self.bytes_read += len(chunk)
+                        yield chunk
             except ClientError as exc:
                 error = exc.response.get("Error", {})
                 code = str(error.get("Code", ""))

@@ -175,10 +175,12 @@ def _open(
     args: argparse.Namespace, settings: ForwarderSettings, dead_path: str | None
 ) -> tuple[Any, DeadLetterTarget | None, Resume | S3Resume | None]:
     """The input (a file, S3Source, None with --replay), dead letters, checkpoints; all or none."""
-    source: Any = None  # --replay reads no input
-    if args.replay is None and is_s3_url(args.input):
+    source: Any
+    if args.replay is not None:
+        source = None  # --replay reads a dead-letter file, no input
+    elif is_s3_url(args.input):
         source = S3Source(aws_client(args, "s3", attempts=5), args.input)
-    elif args.replay is None:
+    else:
         source = open_input(args.input)
     letters = None
     try:
