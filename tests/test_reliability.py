@@ -443,22 +443,30 @@ def test_the_last_line_catches_what_no_rule_foresaw(
     importing: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An unexpected error decoding or converting one record skips it, with its type."""
-    h = importing([good(n) for n in range(6)])
-    real_decode = importer_module._decode
-    real_convert = importer_module.make_event  # type: ignore[attr-defined]
+    real_loads = importer_module.loads  # type: ignore[attr-defined]
+    real_event = importer_module._event  # type: ignore[attr-defined]
 
-    def decode(data: bytes, plain: bool) -> list[Any]:
+    real_decode = importer_module._decode
+
+    def loads(data: bytes) -> Any:  # the one-object record's short way…
+        if b'"n": 2,' in data:
+            raise MemoryError("pretend")
+        return real_loads(data)
+
+    def decode(data: bytes, plain: bool) -> list[Any]:  # …and the general one
         if b'"n": 2,' in data:
             raise MemoryError("pretend")
         return real_decode(data, plain)
 
-    def convert(value: Any, *args: Any) -> PostHogEvent:
-        if value.get("n") == 4:
+    def event(*args: Any) -> PostHogEvent:
+        if args[5].get("n") == 4:  # the payload, after the five the converter binds
             raise ZeroDivisionError("pretend")
-        return real_convert(value, *args)
+        return real_event(*args)
 
+    monkeypatch.setattr(importer_module, "loads", loads)
     monkeypatch.setattr(importer_module, "_decode", decode)
-    monkeypatch.setattr(importer_module, "make_event", convert)
+    monkeypatch.setattr(importer_module, "_event", event)  # before the converter binds it
+    h = importing([good(n) for n in range(6)])
     result = h.importer.poll()
     assert {0, 1, 3, 5} == set(h.ns())
     assert [

@@ -373,3 +373,56 @@ def test_blobs_are_decoded_as_botocore_decodes_them(value: str | bytes) -> None:
         except Exception as exc:  # noqa: BLE001, PERF203 - compared
             outcomes.append(type(exc))
     assert outcomes[0] == outcomes[1]
+
+
+# Pages as Kinesis writes them (every record alike), now and then with one odd value: read a
+# column at a time (``_columns``), or by the walk when a value is odd — botocore's result.
+plain_records = st.fixed_dictionaries(
+    {
+        "SequenceNumber": st.text("0123456789", min_size=1, max_size=8),
+        "ApproximateArrivalTimestamp": st.sampled_from([1.7e9, 1.7e9 + 0.25, 1_700_000_001]),
+        "Data": base64_texts,
+        "PartitionKey": st.text(max_size=5),
+    }
+)
+odd_values = st.tuples(
+    st.sampled_from(["SequenceNumber", "ApproximateArrivalTimestamp", "Data", "PartitionKey"]),
+    scalars | timestamps | odd_base64 | st.just(2.0**64),
+)
+
+
+@given(
+    st.lists(plain_records, min_size=1, max_size=6),
+    st.none() | st.tuples(st.integers(0, 5), odd_values),
+    st.booleans(),
+)
+def test_alike_records_are_read_a_column_at_a_time_as_the_walk_reads_them(
+    page: list[dict[str, Any]], odd: Any, encrypted: bool
+) -> None:
+    """The same result or error as botocore's walk; the plain pages do take the column path."""
+    if encrypted:
+        page = [{**record, "EncryptionType": "KMS"} for record in page]
+    if odd is not None:
+        where, (key, value) = odd
+        page[where % len(page)][key] = value
+    body = json.dumps({"Records": page, "NextShardIterator": "i"}).encode()
+    theirs, ours = _read_by_both(body, _OUTPUT)
+    assert theirs == ours
+    if odd is None:
+        parser = _parsers()[1]
+        member = _OUTPUT.members["Records"].member  # type: ignore[union-attr]
+        members = [
+            (name, shape.serialization.get("name", name), shape.type_name)
+            for name, shape in member.members.items()
+        ]
+        assert ours["Records"] == parser._columns(members, page)
+
+
+def test_records_of_one_put_share_one_timestamp_conversion() -> None:
+    """Each distinct timestamp is converted once (the records of one put share theirs)."""
+    page = [
+        {"SequenceNumber": str(n), "ApproximateArrivalTimestamp": 1.7e9, "Data": "AA=="}
+        for n in range(3)
+    ]
+    records = _read_by_both(json.dumps({"Records": page}).encode(), _OUTPUT)[1]["Records"]
+    assert 1 == len({id(record["ApproximateArrivalTimestamp"]) for record in records})

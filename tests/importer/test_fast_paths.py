@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 
 from streambridge import ImporterSettings, PostHogEvent, RecordConverter
 from streambridge._json import encode_record
+from streambridge.errors import DecodeError, UnusableRecordError
 from streambridge.importer.decoding import decode_record
-from streambridge.importer.events import UUID_NAMESPACE, uuid_maker
+from streambridge.importer.events import UUID_NAMESPACE, to_event, uuid_maker
 from streambridge.importer.keys import MISSING, getter, lookup
 from tests.strategies import json_values
 
@@ -100,3 +101,62 @@ def test_the_short_way_decodes_as_decode_record(data: bytes) -> None:
         assert 1 == len(skipped)
     else:
         assert len(expected) == len(events) + len(skipped)
+
+
+def _by_the_general_way(data: bytes) -> tuple[list[PostHogEvent], list[tuple[int, str]]]:
+    """What the converter's general way makes of one record: decode_record, then to_event."""
+    try:
+        values = decode_record(data)
+    except DecodeError as exc:
+        return [], [(0, exc.reason)]
+    events: list[PostHogEvent] = []
+    skipped: list[tuple[int, str]] = []
+    make_uuid = uuid_maker("s", "shardId-000000000000")
+    for position, value in enumerate(values):
+        try:
+            events.append(
+                to_event(
+                    value,
+                    event_key="name",
+                    mappings=CONVERTER.mappings,
+                    arrival=ARRIVAL,
+                    uuid=make_uuid("1", position, None),
+                    default_distinct_id="AWS Kinesis",
+                )
+            )
+        except UnusableRecordError as exc:  # noqa: PERF203 - a test
+            skipped.append((position, exc.reason))
+    return events, skipped
+
+
+documents = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": st.text(min_size=1, max_size=5) | nested,  # mostly a usable name
+        "a": nested,
+        "b": nested,
+        "distinct_id": st.text(max_size=3) | nested,
+    },
+).filter(lambda d: "name" in d)
+
+
+@given(
+    documents.map(encode_record)
+    | st.builds(lambda d, tail: encode_record(d) + tail, documents, st.sampled_from([b" ", b"}"]))
+    | st.builds(lambda a, b: encode_record(a) + b"\n" + encode_record(b), documents, documents)
+    | st.binary(max_size=30).map(lambda b: b"{" + b)
+)
+def test_the_one_step_way_equals_the_general_way(data: bytes) -> None:
+    """A record starting with ``{`` takes the one-step way: what the general way gives.
+
+    One ``loads``, one event: the same events, uuids and skip reasons as decode_record and
+    to_event give, for any bytes.
+    """
+    events, skipped = CONVERTER.convert(
+        "shardId-000000000000",
+        [{"Data": data, "SequenceNumber": "1", "ApproximateArrivalTimestamp": ARRIVAL}],
+    )
+    expected_events, expected_skips = _by_the_general_way(data)
+    assert expected_events == events
+    assert [e.capture_bytes() for e in expected_events] == [e.capture_bytes() for e in events]
+    assert expected_skips == [(s.position, s.reason) for s in skipped]

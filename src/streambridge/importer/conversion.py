@@ -16,6 +16,7 @@ record never stops the others.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 from streambridge._json import loads
 from streambridge.errors import DecodeError, UnusableRecordError
 from streambridge.importer.decoding import decode_record
-from streambridge.importer.events import PostHogEvent, event_uuid, make_event, uuid_maker
+from streambridge.importer.events import PostHogEvent, _event, event_uuid, make_event, uuid_maker
 from streambridge.importer.keys import getter, parse_path
 from streambridge.importer.kpl import MAGIC as KPL_MAGIC
 from streambridge.importer.kpl import NotAggregatedError, deaggregate, is_aggregated
@@ -57,6 +58,14 @@ class RecordConverter:
         self.mappings = settings.additional_property_mappings
         self.default_distinct_id = settings.default_distinct_id
         self.personless = settings.personless
+        self._build = functools.partial(
+            _event,
+            self.event_key,
+            self._get_name,
+            tuple((mapping.get, mapping.target) for mapping in self.mappings),
+            self.default_distinct_id,
+            self.personless,
+        )
 
     def convert(
         self, shard_id: str, records: Iterable[Mapping[str, Any]]
@@ -65,10 +74,26 @@ class RecordConverter:
         events: list[PostHogEvent] = []
         skipped: list[SkippedRecord] = []
         make_uuid = uuid_maker(self.stream, shard_id)
+        build = self._build
         for record in records:
             sequence: str = record["SequenceNumber"]
             arrival: datetime = record.get("ApproximateArrivalTimestamp") or _EPOCH
             whole: bytes = record["Data"]
+            if whole[:1] == b"{" and "SubSequenceNumber" not in record:
+                # the common record, one JSON object, in one step (anything odd: below)
+                try:
+                    value = loads(whole)
+                except Exception:  # noqa: BLE001, S110 - decode_record below says what
+                    pass
+                else:
+                    try:
+                        events.append(build(value, arrival, make_uuid(sequence, 0, None)))
+                    except UnusableRecordError as exc:
+                        skipped.append(self._skip(shard_id, sequence, 0, exc.reason, whole, None))
+                    except Exception as exc:  # noqa: BLE001 - the last line, as below
+                        reason = _unexpected(exc)
+                        skipped.append(self._skip(shard_id, sequence, 0, reason, whole, None))
+                    continue
             plain = whole[:4] != KPL_MAGIC and "SubSequenceNumber" not in record
             for sub, data in ((None, whole),) if plain else _payloads(record):
                 try:

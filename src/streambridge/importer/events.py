@@ -242,6 +242,21 @@ def make_event(
     personless: bool,
 ) -> PostHogEvent:
     """:func:`to_event`, with the event key's :func:`~streambridge.importer.keys.getter`."""
+    pairs = tuple((mapping.get, mapping.target) for mapping in mappings)
+    return _event(path, get_name, pairs, default_distinct_id, personless, payload, arrival, uuid)
+
+
+def _event(
+    path: tuple[str, ...],
+    get_name: Callable[[Any], Any],
+    mappings: tuple[tuple[Callable[[Any], Any], str], ...],
+    default_distinct_id: str,
+    personless: bool,
+    payload: Any,
+    arrival: datetime,
+    uuid: str,
+) -> PostHogEvent:
+    """:func:`make_event` with each mapping as (its getter, its target)."""
     name = get_name(payload)
     if name is MISSING:
         raise UnusableRecordError(f"no event name at {'.'.join(path)!r}")
@@ -249,10 +264,10 @@ def make_event(
         kind = "an empty string" if name == "" else f"not a string ({json_kind(name)})"
         raise UnusableRecordError(f"event name at {'.'.join(path)!r} is {kind}")
     properties: dict[str, Any] = {}
-    for mapping in mappings:
-        value = mapping.get(payload)
+    for get, target in mappings:
+        value = get(payload)
         if value is not MISSING:
-            properties[mapping.target] = value
+            properties[target] = value
     distinct_id = default_distinct_id
     if "distinct_id" in properties:
         distinct_id = _distinct_id(properties.pop("distinct_id"))
