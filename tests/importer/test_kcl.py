@@ -213,7 +213,9 @@ def test_poison_records_are_dead_lettered_and_the_checkpoint_still_moves(
     child.answer_checkpoint(request)
     assert child.receive()["responseFor"] == "processRecords"
     assert [e["properties"]["n"] for e in events_in(out)] == [2]
-    child.finish()
+    _, said = child.finish()
+    assert "skipped 1 record(s): not valid UTF-8" in said
+    assert "skipped skipped" not in said  # the summary says it once
     dead = [json.loads(line) for line in letters.read_text().splitlines()]
     assert [(d["sequence_number"], d["shard_id"]) for d in dead] == [("1", SHARD)]
     assert dead[0]["reason"]

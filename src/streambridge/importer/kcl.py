@@ -153,7 +153,7 @@ class KclRecordProcessor:
         except DeadLetterError as exc:  # not written, so not handed back: no checkpoint past it
             self._exit(str(exc), EXIT_DEAD_LETTER)
         if skipped:
-            logger.warning("shard %s: skipped %s", self.shard_id, "; ".join(skip_summary(skipped)))
+            logger.warning("shard %s: %s", self.shard_id, "; ".join(skip_summary(skipped)))
         last = records[-1]
         self.delivered = (last["SequenceNumber"], last["SubSequenceNumber"])
         self._checkpoint(process_records_input.checkpointer, self.delivered)
