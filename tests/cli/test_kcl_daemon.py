@@ -25,8 +25,44 @@ CHILD = ["--stream", "clicks", "--event-key", "properties.eventName", "--output"
 
 def properties(path: Path) -> dict[str, str]:
     """A properties file's keys and values."""
-    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    lines = [line for line in path.read_text().splitlines() if not line.startswith("#")]
+    pairs = (line.split("=", 1) for line in lines if "=" in line)
     return {key.strip(): value.strip() for key, value in pairs}
+
+
+SAMPLE = Path(__file__).resolve().parents[2] / "docs" / "streambridge-kcl.properties"
+
+
+def test_the_sample_properties_are_what_the_command_in_them_writes(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """docs/streambridge-kcl.properties = what its header's kcl-daemon command writes."""
+    reason = daemon_ready()
+    if reason is not None:
+        pytest.skip(reason)
+    header: list[str] = []
+    for line in SAMPLE.read_text().splitlines()[1:]:
+        if not line.startswith("#   "):
+            if header:
+                break
+            continue
+        header.append(line[1:].strip().rstrip("\\").strip())
+    argv = shlex.split(" ".join(header))
+    assert argv[:2] == ["streambridge", "kcl-daemon"]
+    target = tmp_path / "kcl.properties"
+    argv = [arg if arg != "streambridge-kcl.properties" else str(target) for arg in argv[1:]]
+    code, _, err = run(capsys, *argv)
+    assert 0 == code, err
+    sample, written = properties(SAMPLE), properties(target)
+    prefix = f"{sys.executable} -m "  # the sample names the installed script instead
+    assert sample.pop("executableName") == written.pop("executableName").removeprefix(prefix)
+    version = f"python/{sys.version_info[0]}.{sys.version_info[1]}"
+    assert (sample.pop("processingLanguage"), written.pop("processingLanguage")) == (
+        "python/3.11",
+        version,
+    )  # only the user agent: this interpreter's version
+    assert sample == written
+    assert "POLLING" == written["retrievalMode"]  # as iam.kcl_policy's default
 
 
 def daemon_ready() -> str | None:

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -112,24 +113,7 @@ def test_a_sink_that_fails_for_good_stops_the_daemon_and_loses_nothing(
     PostHog refuses the key: the child exits 4, the daemon stops, no checkpoint moves; started
     again with PostHog well, the daemon imports every event with KinesisImporter's uuids.
     """
-    client = kinesis(h2moto)
-    client.create_stream(StreamName=STREAM, ShardCount=2)
-    client.get_waiter("stream_exists").wait(StreamName=STREAM)
-    data = records()
-    client.put_records(
-        StreamName=STREAM,
-        Records=[{"Data": d, "PartitionKey": f"k{i}"} for i, d in enumerate(data)],
-    )
-    settings = ImporterSettings(stream_name=STREAM, event_key="name", start_position="TRIM_HORIZON")
-    expected = set()
-    skipped = 0
-    importer = KinesisImporter(client, settings)
-    for _ in range(5):
-        result = importer.poll()
-        expected |= {event.uuid for event in result.events}
-        skipped += len(result.skipped)
-    assert (280, 2) == (len(expected), skipped)
-    ends = _last_sequences(client)
+    expected, ends = _a_stream(kinesis(h2moto))
 
     with local_posthog() as posthog:
         posthog.status = 401  # a key PostHog refuses: no retry can fix it
@@ -149,6 +133,10 @@ def test_a_sink_that_fails_for_good_stops_the_daemon_and_loses_nothing(
         assert set(_checkpoints(h2moto, "fleet-it").values()) <= {"TRIM_HORIZON"}
 
         posthog.status = 200
+        # started again reading through a role, as a stream in another account is read
+        # (docs/kcl.md, "Across accounts"); STS is moto's here, hence endpoint= for the test
+        role = f"{ROLE}|streambridge-kcl|externalId={EXTERNAL_ID}|endpoint={h2moto}^{REGION}"
+        command = _daemon_command(h2moto, posthog.url, tmp_path, {"AwsCredentialsProvider": role})
         second = _run_daemon(command, tmp_path, tmp_path / "daemon-again.log")
         try:
             deadline = time.monotonic() + 90
@@ -165,12 +153,50 @@ def test_a_sink_that_fails_for_good_stops_the_daemon_and_loses_nothing(
     letters = [json.loads(line) for line in _read(tmp_path / "dead.jsonl")]
     assert all("not JSON" in letter["reason"] for letter in letters), letters
     assert 2 == len({letter["sequence_number"] for letter in letters})  # each run wrote them
+    assumed = _moto_state(h2moto)["sts"]["AssumedRole"]
+    assert {(ROLE.split("|")[1], EXTERNAL_ID)} == {
+        (r["role_arn"], r["external_id"]) for r in assumed
+    }
+
+
+ROLE = "KclStsAssumeRoleCredentialsProvider|arn:aws:iam::123456789012:role/clicks-reader"
+EXTERNAL_ID = "from-the-stream-owner"
+
+
+def _moto_state(endpoint: str) -> dict[str, Any]:
+    """What moto holds (its own API: /moto-api/data.json)."""
+    with urllib.request.urlopen(f"{endpoint}/moto-api/data.json") as answer:  # noqa: S310 - loopback
+        state: dict[str, Any] = json.loads(answer.read())
+    return state
+
+
+def _a_stream(client: Any) -> tuple[set[str], dict[str, str]]:
+    """A 2-shard stream of :func:`records`: KinesisImporter's uuids, each shard's last record."""
+    client.create_stream(StreamName=STREAM, ShardCount=2)
+    client.get_waiter("stream_exists").wait(StreamName=STREAM)
+    data = records()
+    client.put_records(
+        StreamName=STREAM,
+        Records=[{"Data": d, "PartitionKey": f"k{i}"} for i, d in enumerate(data)],
+    )
+    settings = ImporterSettings(stream_name=STREAM, event_key="name", start_position="TRIM_HORIZON")
+    expected = set()
+    skipped = 0
+    importer = KinesisImporter(client, settings)
+    for _ in range(5):
+        result = importer.poll()
+        expected |= {event.uuid for event in result.events}
+        skipped += len(result.skipped)
+    assert (280, 2) == (len(expected), skipped)
+    return expected, _last_sequences(client)
 
 
 SECRET = "phc_never_on_a_command_line"  # noqa: S105 - a made-up key for the stand-in
 
 
-def _daemon_command(endpoint: str, posthog: str, tmp_path: Path) -> list[str]:
+def _daemon_command(
+    endpoint: str, posthog: str, tmp_path: Path, more: dict[str, str] | None = None
+) -> list[str]:
     """``streambridge kcl-daemon``'s command for one daemon on ``endpoint``, into PostHog."""
     properties = tmp_path / "kcl.properties"
     settings_argv = ["--application-name", "fleet-it", "--properties", str(properties)]
@@ -187,6 +213,7 @@ def _daemon_command(endpoint: str, posthog: str, tmp_path: Path) -> list[str]:
         # restarted under the same id, the daemon is the leader again at once; under a new
         # one it waits ~2.5 min for the dead worker's leader lock to lapse (docs/kcl.md)
         "workerId": "solo",
+        **(more or {}),
     }.items():
         settings_argv += ["--set", f"{key}={value}"]
     child = ["--stream", STREAM, "--event-key", "name", "--posthog-host", posthog]

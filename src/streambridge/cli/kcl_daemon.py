@@ -117,6 +117,9 @@ def properties_text(
         "streamName": stream,
         "AwsCredentialsProvider": "DefaultCredentialsProvider",
         "initialPositionInStream": "TRIM_HORIZON",
+        # the KCL's own default is enhanced fan-out (SubscribeToShard: another IAM grant, and
+        # billed by the hour per shard); iam.kcl_policy's default is polling too
+        "retrievalMode": "POLLING",
         "processingLanguage": f"python/{sys.version_info[0]}.{sys.version_info[1]}",
     }
     if region:
