@@ -59,20 +59,26 @@ def _h2moto(tmp_path: Path) -> Iterator[str]:
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                kinesis(endpoint).list_streams()
-                break
-            except Exception:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.2)
+        answering(endpoint, server, 30)
         yield endpoint
     finally:
         server.terminate()
         server.wait(15)
         log.close()
+
+
+def answering(endpoint: str, server: subprocess.Popen[bytes], seconds: float) -> None:
+    """Wait until Kinesis at ``endpoint`` answers (the error, if it does not in time)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            kinesis(endpoint).list_streams()
+        except Exception:  # noqa: PERF203 - a few polls while it starts
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise
+            time.sleep(0.2)
+        else:
+            return
 
 
 def unavailable(reason: str) -> NoReturn:

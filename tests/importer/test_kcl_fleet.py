@@ -41,6 +41,7 @@ from tests.importer.test_kcl_daemon import (  # _h2moto: the h2moto fixture, use
     _client,
     _h2moto,  # noqa: F401
     _read,
+    answering,
     free_port,
     unavailable,
 )
@@ -77,15 +78,7 @@ def _kinesis_local(tmp_path: Path) -> Iterator[str]:
     )  # it reads server.json (its certificate) from its own folder
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                _client("kinesis", endpoint).list_streams()
-                break
-            except Exception:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.3)
+        answering(endpoint, server, 60)
         yield endpoint
     finally:
         server.terminate()
