@@ -6,7 +6,7 @@ jars amazon-kclpy installs, Java 17 — reads a local stream, keeps its leases i
 DynamoDB, and runs our child per shard. Here a sink that fails for good (PostHog refuses the
 key) stops the daemon with no checkpoint moved, and the daemon started again imports every
 event with ``KinesisImporter``'s uuids; the fleet of two is ``test_kcl_fleet.py``. Where Java
-or the jars are missing the tests skip, unless ``STREAMBRIDGE_REQUIRE_DAEMON`` is set (CI).
+or the jars are missing the tests skip, unless ``KCL_DAEMON_TESTS_REQUIRED`` is set (CI).
 """
 
 from __future__ import annotations
@@ -83,8 +83,8 @@ def answering(endpoint: str, server: subprocess.Popen[bytes], seconds: float) ->
 
 def unavailable(reason: str) -> NoReturn:
     """Skip: the daemon cannot run here; fail instead where it must (CI sets the variable)."""
-    if os.environ.get("STREAMBRIDGE_REQUIRE_DAEMON"):
-        pytest.fail(f"{reason}; STREAMBRIDGE_REQUIRE_DAEMON is set: the daemon must run here")
+    if os.environ.get("KCL_DAEMON_TESTS_REQUIRED"):
+        pytest.fail(f"{reason}; KCL_DAEMON_TESTS_REQUIRED is set: the daemon must run here")
     pytest.skip(reason)
 
 
