@@ -58,7 +58,7 @@ def add_parser(commands: Any) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="another daemon property (failoverTimeMillis=10000, retrievalMode=POLLING, "
+        help="another daemon property (failoverTimeMillis=10000, retrievalMode=FANOUT, "
         "metricsLevel=NONE, kinesisEndpoint=…); may be repeated",
     )
     daemon.add_argument("--java", help="the java command (default: $JAVA_HOME/bin/java, or java)")

@@ -24,7 +24,7 @@ from typing import Any
 from streambridge._json import loads
 from streambridge.errors import DecodeError, UnusableRecordError
 from streambridge.importer.decoding import decode_record
-from streambridge.importer.events import PostHogEvent, _event, event_uuid, make_event, uuid_maker
+from streambridge.importer.events import PostHogEvent, _event, event_uuid, uuid_maker
 from streambridge.importer.keys import getter, parse_path
 from streambridge.importer.kpl import MAGIC as KPL_MAGIC
 from streambridge.importer.kpl import NotAggregatedError, deaggregate, is_aggregated
@@ -111,18 +111,7 @@ class RecordConverter:
                     continue
                 for position, value in enumerate(values):
                     try:
-                        events.append(
-                            make_event(
-                                value,
-                                self.event_key,
-                                self._get_name,
-                                self.mappings,
-                                arrival,
-                                make_uuid(sequence, position, sub),
-                                self.default_distinct_id,
-                                self.personless,
-                            )
-                        )
+                        events.append(build(value, arrival, make_uuid(sequence, position, sub)))
                     except UnusableRecordError as exc:  # noqa: PERF203 - rare, and per document
                         skipped.append(
                             self._skip(shard_id, sequence, position, exc.reason, data, sub)
