@@ -29,6 +29,7 @@ BASE = {
     "streambridge.deadletter",
     "streambridge.deadletter_remote",
     "streambridge.errors",
+    "streambridge.metrics",
     "streambridge.retry",
 }
 #: What the face and the adapters on top may import: everything.
@@ -55,6 +56,7 @@ PURE = {
     "streambridge._tally",
     "streambridge._util",
     "streambridge.errors",
+    "streambridge.metrics",
     "streambridge.retry",
 }
 #: No edge runs back up the house, not even for type checkers (DeliveryError is generic).

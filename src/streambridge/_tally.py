@@ -9,6 +9,7 @@ have is a ``KeyError`` at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -27,9 +28,14 @@ class Tally(Generic[R]):
         maps: The mapping fields, as dicts.
     """
 
-    def __init__(self, result_type: type[R]) -> None:
-        """An empty tally for ``result_type`` (an attrs class)."""
+    def __init__(self, result_type: type[R], tap: Callable[[str, int], None] | None = None) -> None:
+        """An empty tally for ``result_type`` (an attrs class).
+
+        ``tap(field, amount)`` is told of every count added and item appended (a run's
+        :class:`~streambridge.metrics.Metrics` rise as it works).
+        """
         self._type = result_type
+        self._tap = tap
         self.counts: dict[str, int] = {}
         self.items: dict[str, list[Any]] = {}
         self.maps: dict[str, dict[str, Any]] = {}
@@ -44,14 +50,27 @@ class Tally(Generic[R]):
     def add(self, field: str, count: int = 1) -> None:
         """Add ``count`` to an integer field."""
         self.counts[field] += count
+        if self._tap is not None:
+            self._tap(field, count)
 
     def append(self, field: str, item: Any) -> None:
         """Append one item to a tuple field."""
         self.items[field].append(item)
+        if self._tap is not None:
+            self._tap(field, 1)
 
     def extend(self, field: str, items: Any) -> None:
-        """Append items to a tuple field."""
+        """Append items to a tuple field (a list or tuple)."""
         self.items[field].extend(items)
+        if self._tap is not None:
+            self._tap(field, len(items))
+
+    def count_in(self, field: str, key: str, count: int = 1) -> None:
+        """Add ``count`` to ``key`` of a mapping field of counts."""
+        mapping = self.maps[field]
+        mapping[key] = mapping.get(key, 0) + count
+        if self._tap is not None:
+            self._tap(field, count)
 
     def __getitem__(self, field: str) -> int:
         """The value of an integer field so far."""

@@ -66,9 +66,8 @@ def batch_records(
         elif outcome.batch is not None:
             payloads = record_payloads(outcome.batch, send_as_batch=settings.send_as_batch)
         tally.add("filtered_events", outcome.filtered_events)
-        dropped = tally.maps["dropped_reasons"]
         for reason, count in outcome.dropped.items():
-            dropped[reason] = dropped.get(reason, 0) + count
+            tally.count_in("dropped_reasons", reason, count)
         excluded.update(outcome.excluded)
         if outcome.dropped_items and on_drop is not None:
             drops = dropped_events(index, outcome.dropped_items)

@@ -53,6 +53,7 @@ from streambridge.forwarder.results import (
 )
 from streambridge.forwarder.sending import Sender, fatal_delivery_error
 from streambridge.forwarder.settings import ForwarderSettings, PutMode
+from streambridge.metrics import FORWARDER_FIELDS, Metrics
 from streambridge.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -100,6 +101,7 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
         max_session_age: float = 3600.0,
         encoder: Encoder = encode_record,
         max_in_flight: int = MAX_IN_FLIGHT,
+        metrics: Metrics | None = None,
         sleep: Callable[[float], object] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = _random.random,
@@ -132,6 +134,9 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
                 adds one after each call that waited on the network (10 ms or more), and
                 halves on throttling; 1 sends one call at a time, in the calling thread. At
                 most the client's ``max_pool_connections`` (botocore's default: 10).
+            metrics: Where the forwarder's measurements go (default: a
+                :class:`~streambridge.metrics.Metrics` of its own, :attr:`metrics`); several
+                forwarders may share one. ``Metrics(enabled=False)`` turns them off.
             sleep: Waits between retries (inject a fake in tests; called from the threads
                 that send, with calls in flight).
             clock: Monotonic seconds, for the retry time budget and session ages.
@@ -169,6 +174,9 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
             random=random,
         )
         self._excluded: set[tuple[str, ...]] = set()  # exclusion paths that removed a field
+        #: The forwarder's measurements (docs/operations.md).
+        self.metrics = Metrics() if metrics is None else metrics
+        self._tap = self.metrics.tap(FORWARDER_FIELDS, settings.delivery_stream_name)
 
     @property
     def mode(self) -> PutMode:
@@ -258,7 +266,7 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
         if self._sessions is not None:
             msg = "prepare() cannot hold sessions back: Wait for Complete Batch is on"
             raise ValueError(msg)
-        tally = _Tally(ForwardResult)
+        tally = _Tally(ForwardResult, self._tap)
         tally.add("batches")
         records = self._records_for(0, batch, tally)
         dropped = sum(tally.maps["dropped_reasons"].values())
@@ -313,7 +321,7 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
 
     def _pipeline(self) -> Pipeline:
         packer = BatchPacker(max_records=self.max_batch_records, max_bytes=self.max_batch_bytes)
-        return Pipeline(self._sender, packer, self.on_failure, self._fatal)
+        return Pipeline(self._sender, packer, self.on_failure, self._fatal, self.metrics)
 
     # ------------------------------------------------------------------ building records
 

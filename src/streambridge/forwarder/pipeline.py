@@ -20,11 +20,13 @@ from streambridge.deadletter import hand_back_said
 from streambridge.forwarder.delivery import Stopped, carrying
 from streambridge.forwarder.encoding import BatchPacker
 from streambridge.forwarder.results import FailedRecord, ForwardResult, Settled
+from streambridge.metrics import FORWARDER_FIELDS
 
 if TYPE_CHECKING:
     from streambridge._aws import CallError
     from streambridge.errors import DeliveryError
     from streambridge.forwarder.sending import GroupOutcome, Sender
+    from streambridge.metrics import Metrics
 
 __all__ = ["Pipeline", "record_failures"]
 
@@ -57,9 +59,17 @@ class Pipeline:
         packer: BatchPacker,
         on_failure: Callable[[FailedRecord], object] | None,
         fatal: Callable[[CallError], DeliveryError[ForwardResult]],
+        metrics: Metrics | None = None,
     ) -> None:
-        """A pipeline sending through ``sender``; ``fatal`` names an error retrying cannot fix."""
-        self.tally = Tally(ForwardResult)
+        """A pipeline sending through ``sender``; ``fatal`` names an error retrying cannot fix.
+
+        ``metrics`` get the call's counts as they come, and each call's latency.
+        """
+        self._metrics = metrics
+        self.tally = Tally(
+            ForwardResult,
+            None if metrics is None else metrics.tap(FORWARDER_FIELDS, sender.stream),
+        )
         self.queue: deque[bytes] = deque()
         self.packer = packer
         self._sender, self._on_failure, self._fatal = sender, on_failure, fatal
@@ -143,6 +153,13 @@ class Pipeline:
         self.tally.add("sent", outcome.sent)
         self.tally.add("api_calls", outcome.api_calls)
         self.tally.add("retries", outcome.retries)
+        self.tally.add("throttled", outcome.throttled)
+        metrics = self._metrics
+        if metrics is not None and metrics.enabled:
+            stream = self._sender.stream
+            for seconds in outcome.call_seconds:
+                metrics.observe("aws_call_latency", stream, seconds)
+            metrics.set_in_flight(stream, self._sender.in_flight)
         if outcome.failed:
             self.failed(outcome.failed)
         if outcome.stop is not None or outcome.raised is not None:

@@ -146,6 +146,9 @@ class ForwardResult:
         batches: Inputs seen.
         api_calls: Calls made to Firehose (retries included).
         retries: Calls that were retries.
+        throttled: Calls throttled, wholly or in part (Firehose's "Slow down"
+            ``ServiceUnavailableException``, ``ThrottlingException``); their records were
+            sent again.
         pending_sessions: Sessions held back by Wait for Complete Batch after this call;
             :meth:`FirehoseForwarder.flush` sends them.
     """
@@ -160,6 +163,7 @@ class ForwardResult:
     batches: int = 0
     api_calls: int = 0
     retries: int = 0
+    throttled: int = 0
     pending_sessions: int = 0
 
     @property
@@ -185,6 +189,7 @@ class ForwardResult:
             batches=self.batches + other.batches,
             api_calls=self.api_calls + other.api_calls,
             retries=self.retries + other.retries,
+            throttled=self.throttled + other.throttled,
             pending_sessions=other.pending_sessions,
         )
 

@@ -37,11 +37,20 @@ from streambridge.forwarder.delivery import (
 )
 from streambridge.forwarder.results import FailedRecord
 from streambridge.forwarder.settings import PutMode
-from streambridge.retry import CONNECTION_ERROR, RetryPolicy
+from streambridge.retry import CONNECTION_ERROR, THROTTLING_CODES, RetryPolicy
 
-__all__ = ["GroupOutcome", "Sender", "fatal_delivery_error"]
+__all__ = ["THROTTLED", "GroupOutcome", "Sender", "fatal_delivery_error"]
 
 logger = logging.getLogger("streambridge.forwarder")
+
+#: Firehose's answers to a caller over its throughput: per record, "Slow down"
+#: (``ServiceUnavailableException``); per call, throttling.
+THROTTLED = THROTTLING_CODES | {
+    "ServiceUnavailableException",
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+}
 
 
 @attrs.define
@@ -54,6 +63,8 @@ class GroupOutcome:
         failed: Records that failed for good.
         api_calls: Calls made.
         retries: Rounds that were retries.
+        throttled: Calls throttled, wholly or in part.
+        call_seconds: How long each call took, by the forwarder's clock.
         backpressure: Whether a call was throttled or failed transiently.
         seconds: The longest call, by the forwarder's clock.
         stop: The error retrying cannot fix that stopped the group, if any.
@@ -66,6 +77,8 @@ class GroupOutcome:
     failed: list[FailedRecord] = attrs.Factory(list)
     api_calls: int = 0
     retries: int = 0
+    throttled: int = 0
+    call_seconds: list[float] = attrs.Factory(list)
     backpressure: bool = False
     seconds: float = 0.0
     stop: CallError | None = None
@@ -108,6 +121,11 @@ class Sender:
         self.reached = False
 
     # ------------------------------------------------------------------ the pipeline
+
+    @property
+    def in_flight(self) -> int:
+        """Groups in flight now."""
+        return len(self._in_flight)
 
     @property
     def next_index(self) -> int:
@@ -178,8 +196,12 @@ class Sender:
             began = self._clock()
             outcomes, stop = self._attempt(ledger.to_send(), outcome)
             self._note_answers(outcomes)
-            outcome.seconds = max(outcome.seconds, self._clock() - began)
+            took = self._clock() - began
+            outcome.seconds = max(outcome.seconds, took)
+            outcome.call_seconds.append(took)
             outcome.backpressure |= any(o is not None and o.retryable for o in outcomes)
+            if any(o is not None and o.code in THROTTLED for o in outcomes):
+                outcome.throttled += 1
             delivered, failed = ledger.settle(outcomes)
             outcome.sent += delivered
             outcome.failed.extend(failed)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future
@@ -167,10 +168,12 @@ class Fetched:
     Attributes:
         iterator: The new shard iterator, its failure, or None when the shard had one.
         page: The ``GetRecords`` answer, its failure, or None when no iterator was got.
+        seconds: How long the ``GetRecords`` call took (0 when none was made).
     """
 
     iterator: str | CallError | None
     page: RecordsPage | CallError | None
+    seconds: float = 0.0
 
 
 def fetch(client: Any, iterator: str | None, params: dict[str, Any] | None, limit: int) -> Fetched:
@@ -184,10 +187,11 @@ def fetch(client: Any, iterator: str | None, params: dict[str, Any] | None, limi
         if isinstance(new, CallError):
             return Fetched(new, None)
         iterator = new
+    start = time.perf_counter()
     page = attempt(
         client.get_records, "GetRecords", records_page, ShardIterator=iterator, Limit=limit
     )
-    return Fetched(new, page)
+    return Fetched(new, page, time.perf_counter() - start)
 
 
 def fetch_in_order(

@@ -12,6 +12,7 @@ taken either.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -49,6 +50,7 @@ class Handed:
         skipped: Records that gave no event.
         next_iterator: The page's ``NextShardIterator`` (None: the shard's end).
         future: The sink call in flight, or None when there was nothing to send.
+        seconds: How long the sink call took, once it ended (None: no call).
     """
 
     shard: Shard
@@ -57,6 +59,7 @@ class Handed:
     skipped: list[SkippedRecord]
     next_iterator: str | None
     future: Future[object] | None = None
+    seconds: float | None = None
 
     def done(self) -> bool:
         """Whether its outcome is known."""
@@ -72,6 +75,15 @@ class Handed:
         if not isinstance(error, Exception):  # KeyboardInterrupt, SystemExit: not ours to keep
             raise error
         return Outcome(error=error)
+
+
+def _timed(sink: Sink, handed: Handed) -> object:
+    """The sink's call with ``handed``'s events; its duration kept on ``handed``."""
+    start = time.perf_counter()
+    try:
+        return sink(handed.events)
+    finally:
+        handed.seconds = time.perf_counter() - start
 
 
 class HandOver:
@@ -125,7 +137,7 @@ class HandOver:
         if handed.events:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.calls, thread_name_prefix="streambridge-sink")
-            handed.future = self._pool.submit(self.sink, handed.events)
+            handed.future = self._pool.submit(_timed, self.sink, handed)
         self._queues.setdefault(handed.shard.shard_id, deque()).append(handed)
 
     def wait(self, timeout: float | None = None) -> bool:

@@ -53,6 +53,7 @@ from streambridge.importer.results import (
 from streambridge.importer.settings import ImporterSettings
 from streambridge.importer.shards import Shard, ShardTable, iterator_request
 from streambridge.importer.sinks import Sink, calls_in_flight
+from streambridge.metrics import IMPORTER_FIELDS, Metrics
 from streambridge.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -91,6 +92,7 @@ class KinesisImporter(ShardReading):
         shard_refresh_interval: float = 30.0,
         max_in_flight: int = MAX_IN_FLIGHT,
         sink_calls_in_flight: int | None = None,
+        metrics: Metrics | None = None,
         sleep: Callable[[float], object] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
@@ -125,6 +127,9 @@ class KinesisImporter(ShardReading):
                 any other callable, called in the importer's thread). A shard's next page may
                 be read and handed over while its last is in flight, but its checkpoint moves
                 only past pages the sink confirmed, in order.
+            metrics: Where the importer's measurements go (default: a
+                :class:`~streambridge.metrics.Metrics` of its own, :attr:`metrics`); several
+                engines may share one. ``Metrics(enabled=False)`` turns them off.
             sleep: Waits in :meth:`run` (inject a fake in tests).
             clock: Monotonic seconds, for pacing.
             now: The wall clock, for where a ``LATEST`` start began.
@@ -149,6 +154,9 @@ class KinesisImporter(ShardReading):
         calls = calls_in_flight(sink) if sink_calls_in_flight is None else sink_calls_in_flight
         self._handover = HandOver(sink, calls) if sink is not None and calls > 1 else None
         self._epochs: dict[str, int] = {}  # each read's hand-over epoch, from its start
+        #: The importer's measurements (docs/operations.md).
+        self.metrics = Metrics() if metrics is None else metrics
+        self._tap = self.metrics.tap(IMPORTER_FIELDS, settings.stream_name)
 
     # ------------------------------------------------------------------ public calls
 
@@ -170,7 +178,7 @@ class KinesisImporter(ShardReading):
         return self._poll(drain=True)
 
     def _poll(self, *, drain: bool) -> ImportResult:
-        result = _Poll(ImportResult)
+        result = _Poll(ImportResult, self._tap)
         self._settle_ready(result)
         if self._clock() >= self._next_refresh:
             self._refresh_shards()
@@ -190,6 +198,8 @@ class KinesisImporter(ShardReading):
             self._read_together(due, result)
         if drain:
             self._drain(result)
+        if self._handover is not None:
+            self.metrics.set_in_flight(self.settings.stream_name, len(self._handover.in_flight()))
         if result.items["finished_shards"]:
             self._next_refresh = 0.0  # look for the children now
         for line in skip_summary(result.items["skipped"]):
@@ -279,7 +289,7 @@ class KinesisImporter(ShardReading):
     ) -> ImportTotals:
         """The totals of a run, once every sink call in flight ended and was taken."""
         if self._handover is not None and self._handover.holds():
-            last = _Poll(ImportResult)
+            last = _Poll(ImportResult, self._tap)
             self._drain(last)
             result = last.freeze()
             totals = attrs.evolve(totals.add(result), polls=totals.polls)
@@ -331,6 +341,7 @@ class KinesisImporter(ShardReading):
         if page is None:
             return
         result.maps["lag"][shard.shard_id] = page.millis_behind
+        self.metrics.set_lag(self.settings.stream_name, shard.shard_id, page.millis_behind)
         events, skipped = self._convert.convert(shard.shard_id, page.records)
         handed = Handed(shard, page.records, events, skipped, page.next_iterator)
         if handover is not None and (events or handover.holds(shard.shard_id)):
@@ -339,10 +350,12 @@ class KinesisImporter(ShardReading):
             return
         outcome = Outcome()
         if events and self.sink is not None:
+            start = time.perf_counter()
             try:
                 outcome = Outcome(answer=self.sink(events))
             except Exception as exc:  # noqa: BLE001 - sorted in _settle
                 outcome = Outcome(error=exc)
+            handed.seconds = time.perf_counter() - start
         if self._settle(handed, outcome, result):
             self._advance(shard, page)
 

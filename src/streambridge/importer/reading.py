@@ -27,6 +27,7 @@ from streambridge.importer.handover import Handed, HandOver, Outcome
 from streambridge.importer.results import ImportResult, SinkFailure, SkippedRecord, refusals_in
 from streambridge.importer.settings import ImporterSettings
 from streambridge.importer.shards import Shard, ShardTable
+from streambridge.metrics import Metrics
 from streambridge.retry import THROTTLING_CODES, RetryPolicy
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ class ShardReading(ClientShell[ImporterSettings]):
     on_skip: Callable[[SkippedRecord], object] | None
     _convert: RecordConverter
     _handover: HandOver | None
+    metrics: Metrics
 
     def _refresh_shards(self) -> None:
         """List the stream's shards (paginated) and decide where new ones start.
@@ -86,6 +88,7 @@ class ShardReading(ClientShell[ImporterSettings]):
         if fetched.iterator is not None:
             shard.iterator = fetched.iterator
         result.add("calls")
+        self.metrics.observe("aws_call_latency", self.settings.stream_name, fetched.seconds)
         page = fetched.page
         if isinstance(page, CallError):
             self._read_error(shard, page, result)
@@ -154,6 +157,7 @@ class ShardReading(ClientShell[ImporterSettings]):
         self._save(shard, attrs.evolve(shard.checkpoint, finished=True))
         shard.iterator = None
         result.append("finished_shards", shard.shard_id)
+        self.metrics.forget_shard(self.settings.stream_name, shard.shard_id)
         logger.info("shard %s read to its end", shard.shard_id)
 
     def _save(self, shard: Shard, checkpoint: ShardCheckpoint) -> None:
@@ -184,6 +188,8 @@ class ShardReading(ClientShell[ImporterSettings]):
         shard, records, events, skipped = (
             handed.shard, handed.records, handed.events, handed.skipped,
         )  # fmt: skip
+        if handed.seconds is not None:
+            self.metrics.observe("sink_latency", self.settings.stream_name, handed.seconds)
         if outcome.error is not None:
             later = 0 if self._handover is None else self._handover.drop(shard.shard_id)
             shard.undelivered = len(events) + later
