@@ -17,6 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "streambridge"
 
 BASE = {
     "streambridge._answers",
+    "streambridge._emf",
     "streambridge._environment",
     "streambridge._aws",
     "streambridge._files",

@@ -29,6 +29,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from streambridge._emf import VARIABLES as EMF_VARIABLES
+from streambridge._emf import EmfWriter
 from streambridge._environment import (
     Configured,
     check_variables,
@@ -64,6 +66,7 @@ ENVIRONMENT = {
     "STREAMBRIDGE_DEAD_LETTER": "where records not delivered and records that are no batch go: "
     "s3://bucket/prefix or an SQS queue URL",
     "STREAMBRIDGE_LOG_LEVEL": "DEBUG, INFO (default), WARNING or ERROR",
+    **EMF_VARIABLES,
 }
 
 
@@ -74,10 +77,14 @@ class ForwarderLambdaHandler:
         receiver: The request -> answer function (and the Firehose delivery behind it).
     """
 
-    def __init__(self, receiver: WebhookReceiver, *, time_margin: float = 5.0) -> None:
+    def __init__(
+        self, receiver: WebhookReceiver, *, time_margin: float = 5.0, emf: bool = True
+    ) -> None:
         """A handler forwarding with ``receiver``, keeping ``time_margin`` seconds in hand."""
         self.receiver = receiver
         self.time_margin = time_margin
+        #: Prints each invocation's metrics (CloudWatch EMF), or None.
+        self.emf = EmfWriter.from_environment("forwarder") if emf else None
 
     def __call__(self, event: Any, context: Any = None) -> dict[str, Any]:
         """Answer one invocation.
@@ -85,10 +92,16 @@ class ForwarderLambdaHandler:
         Raises:
             ValueError: The event is neither an HTTP request nor Kinesis records.
         """
-        if isinstance(event, Mapping) and ("requestContext" in event or "httpMethod" in event):
-            return self._http(event)
-        if is_kinesis_event(event):
-            return self._kinesis(event["Records"], context)
+        before = self.receiver.metrics.snapshot() if self.emf is not None else None
+        try:
+            if isinstance(event, Mapping) and ("requestContext" in event or "httpMethod" in event):
+                return self._http(event)
+            if is_kinesis_event(event):
+                return self._kinesis(event["Records"], context)
+        finally:
+            if self.emf is not None and before is not None:
+                added = self.receiver.metrics.snapshot().since(before)
+                self.emf.write(added, self.receiver.delivery_stream)
         msg = "the event is neither an HTTP request (function URL, API Gateway) nor Kinesis records"
         raise ValueError(msg)
 
@@ -193,15 +206,20 @@ def _http_answer(answer: Answer) -> dict[str, Any]:
     }
 
 
-def make_handler(receiver: WebhookReceiver, *, time_margin: float = 5.0) -> ForwarderLambdaHandler:
+def make_handler(
+    receiver: WebhookReceiver, *, time_margin: float = 5.0, emf: bool = True
+) -> ForwarderLambdaHandler:
     """A Lambda handler forwarding with ``receiver`` (see the module's text).
 
     Args:
         receiver: The request -> answer function, and the Firehose delivery behind it.
         time_margin: Seconds of the invocation kept in hand: Kinesis records not settled
             when only this much is left are reported in ``batchItemFailures``.
+        emf: Print what each invocation did (``receiver.metrics``) as one CloudWatch
+            Embedded Metric Format line (docs/operations.md), unless
+            ``STREAMBRIDGE_METRICS=off``; False: never.
     """
-    return ForwarderLambdaHandler(receiver, time_margin=time_margin)
+    return ForwarderLambdaHandler(receiver, time_margin=time_margin, emf=emf)
 
 
 def handler_from_environment(environ: Mapping[str, str] | None = None) -> ForwarderLambdaHandler:
@@ -240,7 +258,9 @@ def handler_from_environment(environ: Mapping[str, str] | None = None) -> Forwar
         return FirehoseForwarder(client, settings, on_drop=letters, max_in_flight=1)
 
     receiver = WebhookReceiver(forwarder, authorization=authorization, dead_letter=letters)
-    return ForwarderLambdaHandler(receiver)
+    built = ForwarderLambdaHandler(receiver, emf=False)
+    built.emf = EmfWriter.from_environment("forwarder", env)
+    return built
 
 
 _configured = Configured(handler_from_environment)

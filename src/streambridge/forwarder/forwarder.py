@@ -174,9 +174,17 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
             random=random,
         )
         self._excluded: set[tuple[str, ...]] = set()  # exclusion paths that removed a field
-        #: The forwarder's measurements (docs/operations.md).
         self.metrics = Metrics() if metrics is None else metrics
-        self._tap = self.metrics.tap(FORWARDER_FIELDS, settings.delivery_stream_name)
+
+    @property
+    def metrics(self) -> Metrics:
+        """The forwarder's measurements (docs/operations.md); assign one to share it."""
+        return self._metrics
+
+    @metrics.setter
+    def metrics(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._tap = metrics.tap(FORWARDER_FIELDS, self.settings.delivery_stream_name)
 
     @property
     def mode(self) -> PutMode:

@@ -37,6 +37,7 @@ from streambridge.deadletter import DeadLetterTarget
 from streambridge.forwarder.forwarder import FirehoseForwarder
 from streambridge.forwarder.gathering import Delivered, Gatherer
 from streambridge.forwarder.results import ForwardResult
+from streambridge.metrics import Metrics
 
 __all__ = ["MAX_BODY_BYTES", "Answer", "Taken", "WebhookReceiver"]
 
@@ -100,6 +101,7 @@ class WebhookReceiver:
         max_body_bytes: int = MAX_BODY_BYTES,
         retry_after: int = 5,
         calls: int = 4,
+        metrics: Metrics | None = None,
     ) -> None:
         """A receiver.
 
@@ -116,11 +118,21 @@ class WebhookReceiver:
             calls: Shared sends to Firehose in flight at once: the records of requests
                 waiting at the same moment go in the same calls (see
                 :mod:`~streambridge.forwarder.gathering`).
+            metrics: The measurements every forwarder it makes adds to (default: new ones,
+                :attr:`metrics`).
         """
         if authorization is not None and not authorization.strip():
             msg = "the expected Authorization value is empty: give one, or none at all"
             raise ValueError(msg)
-        self._forwarders = forwarders
+        #: What its forwarders did (docs/operations.md), all of them together.
+        self.metrics = Metrics() if metrics is None else metrics
+
+        def measured() -> FirehoseForwarder:
+            forwarder = forwarders()
+            forwarder.metrics = self.metrics
+            return forwarder
+
+        self._forwarders = measured
         self._expected = None if authorization is None else authorization.encode("utf-8")
         self.dead_letter = dead_letter
         self.max_body_bytes = max_body_bytes
@@ -133,7 +145,12 @@ class WebhookReceiver:
             )
             raise ValueError(msg)
         # the gatherer keeps a forwarder per thread of its own, made by the same factory
-        self._gatherer = Gatherer(forwarders, calls=calls, dead_letter=dead_letter)
+        self._gatherer = Gatherer(measured, calls=calls, dead_letter=dead_letter)
+
+    @property
+    def delivery_stream(self) -> str:
+        """The Firehose delivery stream its forwarders send to."""
+        return self._forwarder().settings.delivery_stream_name
 
     def answer(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Answer:
         """The answer to one request (returns once Firehose answered for its records).

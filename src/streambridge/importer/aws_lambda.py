@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from streambridge._emf import VARIABLES as EMF_VARIABLES
+from streambridge._emf import EmfWriter
 from streambridge._environment import (
     Configured,
     check_variables,
@@ -54,10 +56,10 @@ from streambridge._lambda_records import (
     read_record,
 )
 from streambridge.deadletter import hand_back
-from streambridge.errors import ConfigurationError, DeadLetterError, FatalSinkError
+from streambridge.errors import ConfigurationError, DeadLetterError
 from streambridge.importer.conversion import RecordConverter
-from streambridge.importer.events import PostHogEvent
 from streambridge.importer.keys import parse_property_mappings
+from streambridge.importer.lambda_calls import SinkCall
 from streambridge.importer.results import (
     SkippedRecord,
     refusals_in,
@@ -66,9 +68,10 @@ from streambridge.importer.results import (
 )
 from streambridge.importer.settings import ImporterSettings
 from streambridge.importer.sinks import Sink, calls_in_flight
+from streambridge.metrics import Metrics
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future, ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor
 
 __all__ = ["ENVIRONMENT", "LambdaHandler", "handler", "handler_from_environment", "make_handler"]
 
@@ -86,32 +89,13 @@ ENVIRONMENT = {
     "s3://bucket/prefix or an SQS queue URL (when it cannot be written, they are retried)",
     "POSTHOG_API_KEY": "the PostHog project API key; required",
     "POSTHOG_HOST": "PostHog's ingestion host (default https://us.i.posthog.com)",
+    **EMF_VARIABLES,
 }
 
 #: Skipped records logged one line each per invocation; the rest in one summary line.
 LOGGED_SKIPS = 100
 #: The fewest records of one sink call when the handler shares an invocation's records out.
 MIN_RECORDS_PER_CALL = 100
-
-
-@attrs.define(eq=False)
-class _Call:
-    """One sink call of an invocation: its records, their events, and what came of it."""
-
-    records: Sequence[LambdaRecord]
-    events: list[PostHogEvent]
-    skipped: list[SkippedRecord]
-    future: Future[object] | None = None
-    answer: object = None
-    error: Exception | None = None
-
-    def end(self) -> None:
-        """Wait for the call in flight, and keep its answer or error."""
-        if self.future is not None:
-            try:
-                self.answer = self.future.result()
-            except Exception as exc:  # noqa: BLE001 - any sink failure: the mapping retries
-                self.error = exc
 
 
 class LambdaHandler:
@@ -132,6 +116,8 @@ class LambdaHandler:
         records_per_sink_call: int | None = None,
         sink_calls_in_flight: int | None = None,
         time_margin: float = 5.0,
+        metrics: Metrics | None = None,
+        emf: bool = True,
     ) -> None:
         """See :func:`make_handler`."""
         if records_per_sink_call is not None and records_per_sink_call < 1:
@@ -148,6 +134,10 @@ class LambdaHandler:
         self.time_margin = time_margin
         self._converters: dict[str, RecordConverter] = {}
         self._pool: ThreadPoolExecutor | None = None  # kept warm across invocations
+        #: What the invocations did (docs/operations.md), kept across them.
+        self.metrics = Metrics() if metrics is None else metrics
+        #: Prints each invocation's metrics (CloudWatch EMF), or None.
+        self.emf = EmfWriter.from_environment("importer") if emf else None
 
     def __call__(self, event: Any, context: Any = None) -> dict[str, Any]:
         """Import one invocation's records; the ones to retry, as ReportBatchItemFailures wants.
@@ -171,6 +161,7 @@ class LambdaHandler:
                 )
             else:
                 records.append(read)
+        before = self.metrics.snapshot() if self.emf is not None else None
         delivered, failed = self._send(records, skipped, context)
         unwritten = self._hand_back(skipped)
         logger.info(
@@ -182,6 +173,13 @@ class LambdaHandler:
         )
         retry = [r.sequence for r in records[len(records) - failed :]] if failed else []
         retry += [sequence for sequence in unwritten if sequence not in retry]
+        stream = records[0].stream if records else self.settings.stream_name
+        metrics = self.metrics
+        metrics.add("records_read", stream, len(raws))
+        metrics.add("events_delivered", stream, delivered)
+        metrics.add("records_skipped", stream, len(skipped))
+        if self.emf is not None and before is not None:
+            self.emf.write(metrics.snapshot().since(before), stream)
         return batch_item_failures(retry)
 
     def _hand_back(self, skipped: list[SkippedRecord]) -> list[str]:
@@ -230,7 +228,7 @@ class LambdaHandler:
         size = self.records_per_sink_call or max(
             MIN_RECORDS_PER_CALL, math.ceil(len(records) / self.sink_calls_in_flight)
         )
-        calls: list[_Call] = []
+        calls: list[SinkCall] = []
         for start in range(0, len(records), size):
             if self._out_of_time(context):
                 logger.warning(
@@ -249,8 +247,11 @@ class LambdaHandler:
         delivered, done = 0, 0
         for call in calls:
             call.end()
+            if call.seconds is not None:
+                self.metrics.observe("sink_latency", call.stream, call.seconds)
             if call.error is not None:
-                self._log_failure(call)
+                self.metrics.add("sink_failures", call.stream)
+                call.log_failure(logger)
                 break
             refusals = refusals_in(call.answer)
             skipped.extend(call.skipped)
@@ -261,9 +262,9 @@ class LambdaHandler:
             done += len(call.records)
         return delivered, len(records) - done
 
-    def _call(self, records: Sequence[LambdaRecord]) -> _Call:
+    def _call(self, records: Sequence[LambdaRecord]) -> SinkCall:
         """Convert the records and start their sink call (in this thread when one at a time)."""
-        call = _Call(records, [], [])
+        call = SinkCall(records, [], [], records[0].stream if records else "")
         for record in records:  # each record with its own stream and shard (one, in practice)
             got, bad = self._converter(record.stream).convert(record.shard, [record.kinesis])
             call.events.extend(got)
@@ -272,7 +273,7 @@ class LambdaHandler:
             return call
         if self.sink_calls_in_flight == 1:
             try:
-                call.answer = self.sink(call.events)
+                call.answer = call.send(self.sink)
             except Exception as exc:  # noqa: BLE001 - any sink failure: the mapping retries
                 call.error = exc
             return call
@@ -280,19 +281,8 @@ class LambdaHandler:
             from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - cold start
 
             self._pool = ThreadPoolExecutor(self.sink_calls_in_flight, "streambridge-sink")
-        call.future = self._pool.submit(self.sink, call.events)
+        call.future = self._pool.submit(call.send, self.sink)
         return call
-
-    @staticmethod
-    def _log_failure(call: _Call) -> None:
-        if isinstance(call.error, FatalSinkError):
-            logger.error("the sink cannot take events (%s); left for a retry", call.error)
-        else:
-            logger.warning(
-                "the sink did not take %d event(s) (%r); left for a retry",
-                len(call.events),
-                call.error,
-            )
 
     def _out_of_time(self, context: Any) -> bool:
         return out_of_time(context, self.time_margin)
@@ -306,6 +296,8 @@ def make_handler(
     records_per_sink_call: int | None = None,
     sink_calls_in_flight: int | None = None,
     time_margin: float = 5.0,
+    metrics: Metrics | None = None,
+    emf: bool = True,
 ) -> LambdaHandler:
     """A Lambda handler that imports Kinesis records into ``sink``.
 
@@ -334,6 +326,10 @@ def make_handler(
             sink's ``calls_in_flight``; 1 — in the handler's thread — for a sink without it).
         time_margin: Seconds of the invocation kept in hand: with less left, no more sink
             calls are started and the rest is reported for a retry.
+        metrics: Where the handler's measurements go (default: its own,
+            ``handler.metrics``).
+        emf: Print what each invocation did as one CloudWatch Embedded Metric Format line
+            (docs/operations.md), unless ``STREAMBRIDGE_METRICS=off``; False: never.
     """
     return LambdaHandler(
         settings,
@@ -342,6 +338,8 @@ def make_handler(
         records_per_sink_call=records_per_sink_call,
         sink_calls_in_flight=sink_calls_in_flight,
         time_margin=time_margin,
+        metrics=metrics,
+        emf=emf,
     )
 
 
@@ -378,7 +376,9 @@ def handler_from_environment(environ: Mapping[str, str] | None = None) -> Lambda
         historical_migration=flag(env, "STREAMBRIDGE_HISTORICAL"),
     )
     letters = dead_letter_from(env)
-    return make_handler(settings, sink, on_skip=letters)
+    built = make_handler(settings, sink, on_skip=letters, emf=False)
+    built.emf = EmfWriter.from_environment("importer", env)
+    return built
 
 
 _configured = Configured(handler_from_environment)
