@@ -20,6 +20,8 @@ from streambridge._files import open_private
 from streambridge._wire import fast_clients
 from streambridge.deadletter import DeadLetterFile, DeadLetterTarget
 from streambridge.deadletter_remote import is_remote_target, remote_target
+from streambridge.errors import ConfigurationError
+from streambridge.metrics import Metrics
 from streambridge.retry import RetryPolicy
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AWS, EXIT_DESTINATION = 0, 1, 2, 3, 4
@@ -123,6 +125,43 @@ def aws_options(parser: argparse.ArgumentParser) -> None:
         help="how long a failing call is retried (default 120); an endpoint that never "
         "answered within it ends the run (exit 3)",
     )
+
+
+def metrics_options(parser: argparse.ArgumentParser) -> None:
+    """``--metrics-port`` and ``--metrics-address``, for the long-running commands."""
+    group = parser.add_argument_group("metrics")
+    group.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://ADDRESS:PORT/metrics while running (the "
+        "'metrics' extra; docs/operations.md lists them)",
+    )
+    group.add_argument(
+        "--metrics-address",
+        default="127.0.0.1",
+        metavar="ADDRESS",
+        help="the address --metrics-port listens on (default 127.0.0.1; 0.0.0.0 to be "
+        "scraped from other hosts)",
+    )
+
+
+def start_metrics(
+    args: argparse.Namespace, metrics: Metrics, half: str, stream: str
+) -> Callable[[], None]:
+    """Serve ``metrics`` when ``--metrics-port`` is given; the function that stops it."""
+    if args.metrics_port is None:
+        return lambda: None
+    if not 0 < args.metrics_port < 65536:  # noqa: PLR2004 - TCP's ports
+        raise UsageError(f"--metrics-port must be a TCP port, got {args.metrics_port}")
+    from streambridge._prometheus import serve_metrics  # noqa: PLC0415 - only when asked
+
+    try:
+        return serve_metrics(
+            metrics, half, [stream], port=args.metrics_port, address=args.metrics_address
+        )
+    except ConfigurationError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def forwarding_options(parser: argparse.ArgumentParser) -> None:

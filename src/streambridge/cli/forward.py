@@ -20,11 +20,13 @@ from streambridge.cli._common import (
     aws_client,
     aws_options,
     forwarding_options,
+    metrics_options,
     on_signals,
     open_dead_letters,
     read_json_object,
     restore_signals,
     retry_policy,
+    start_metrics,
 )
 from streambridge.cli._input import Places, Unreadable, open_input, read_batches, read_objects
 from streambridge.cli._outcome import drop_keeper, keeper, replayed, report, undelivered_failure
@@ -99,6 +101,7 @@ def add_parser(commands: Any) -> None:
         help="re-send the records of a dead-letter FILE (instead of reading batches)",
     )
     aws_options(forward)
+    metrics_options(forward)
     forward.set_defaults(run=_forward)
 
 
@@ -125,6 +128,9 @@ def _forward(args: argparse.Namespace) -> int:
         retry=retry or RetryPolicy(),
     )
     progress = Progress(enabled=not args.quiet)
+    stop_metrics = start_metrics(
+        args, forwarder.metrics, "forwarder", settings.delivery_stream_name
+    )
     stopped = Stop(again_interrupts=True)
     previous = on_signals(stopped.set)
     try:
@@ -141,6 +147,7 @@ def _forward(args: argparse.Namespace) -> int:
         raise undelivered_failure(exc, letters, dead_path, stopped.signal, reached) from exc
     finally:
         progress.done()
+        stop_metrics()
         restore_signals(previous)
         if letters is not None:
             letters.close()

@@ -24,6 +24,7 @@ from streambridge.cli._common import (
     UsageError,
     aws_client,
     aws_options,
+    metrics_options,
     on_signals,
     open_dead_letters,
     open_output,
@@ -31,6 +32,7 @@ from streambridge.cli._common import (
     read_json_object,
     restore_signals,
     retry_policy,
+    start_metrics,
 )
 from streambridge.errors import DeadLetterError, FatalSinkError, OutputClosedError
 from streambridge.importer import (
@@ -77,6 +79,7 @@ def add_parser(commands: Any) -> None:
         help="replace a non-empty --output file (without --checkpoints it is refused)",
     )
     aws_options(imp)
+    metrics_options(imp)
     imp.set_defaults(run=_import)
 
 
@@ -144,6 +147,7 @@ def _import(args: argparse.Namespace) -> int:
         on_skip=letters,
         backoff=retry or RetryPolicy(base_delay=1.0, max_delay=30.0),
     )
+    stop_metrics = start_metrics(args, importer.metrics, "importer", settings.stream_name)
     stopped = Stop()
 
     def on_signal(signum: int) -> None:
@@ -197,6 +201,7 @@ def _import(args: argparse.Namespace) -> int:
         ) from exc
     finally:
         progress.done()
+        stop_metrics()
         close()
         if store is not None:
             store.close()

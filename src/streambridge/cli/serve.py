@@ -24,9 +24,11 @@ from streambridge.cli._common import (
     aws_client,
     aws_options,
     forwarding_options,
+    metrics_options,
     on_signals,
     open_dead_letters,
     restore_signals,
+    start_metrics,
 )
 from streambridge.cli.forward import _forwarder_settings
 from streambridge.forwarder.forwarder import FirehoseForwarder
@@ -110,6 +112,7 @@ def add_parser(commands: Any) -> None:
     )
     forwarding_options(serve)
     aws_options(serve)
+    metrics_options(serve)
     serve.set_defaults(run=_serve)
 
 
@@ -209,6 +212,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes,
     )
     app = WebhookApp(receiver, workers=args.workers, body_timeout=args.body_timeout)
+    stop_metrics = start_metrics(args, receiver.metrics, "forwarder", settings.delivery_stream_name)
     if authorization is None:
         logger.warning("serve: --no-auth: every request is accepted, whoever sends it")
     config = uvicorn.Config(
@@ -231,6 +235,7 @@ def _serve(args: argparse.Namespace) -> int:
         server.run()
     finally:
         restore_signals(previous)
+        stop_metrics()
         app.close()
         if letters is not None:
             letters.close()

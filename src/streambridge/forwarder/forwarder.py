@@ -228,7 +228,8 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
         holds at most one ``PutRecordBatch`` worth of records plus the current batch (and, with
         Wait for Complete Batch, the sessions held). Everything built is delivered before the
         call returns. A :data:`~streambridge.forwarder.FLUSH` among the batches sends what is
-        held at once (for a live input that went quiet).
+        held at once and waits for the calls in flight (for a live input that went quiet: its
+        results are counted and its ``Settled`` markers told without waiting for more input).
 
         Returns:
             What was sent, failed, skipped, rejected and dropped.
@@ -242,8 +243,8 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
         run = self._pipeline()
         with run.carrying(lambda: self.pending_sessions):
             for batch in batches:
-                if batch is FLUSH:  # the input went quiet: what is held goes now
-                    run.deliver(run.packer.drain())
+                if batch is FLUSH:  # the input went quiet: what is held goes now, and
+                    run.finish()  # what is in flight is waited for (counted, settled)
                     continue
                 if isinstance(batch, Settled):  # everything before it settled, then told
                     if self._sessions is not None:

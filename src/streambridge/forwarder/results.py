@@ -202,8 +202,9 @@ class _Flush:
 
 
 #: Put it among the batches given to :meth:`FirehoseForwarder.forward_many` to send the
-#: records it holds now, without waiting for a full call (the input went quiet: a pipe, a
-#: socket). It is not a batch: it is not counted, rejected or indexed.
+#: records it holds now, without waiting for a full call, and wait for the calls in flight
+#: (the input went quiet: a pipe, a socket), so that their records are counted and settled
+#: now. It is not a batch: it is not counted, rejected or indexed.
 FLUSH = _Flush()
 
 
