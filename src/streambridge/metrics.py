@@ -138,8 +138,6 @@ MEASURES: tuple[Measure, ...] = (
     ),
 )
 
-_BY_NAME = {measure.name: measure for measure in MEASURES}
-
 #: :class:`~streambridge.ImportResult` fields and the counters they feed.
 IMPORTER_FIELDS: Mapping[str, str] = {
     "records": "records_read",
@@ -329,7 +327,3 @@ def emf_document(
         **values,
     }
 
-
-def measure(name: str) -> Measure:
-    """The :class:`Measure` called ``name`` (``KeyError`` for an unknown one)."""
-    return _BY_NAME[name]
