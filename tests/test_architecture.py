@@ -22,6 +22,8 @@ BASE = {
     "streambridge._aws",
     "streambridge._files",
     "streambridge._lambda_records",
+    "streambridge._logging",
+    "streambridge._prometheus",
     "streambridge._wire",
     "streambridge._json",
     "streambridge._settings",

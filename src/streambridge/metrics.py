@@ -326,4 +326,3 @@ def emf_document(
         "stream": stream,
         **values,
     }
-

@@ -15,7 +15,7 @@ checkpoints move only past what the destination accepted.
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 from collections.abc import Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -33,6 +33,7 @@ from streambridge.cli._common import (
     UsageError,
     log_to_stderr,
     missing_local_extra,
+    say,
 )
 from streambridge.errors import (
     ConfigurationError,
@@ -49,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = _parser().parse_args(argv)
     if args.command not in ("demo", "local"):
-        log_to_stderr()
+        log_to_stderr(args.log_format)
     try:
         return int(args.run(args))
     except (UsageError, ConfigurationError) as exc:
@@ -69,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         message, code = f"AWS: {exc}", EXIT_AWS
     except KeyboardInterrupt:
         message, code = "interrupted", EXIT_INTERRUPTED
-    print(f"streambridge: error: {message}", file=sys.stderr)
+    say(f"error: {message}", level=logging.ERROR, exit_code=code)
     return code
 
 
@@ -91,6 +92,14 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="both halves on an embedded local AWS, with the sample batches (no account)"
     )
     demo.set_defaults(run=_demo)
+    for command in commands.choices.values():
+        command.add_argument(
+            "--log-format",
+            choices=("text", "json"),
+            default="text",
+            help="json: warnings, errors and the summary on stderr as one JSON object a line, "
+            "with their fields (stream, shard, sequence_number, error_code…)",
+        )
     return parser
 
 

@@ -17,6 +17,7 @@ from typing import IO, Any
 
 from streambridge._aws import build_client
 from streambridge._files import open_private
+from streambridge._logging import JsonFormatter
 from streambridge._wire import fast_clients
 from streambridge.deadletter import DeadLetterFile, DeadLetterTarget
 from streambridge.deadletter_remote import is_remote_target, remote_target
@@ -53,14 +54,48 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
-def log_to_stderr() -> None:
-    """Send the library's warnings (retries exhausted, skipped records…) to stderr."""
+def log_to_stderr(log_format: str = "text") -> None:
+    """Send the library's warnings (retries exhausted, skipped records…) to stderr.
+
+    ``log_format`` ``"json"``: one JSON object a line, with each warning's fields
+    (:mod:`streambridge._logging`), the command's own lines (:func:`say`) included.
+    """
     logger = logging.getLogger("streambridge")
-    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
-        handler = _StderrHandler()
+    for old in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(old)
+    handler = _StderrHandler()
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
         handler.setFormatter(logging.Formatter("streambridge: %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.WARNING)
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    _CLI.setLevel(logging.INFO)  # the command's own lines (summaries) too
+
+
+#: The command's own lines, when they are logged as JSON.
+_CLI = logging.getLogger("streambridge.cli")
+
+
+def json_logs() -> bool:
+    """Whether the command logs JSON lines (``--log-format json``)."""
+    handlers = logging.getLogger("streambridge").handlers
+    return any(
+        isinstance(h, _StderrHandler) and isinstance(h.formatter, JsonFormatter) for h in handlers
+    )
+
+
+def say(message: str, *, prefix: bool = True, level: int = logging.INFO, **fields: Any) -> None:
+    """One line of the command's own on stderr.
+
+    It is ``streambridge: message``, as always, or with ``--log-format json`` a JSON object
+    with ``fields`` (a summary's counts, an exit code). ``prefix=False``: the text line is
+    written as it is (an indented detail line).
+    """
+    if json_logs():
+        _CLI.log(level, message.strip(), extra=fields)
+    else:
+        print(f"streambridge: {message}" if prefix else message, file=sys.stderr)
 
 
 def aws_client(
@@ -304,7 +339,7 @@ class Progress:
     """Progress on stderr, only when it is a terminal; at most every half second."""
 
     def __init__(self, *, enabled: bool) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
+        self.enabled = enabled and sys.stderr.isatty() and not json_logs()
         self.count = 0
         self.started = time.monotonic()
         self._last = 0.0

@@ -1,4 +1,4 @@
-"""What ``streambridge forward`` says at the end, and what it keeps of what was no record.
+"""What ``forward`` and ``import`` say at the end, and what ``forward`` keeps of no record.
 
 The summary and the report of what went wrong (by input line, or S3 object and line); the
 one-line failure for an error that carries records not delivered; the dead letters of input
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import signal
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,19 +22,29 @@ from streambridge.cli._common import (
     EXIT_AWS,
     EXIT_DEAD_LETTER,
     EXIT_FAILED,
+    EXIT_OK,
     EXIT_USAGE,
     FailedError,
     SourceError,
     Stop,
     StopNowError,
     UsageError,
+    say,
 )
 from streambridge.cli._input import Places, Unreadable
 from streambridge.deadletter import DeadLetterTarget, read_dead_letters
 from streambridge.errors import DeadLetterError, DeliveryError, ForwardAbortedError
 from streambridge.forwarder import DroppedEvent, ForwardResult
+from streambridge.importer import ImporterSettings, ImportTotals
 
-__all__ = ["drop_keeper", "keeper", "replayed", "report", "undelivered_failure"]
+__all__ = [
+    "drop_keeper",
+    "import_summary",
+    "keeper",
+    "replayed",
+    "report",
+    "undelivered_failure",
+]
 
 
 def report(
@@ -49,11 +59,16 @@ def report(
     if not args.quiet:
         print(_summary(result, unreadable))
     for line in unreadable[:5]:
-        print(f"  unreadable input: {line}", file=sys.stderr)
+        say(f"  unreadable input: {line}", prefix=False, level=logging.WARNING)
     for rejected in result.rejected[:5]:
         place = places.describe(rejected.index) if places is not None else None
         at = f"at {place}" if place is not None else f"{rejected.index} (0-based)"
-        print(f"  rejected batch {at}: {rejected.reason}", file=sys.stderr)
+        say(
+            f"  rejected batch {at}: {rejected.reason}",
+            prefix=False,
+            level=logging.WARNING,
+            batch_index=rejected.index,
+        )
     if result.failed:
         unwritten = letters.unwritten if letters is not None else 0
         if dead_path is None:
@@ -65,7 +80,12 @@ def report(
             where = f"; {written} written to {str(dead_path)!r}, {unwritten} NOT written"
         else:
             where = f"; written to {str(dead_path)!r}"
-        print(f"  {len(result.failed)} record(s) not delivered{where}", file=sys.stderr)
+        say(
+            f"  {len(result.failed)} record(s) not delivered{where}",
+            prefix=False,
+            level=logging.WARNING,
+            records=len(result.failed),
+        )
 
 
 def undelivered_failure(
@@ -203,3 +223,56 @@ def _summary(result: ForwardResult, unreadable: list[str]) -> str:
 
 
 _NOT_SENT = {"unreadable": "line that was not a batch", "dropped": "event that was malformed"}
+
+
+def import_summary(
+    args: argparse.Namespace,
+    settings: ImporterSettings,
+    totals: ImportTotals,
+    stopped: Stop,
+    *,
+    resumed: bool,
+) -> int:
+    """Say what an import did (stderr); its exit code."""
+    where = f"; checkpoints in {args.checkpoints}" if args.checkpoints else ""
+    by = f" ({stopped.name})" if stopped.signal is not None else ""
+    if not args.quiet:  # errors and warnings below are said all the same
+        say(
+            f"imported {totals.events} event(s) from {totals.records} record(s) in "
+            f"{totals.polls} poll(s); skipped {totals.skipped}; sink failures "
+            f"{totals.sink_failures}; not delivered {totals.undelivered}; stopped: "
+            f"{totals.stopped_because}{by}{where}",
+            prefix=False,
+            stream=settings.stream_name,
+            events=totals.events,
+            records=totals.records,
+            skipped=totals.skipped,
+            sink_failures=totals.sink_failures,
+            undelivered=totals.undelivered,
+            stopped_because=totals.stopped_because,
+        )
+    if totals.undelivered:
+        say(
+            f"error: {totals.undelivered} event(s) read were not delivered; the checkpoints did "
+            f"not move past them, so the next run reads them again",
+            level=logging.ERROR,
+            stream=settings.stream_name,
+            events=totals.undelivered,
+        )
+        return EXIT_FAILED
+    if totals.records and not totals.events:
+        say(
+            f"error: every record read ({totals.records}) was skipped: check --event-key and "
+            f"the records' format (--dead-letter FILE keeps them with reasons)",
+            level=logging.ERROR,
+            stream=settings.stream_name,
+            records=totals.records,
+        )
+        return EXIT_FAILED
+    if not totals.records and settings.start_position == "LATEST" and not resumed:
+        say(
+            "started at LATEST: records already in the stream are not read; use --start "
+            "TRIM_HORIZON to read them",
+            stream=settings.stream_name,
+        )
+    return EXIT_OK

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +23,7 @@ from streambridge.cli._common import (
     UsageError,
     aws_client,
     aws_options,
+    say,
 )
 from streambridge.errors import DeliveryError
 from streambridge.forwarder import ForwarderSettings
@@ -62,7 +63,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _error(error: object) -> None:
-    print(f"streambridge: error: {error}", file=sys.stderr)
+    say(f"error: {error}", level=logging.ERROR)
 
 
 def _report(status: str, permission: str, note: str = "") -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ from streambridge.cli._common import (
     read_json_object,
     restore_signals,
     retry_policy,
+    say,
     start_metrics,
 )
 from streambridge.cli._input import Places, Unreadable, open_input, read_batches, read_objects
@@ -154,10 +156,11 @@ def _forward(args: argparse.Namespace) -> int:
     report(args, result, unreadable, places, dead_path, letters)
     for path in forwarder.unmatched_exclusions if result.batches else ():
         if "." in path:  # the first segment was checked; a later one may be misspelt
-            print(
-                f"streambridge: warning: Metadata Field Exclusion {path!r} removed nothing from "
-                f"any of the {result.batches} batch(es): check its spelling",
-                file=sys.stderr,
+            say(
+                f"warning: Metadata Field Exclusion {path!r} removed nothing from any of the "
+                f"{result.batches} batch(es): check its spelling",
+                level=logging.WARNING,
+                delivery_stream=settings.delivery_stream_name,
             )
     if letters is not None and letters.unwritten:
         where = f" (the input was read up to {reached[-1]})" if reached else ""
@@ -169,10 +172,10 @@ def _forward(args: argparse.Namespace) -> int:
         )
     if stopped.signal is not None:
         where = f" (read up to {reached[-1]})" if reached else ""
-        print(
-            f"streambridge: stopped by {stopped.name} before the end of the input{where}; what "
-            f"was read was delivered or is counted above",
-            file=sys.stderr,
+        say(
+            f"stopped by {stopped.name} before the end of the input{where}; what was read was "
+            f"delivered or is counted above",
+            level=logging.WARNING,
         )
         return 128 + stopped.signal
     return EXIT_FAILED if (result.failed or result.rejected or unreadable) else EXIT_OK

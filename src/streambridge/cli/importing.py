@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sqlite3
 import sys
@@ -16,7 +17,6 @@ import attrs
 from streambridge.cli._common import (
     EXIT_DEAD_LETTER,
     EXIT_DESTINATION,
-    EXIT_FAILED,
     EXIT_OK,
     FailedError,
     Progress,
@@ -32,8 +32,10 @@ from streambridge.cli._common import (
     read_json_object,
     restore_signals,
     retry_policy,
+    say,
     start_metrics,
 )
+from streambridge.cli._outcome import import_summary
 from streambridge.errors import DeadLetterError, FatalSinkError, OutputClosedError
 from streambridge.importer import (
     ImporterSettings,
@@ -181,10 +183,10 @@ def _import(args: argparse.Namespace) -> int:
         )
     except OutputClosedError:  # `| head`: the reader has what it wanted; end as Unix tools do
         _silence_stdout()
-        print(
-            f"streambridge: output closed; stopping ({importer.undelivered} event(s) not "
-            f"written, and not checkpointed: the next run reads them again)",
-            file=sys.stderr,
+        say(
+            f"output closed; stopping ({importer.undelivered} event(s) not written, and not "
+            f"checkpointed: the next run reads them again)",
+            events=importer.undelivered,
         )
         return EXIT_OK
     except FatalSinkError as exc:
@@ -210,9 +212,9 @@ def _import(args: argparse.Namespace) -> int:
         restore_signals(previous)
     if closed:  # the reader left while we waited for records: end as Unix tools do
         _silence_stdout()
-        print("streambridge: output closed; stopping", file=sys.stderr)
+        say("output closed; stopping")
         return EXIT_OK
-    return _summary(args, settings, totals, stopped, resumed=store is not None)
+    return import_summary(args, settings, totals, stopped, resumed=store is not None)
 
 
 def _open(args: argparse.Namespace, settings: ImporterSettings) -> Any:
@@ -254,48 +256,6 @@ def _silence_stdout() -> None:
         pass
 
 
-def _summary(
-    args: argparse.Namespace,
-    settings: ImporterSettings,
-    totals: ImportTotals,
-    stopped: Stop,
-    *,
-    resumed: bool,
-) -> int:
-    """Print what the run did (stderr); its exit code."""
-    where = f"; checkpoints in {args.checkpoints}" if args.checkpoints else ""
-    by = f" ({stopped.name})" if stopped.signal is not None else ""
-    if not args.quiet:  # errors and warnings below are said all the same
-        print(
-            f"imported {totals.events} event(s) from {totals.records} record(s) in "
-            f"{totals.polls} poll(s); skipped {totals.skipped}; sink failures "
-            f"{totals.sink_failures}; not delivered {totals.undelivered}; stopped: "
-            f"{totals.stopped_because}{by}{where}",
-            file=sys.stderr,
-        )
-    if totals.undelivered:
-        print(
-            f"streambridge: error: {totals.undelivered} event(s) read were not delivered; the "
-            f"checkpoints did not move past them, so the next run reads them again",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
-    if totals.records and not totals.events:
-        print(
-            f"streambridge: error: every record read ({totals.records}) was skipped: check "
-            f"--event-key and the records' format (--dead-letter FILE keeps them with reasons)",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
-    if not totals.records and settings.start_position == "LATEST" and not resumed:
-        print(
-            "streambridge: started at LATEST: records already in the stream are not read; "
-            "use --start TRIM_HORIZON to read them",
-            file=sys.stderr,
-        )
-    return EXIT_OK
-
-
 def importer_settings(args: argparse.Namespace) -> ImporterSettings:
     """From --config (the PostHog app's keys), with the options given on the command line."""
     config: dict[str, object] = {}
@@ -335,10 +295,10 @@ def posthog_key(args: argparse.Namespace) -> str:
             raise UsageError(f"{str(args.posthog_key_file)!r} is empty: it should hold the key")
         return key
     if args.posthog_key:
-        print(
-            "streambridge: warning: a key on the command line can be read by every user of "
-            "this machine (ps); set POSTHOG_API_KEY or use --posthog-key-file instead",
-            file=sys.stderr,
+        say(
+            "warning: a key on the command line can be read by every user of this machine "
+            "(ps); set POSTHOG_API_KEY or use --posthog-key-file instead",
+            level=logging.WARNING,
         )
         return str(args.posthog_key)
     key = os.environ.get("POSTHOG_API_KEY", "").strip()

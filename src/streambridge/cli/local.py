@@ -19,6 +19,7 @@ from streambridge.cli._common import (
     missing_local_extra,
     on_signals,
     restore_signals,
+    say,
 )
 
 __all__ = ["add_parser"]
@@ -70,5 +71,5 @@ def _local(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot serve on 127.0.0.1:{args.port}: {exc.strerror}") from None
     finally:
         restore_signals(previous)
-    print("streambridge: local AWS stopped", file=sys.stderr)
+    say("local AWS stopped")
     return EXIT_OK

@@ -28,6 +28,7 @@ from streambridge.cli._common import (
     on_signals,
     open_dead_letters,
     restore_signals,
+    say,
     start_metrics,
 )
 from streambridge.cli.forward import _forwarder_settings
@@ -246,5 +247,5 @@ def _serve(args: argparse.Namespace) -> int:
             EXIT_DEAD_LETTER,
         )
     how = f" by {signal.Signals(stopped[0]).name}" if stopped else ""
-    print(f"streambridge: serve stopped{how}; every request taken was answered", file=sys.stderr)
+    say(f"serve stopped{how}; every request taken was answered")
     return EXIT_OK

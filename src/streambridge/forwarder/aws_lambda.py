@@ -146,7 +146,9 @@ class ForwarderLambdaHandler:
         for index, piece in taken.items():
             if index not in done:
                 logger.warning(
-                    "record %d not settled within the time margin; left for a retry", index
+                    "record %d not settled within the time margin; left for a retry",
+                    index,
+                    extra={**records[index].identity(), "batch_index": index},
                 )
                 failed.append(index)
                 continue
@@ -176,7 +178,9 @@ class ForwarderLambdaHandler:
             try:
                 letters.write_undelivered([data], "NotABatch", reason)
             except DeadLetterError:
-                logger.warning("the skipped record could not be written to the dead letter")
+                logger.warning(
+                    "the skipped record could not be written to the dead letter", extra=identity
+                )
                 return False
         return True
 

@@ -82,7 +82,13 @@ def batch_records(
     except InvalidBatchError as exc:
         tally.append("rejected", RejectedBatch(index, exc.reason))
     except Exception as exc:  # noqa: BLE001 - the last line: one batch never stops the rest
-        logger.warning("batch %d rejected: %s: %s", index, type(exc).__name__, exc)
+        logger.warning(
+            "batch %d rejected: %s: %s",
+            index,
+            type(exc).__name__,
+            exc,
+            extra={"batch_index": index, "error_code": type(exc).__name__},
+        )
         reason = f"cannot be processed ({type(exc).__name__}: {exc})"[:300]
         tally.append("rejected", RejectedBatch(index, reason))
     return []

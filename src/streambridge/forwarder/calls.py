@@ -75,5 +75,10 @@ def put_singly(
 def again(failure: CallError, records: int) -> list[EntryError | None]:
     """A retryable call failure, as the outcome of each of its records."""
     if failure.malformed:  # the outcome is unknown: treat it as not done
-        logger.warning("%s; re-sending the call's %d record(s)", failure.message, records)
+        logger.warning(
+            "%s; re-sending the call's %d record(s)",
+            failure.message,
+            records,
+            extra={"error_code": failure.code, "records": records},
+        )
     return [EntryError(failure.code, failure.message, retryable=True)] * records

@@ -214,7 +214,7 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
             raise problem
         doubled = doubled_delimiter(info, self.record_delimiter)
         if doubled is not None:
-            logger.warning("%s", doubled)
+            logger.warning("%s", doubled, extra={"delivery_stream": name})
         return info
 
     def forward(self, batch: object) -> ForwardResult:
@@ -356,10 +356,16 @@ class FirehoseForwarder(ClientShell[ForwarderSettings]):
             delimiter=self.record_delimiter,
         )
         if failures:
+            codes = ", ".join(sorted({f.error_code for f in failures}))
             logger.warning(
                 "%d record(s) cannot be sent (%s); they are returned as failed",
                 len(failures),
-                ", ".join(sorted({f.error_code for f in failures})),
+                codes,
+                extra={
+                    "delivery_stream": self.settings.delivery_stream_name,
+                    "records": len(failures),
+                    "error_code": codes.replace(" ", ""),
+                },
             )
             record_failures(failures, tally, self.on_failure)
         return records

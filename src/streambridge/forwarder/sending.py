@@ -224,7 +224,16 @@ class Sender:
                 outcome.stop, outcome.undelivered = error, ledger.undelivered()
                 return
             if wait_for is None:
-                logger.warning("%s", ledger.exhausted(retry, self._clock() - start))
+                codes = sorted({o.code for o in outcomes if o is not None})
+                logger.warning(
+                    "%s",
+                    ledger.exhausted(retry, self._clock() - start),
+                    extra={
+                        "delivery_stream": self.stream,
+                        "records": len(ledger.pending),
+                        "error_code": ",".join(codes),
+                    },
+                )
                 outcome.failed.extend(ledger.give_up())
                 return
             if self._abort.is_set():  # the forwarder is stopping: no more retries
@@ -273,6 +282,7 @@ class Sender:
             self.stream,
             failure.code,
             batching_statement(self.client.meta.region_name, self.stream),
+            extra={"delivery_stream": self.stream, "error_code": failure.code},
         )
         return True
 

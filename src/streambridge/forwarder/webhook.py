@@ -267,7 +267,17 @@ class WebhookReceiver:
         codes = sorted({*delivered.codes, *(f.error_code for f in unsendable)})
         count = delivered.undelivered + len(unsendable)
         what = f"{count} record(s) of the batch were not delivered"
-        logger.warning("%s (%s); dead letter: %s", what, ", ".join(codes), kept)
+        logger.warning(
+            "%s (%s); dead letter: %s",
+            what,
+            ", ".join(codes),
+            kept,
+            extra={
+                "delivery_stream": self.delivery_stream,
+                "records": count,
+                "error_code": ",".join(codes),
+            },
+        )
         body = {
             "status": "not delivered",
             "reason": f"{what} ({', '.join(codes)}); send the batch again",

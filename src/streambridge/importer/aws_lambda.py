@@ -191,11 +191,15 @@ class LambdaHandler:
         numbers are returned: reported in ``batchItemFailures``, they are read again.
         """
         for skip in skipped[:LOGGED_SKIPS]:
-            logger.warning("%s", json.dumps(skip_fields(skip), ensure_ascii=False))
+            fields = skip_fields(skip)
+            extra = {k: v for k, v in fields.items() if k not in ("message", "shard_id")}
+            extra["shard"] = skip.shard_id
+            logger.warning("%s", json.dumps(fields, ensure_ascii=False), extra=extra)
         if len(skipped) > LOGGED_SKIPS:
             logger.warning(
                 "%d more skipped record(s) not logged one by one",
                 len(skipped) - LOGGED_SKIPS,
+                extra={"records": len(skipped) - LOGGED_SKIPS},
             )
         for line in skip_summary(skipped):
             logger.warning("%s", line)
@@ -235,6 +239,7 @@ class LambdaHandler:
                     "less than %.0f s left: %d record(s) left for a retry",
                     self.time_margin,
                     len(records) - start,
+                    extra={**records[start].identity(), "records": len(records) - start},
                 )
                 break
             call = self._call(records[start : start + size])

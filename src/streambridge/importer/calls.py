@@ -104,6 +104,7 @@ class ShardLister:
                 "(ListShards: 1,000 per stream): allow kinesis:ListShards to lift it",
                 self.stream,
                 listed.code,
+                extra={"stream": self.stream, "error_code": listed.code},
             )
             self.describe = True
         return describe_shards(self.client, self.stream)
@@ -124,7 +125,11 @@ class ShardLister:
                 wrong endpoint, no network): a run that never reached the stream ends.
         """
         if self.listed:
-            logger.warning("%s; keeping the last listing", listing_failure(failure))
+            logger.warning(
+                "%s; keeping the last listing",
+                listing_failure(failure),
+                extra={"stream": self.stream, "error_code": failure.code},
+            )
             return backoff.max_delay
         self._failures += 1
         self._first_failure = now if self._first_failure is None else self._first_failure
@@ -137,7 +142,10 @@ class ShardLister:
             msg = f"{listing_failure(failure)} on every try for {seconds:.0f} s: never listed"
             raise DeliveryError(msg, error_code=failure.code)
         logger.warning(
-            "%s; no listing yet, trying again in %.1f s", listing_failure(failure), delay
+            "%s; no listing yet, trying again in %.1f s",
+            listing_failure(failure),
+            delay,
+            extra={"stream": self.stream, "error_code": failure.code},
         )
         return delay
 

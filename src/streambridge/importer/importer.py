@@ -203,7 +203,7 @@ class KinesisImporter(ShardReading):
         if result.items["finished_shards"]:
             self._next_refresh = 0.0  # look for the children now
         for line in skip_summary(result.items["skipped"]):
-            logger.warning("%s", line)
+            logger.warning("%s", line, extra={"stream": self.settings.stream_name})
         return result.freeze()
 
     def _due(self, shard: Shard) -> bool:

@@ -153,7 +153,12 @@ class KclRecordProcessor:
         except DeadLetterError as exc:  # not written, so not handed back: no checkpoint past it
             self._exit(str(exc), EXIT_DEAD_LETTER)
         if skipped:
-            logger.warning("shard %s: %s", self.shard_id, "; ".join(skip_summary(skipped)))
+            logger.warning(
+                "shard %s: %s",
+                self.shard_id,
+                "; ".join(skip_summary(skipped)),
+                extra={**self._fields(), "records": len(skipped)},
+            )
         last = records[-1]
         self.delivered = (last["SequenceNumber"], last["SubSequenceNumber"])
         self._checkpoint(process_records_input.checkpointer, self.delivered)
@@ -196,6 +201,11 @@ class KclRecordProcessor:
                     len(events),
                     exc,
                     delay,
+                    extra={
+                        **self._fields(),
+                        "events": len(events),
+                        "error_code": type(exc).__name__,
+                    },
                 )
                 self._sleep(delay)
                 continue
@@ -225,6 +235,7 @@ class KclRecordProcessor:
                     self.shard_id,
                     position or "the end",
                     code,
+                    extra={**self._fields(), "error_code": code},
                 )
                 return
             self.checkpointed = position
@@ -235,5 +246,15 @@ class KclRecordProcessor:
             "shard %s: %s; exiting without a checkpoint past them (they will be read again)",
             self.shard_id,
             why,
+            extra={**self._fields(), "exit_code": status},
         )
         raise SystemExit(status)
+
+    def _fields(self) -> dict[str, object]:
+        """The structured fields of a log line about this shard."""
+        sequence = self.delivered[0] if self.delivered is not None else None
+        return {
+            "stream": self.settings.stream_name,
+            "shard": self.shard_id,
+            "sequence_number": sequence,
+        }

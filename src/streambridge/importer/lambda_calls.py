@@ -64,10 +64,20 @@ class SinkCall:
     def log_failure(self, logger: logging.Logger) -> None:
         """Say why the call failed: its records are left for a retry."""
         if isinstance(self.error, FatalSinkError):
-            logger.error("the sink cannot take events (%s); left for a retry", self.error)
+            logger.error(
+                "the sink cannot take events (%s); left for a retry",
+                self.error,
+                extra=self.fields(),
+            )
         else:
             logger.warning(
                 "the sink did not take %d event(s) (%r); left for a retry",
                 len(self.events),
                 self.error,
+                extra=self.fields(),
             )
+
+    def fields(self) -> dict[str, object]:
+        """The structured fields of a log line about this call: its first record, its size."""
+        first = self.records[0].identity() if self.records else {"stream": self.stream}
+        return {**first, "events": len(self.events), "error_code": type(self.error).__name__}

@@ -106,7 +106,17 @@ class ShardReading(ClientShell[ImporterSettings]):
         return page
 
     def _malformed(self, shard: Shard, exc: object, result: _Poll) -> None:
-        logger.warning("shard %s: %s; asking again from the checkpoint", shard.shard_id, exc)
+        logger.warning(
+            "shard %s: %s; asking again from the checkpoint",
+            shard.shard_id,
+            exc,
+            extra={
+                "stream": self.settings.stream_name,
+                "shard": shard.shard_id,
+                "sequence_number": shard.checkpoint.sequence_number,
+                "error_code": "MalformedAnswer",
+            },
+        )
         result.add("malformed_answers")
         shard.iterator = None  # the iterator's position is unknown too
         self._back_off(shard)
@@ -131,7 +141,15 @@ class ShardReading(ClientShell[ImporterSettings]):
             result.add("expired_iterators")
             shard.iterator = None
         elif code == "ResourceNotFoundException" and not self._stream_still_there(shard):
-            logger.warning("shard %s is gone (trimmed past retention); moving on", shard.shard_id)
+            logger.warning(
+                "shard %s is gone (trimmed past retention); moving on",
+                shard.shard_id,
+                extra={
+                    "stream": self.settings.stream_name,
+                    "shard": shard.shard_id,
+                    "error_code": code,
+                },
+            )
             self._finish(shard, result)
         elif failure.retryable:
             if code in THROTTLING_CODES:
@@ -196,7 +214,17 @@ class ShardReading(ClientShell[ImporterSettings]):
             if isinstance(outcome.error, FatalSinkError):
                 raise outcome.error
             what = f"{len(events)} event(s) of shard {shard.shard_id} ({outcome.error!r})"
-            logger.warning("sink did not take %s; they will be read again", what)
+            logger.warning(
+                "sink did not take %s; they will be read again",
+                what,
+                extra={
+                    "stream": self.settings.stream_name,
+                    "shard": shard.shard_id,
+                    "sequence_number": shard.checkpoint.sequence_number,
+                    "events": len(events),
+                    "error_code": type(outcome.error).__name__,
+                },
+            )
             failure = SinkFailure(shard.shard_id, len(events), repr(outcome.error))
             result.append("sink_failures", failure)
             shard.iterator = None  # re-read from the checkpoint
