@@ -9,11 +9,13 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from streambridge._util import parse_iso_datetime
 from streambridge.cli._common import (
     EXIT_DEAD_LETTER,
     EXIT_DESTINATION,
@@ -64,7 +66,18 @@ def add_parser(commands: Any) -> None:
     settings_options(imp)
     imp.add_argument("--checkpoints", type=Path, help="a SQLite file keeping the positions")
     imp.add_argument(
-        "--start", default="LATEST", help="TRIM_HORIZON, LATEST (default) or an ISO 8601 time"
+        "--start",
+        "--from",
+        dest="start",
+        default="LATEST",
+        help="TRIM_HORIZON, LATEST (default) or an ISO 8601 time (AT_TIMESTAMP)",
+    )
+    imp.add_argument(
+        "--until",
+        metavar="TIME",
+        help="an ISO 8601 time: read each shard up to the first record that arrived after it, "
+        "checkpoint on the last at or before it, and stop once every shard got there; with "
+        "--from, an exact window",
     )
     sink_options(imp, output_help="write events as JSON lines here (- = stdout)")
     imp.add_argument(
@@ -139,6 +152,7 @@ def _import(args: argparse.Namespace) -> int:
     settings = importer_settings(args)
     if args.max_records is not None and args.max_records < 1:
         raise UsageError("--max-records must be at least 1")
+    until = _until(args)
     retry = retry_policy(args, base_delay=1.0, max_delay=30.0)
     client, store, (sink, close, abandon), letters = _open(args, settings)
     importer = KinesisImporter(
@@ -162,8 +176,13 @@ def _import(args: argparse.Namespace) -> int:
     def report(result: ImportResult, totals: ImportTotals) -> None:
         lag = max(totals.lag.values(), default=0)
         rate = totals.records / max(time.monotonic() - progress.started, 1e-9)
+        window = ""
+        if until is not None:
+            shards = importer.window_progress()
+            window = f", {shards[0]} of {shards[1]} shard(s) read to --until"
         progress.show(
-            f"{totals.events} events, {totals.skipped} skipped, {rate:,.0f} records/s, lag {lag} ms"
+            f"{totals.events} events, {totals.skipped} skipped, {rate:,.0f} records/s, "
+            f"lag {lag} ms{window}"
         )
 
     watched = sys.stdout if args.output == "-" else None
@@ -179,6 +198,7 @@ def _import(args: argparse.Namespace) -> int:
             stop=should_stop,
             max_records=args.max_records,
             until_caught_up=args.until_caught_up,
+            until=until,
             on_poll=report,
         )
     except OutputClosedError:  # `| head`: the reader has what it wanted; end as Unix tools do
@@ -215,6 +235,17 @@ def _import(args: argparse.Namespace) -> int:
         say("output closed; stopping")
         return EXIT_OK
     return import_summary(args, settings, totals, stopped, resumed=store is not None)
+
+
+def _until(args: argparse.Namespace) -> datetime | None:
+    """``--until`` as an aware datetime (no offset: UTC)."""
+    if args.until is None:
+        return None
+    until = parse_iso_datetime(args.until)
+    if until is None:
+        msg = f"--until must be an ISO 8601 time (2026-11-30T00:00:00Z), got {args.until!r}"
+        raise UsageError(msg)
+    return until
 
 
 def _open(args: argparse.Namespace, settings: ImporterSettings) -> Any:

@@ -22,14 +22,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 
 from streambridge._aws import MAX_IN_FLIGHT, within_pool
 from streambridge._tally import Tally
 from streambridge._util import stop_function
-from streambridge.importer.answers import RecordsPage
 from streambridge.importer.calls import (
     Fetched,
     ShardLister,
@@ -51,7 +50,11 @@ from streambridge.importer.results import (
     skip_summary,
 )
 from streambridge.importer.settings import ImporterSettings
-from streambridge.importer.shards import Shard, ShardTable, iterator_request
+from streambridge.importer.shards import (
+    Shard,
+    ShardTable,
+    records_until,
+)
 from streambridge.importer.sinks import Sink, calls_in_flight
 from streambridge.metrics import IMPORTER_FIELDS, Metrics
 from streambridge.retry import RetryPolicy
@@ -151,6 +154,7 @@ class KinesisImporter(ShardReading):
         self.max_in_flight = within_pool(client, max_in_flight, logger)
         self._pool: ThreadPoolExecutor | None = None
         self._budget: int | None = None  # records left to read under run(max_records=)
+        self._until: datetime | None = None  # the instant of run(until=)
         calls = calls_in_flight(sink) if sink_calls_in_flight is None else sink_calls_in_flight
         self._handover = HandOver(sink, calls) if sink is not None and calls > 1 else None
         self._epochs: dict[str, int] = {}  # each read's hand-over epoch, from its start
@@ -207,7 +211,9 @@ class KinesisImporter(ShardReading):
         return result.freeze()
 
     def _due(self, shard: Shard) -> bool:
-        return not self._blocked(shard) and self._clock() >= shard.next_call
+        return (
+            not shard.done_until and not self._blocked(shard) and self._clock() >= shard.next_call
+        )
 
     def run(
         self,
@@ -217,6 +223,7 @@ class KinesisImporter(ShardReading):
         max_records: int | None = None,
         max_polls: int | None = None,
         until_caught_up: bool = False,
+        until: datetime | None = None,
         on_poll: Callable[[ImportResult, ImportTotals], object] | None = None,
     ) -> ImportTotals:
         """Poll until told to stop; sleep between polls until a shard is due.
@@ -229,6 +236,11 @@ class KinesisImporter(ShardReading):
             max_polls: Stop after this many polls.
             until_caught_up: Stop once every shard was read at its tip in this run (0 ms
                 behind, short read).
+            until: An instant (timezone-aware): each shard is read up to the first record
+                that arrived after it and stops there, its checkpoint on the last record at
+                or before it (or on its tip, once reading began past the instant); the run
+                ends when every shard got there or ended. With an ``AT_TIMESTAMP`` start,
+                an exact window of the stream.
             on_poll: Called after each poll with its result and the totals so far (progress
                 reports, metrics).
 
@@ -236,7 +248,9 @@ class KinesisImporter(ShardReading):
             Counts of what was done, and why the loop stopped.
         """
         should_stop = stop_function(stop)
-        totals, self._budget = ImportTotals(), max_records
+        if until is not None and until.utcoffset() is None:
+            raise ValueError(f"until must be timezone-aware, got {until.isoformat()}")
+        totals, self._budget, self._until = ImportTotals(), max_records, until
         self._table.forget_tips()  # "caught up" means read at the tip in this run
         try:
             while True:
@@ -255,6 +269,8 @@ class KinesisImporter(ShardReading):
                 held = self._handover is not None and self._handover.holds()
                 if until_caught_up and not held and self._table.caught_up():
                     return self._ended(totals, "caught_up", on_poll)
+                if until is not None and not held and self._table.at_until():
+                    return self._ended(totals, "until", on_poll)
                 self._pause(held)
         except BaseException:
             if self._handover is not None:  # nothing held is confirmed now: read it again
@@ -262,11 +278,11 @@ class KinesisImporter(ShardReading):
                 self._handover.close()
             raise
         finally:
-            self._budget = None  # a later poll() reads as much as it likes
+            self._budget = self._until = None  # a later poll() reads as much as it likes
 
     def _pause(self, held: bool) -> None:
         """Until a shard is due, or a sink call in flight ends (a shard may be read on)."""
-        readable = [s for s in self._table.readable() if not self._blocked(s)]
+        readable = [s for s in self._table.readable() if not (s.done_until or self._blocked(s))]
         due = min([self._next_refresh, *(s.next_call for s in readable)])
         wait = min(due - self._clock(), 1.0)  # short naps, so that `stop` is seen quickly
         if wait <= 0:
@@ -298,6 +314,11 @@ class KinesisImporter(ShardReading):
         if self._handover is not None:
             self._handover.close()  # the sink threads go; the next run makes them again
         return attrs.evolve(totals, stopped_because=because, undelivered=self.undelivered)
+
+    def window_progress(self) -> tuple[int, int]:
+        """Under ``run(until=)``: (shards read up to the instant or ended, shards known)."""
+        shards = self._table.shards.values()
+        return sum(s.done_until or s.checkpoint.finished for s in shards), len(shards)
 
     @property
     def undelivered(self) -> int:
@@ -340,13 +361,16 @@ class KinesisImporter(ShardReading):
         page = self._interpret(shard, fetched, result)
         if page is None:
             return
+        cut = None if self._until is None else records_until(page.records, self._until)
+        if cut is not None:
+            page = attrs.evolve(page, records=page.records[:cut])
         result.maps["lag"][shard.shard_id] = page.millis_behind
         self.metrics.set_lag(self.settings.stream_name, shard.shard_id, page.millis_behind)
         events, skipped = self._convert.convert(shard.shard_id, page.records)
         handed = Handed(shard, page.records, events, skipped, page.next_iterator)
         if handover is not None and (events or handover.holds(shard.shard_id)):
             handover.submit(handed)  # taken in order, later (_settle_ready)
-            self._advance(shard, page)
+            self._advance(shard, page, cut is not None)
             return
         outcome = Outcome()
         if events and self.sink is not None:
@@ -357,23 +381,4 @@ class KinesisImporter(ShardReading):
                 outcome = Outcome(error=exc)
             handed.seconds = time.perf_counter() - start
         if self._settle(handed, outcome, result):
-            self._advance(shard, page)
-
-    def _advance(self, shard: Shard, page: RecordsPage) -> None:
-        """Read on from the page's end; paced from the call's start, as AWS counts."""
-        shard.iterator = page.next_iterator
-        if shard.iterator is not None:
-            lag, began = page.millis_behind, shard.began
-            shard.read(records=len(page.records), lag=lag, settings=self.settings, now=began)
-
-    def _begin_read(self, shard: Shard) -> dict[str, Any] | None:
-        """Note the read's start; GetShardIterator's parameters when the shard has none."""
-        shard.began = self._clock()
-        if self._handover is not None:
-            self._epochs[shard.shard_id] = self._handover.epoch(shard.shard_id)
-        if shard.iterator is not None:
-            return None
-        params, begin = iterator_request(shard, self.settings, self._now())
-        if begin is not None:  # remember where we begin before we begin
-            self._save(shard, begin)
-        return params
+            self._advance(shard, page, cut is not None)

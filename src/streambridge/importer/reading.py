@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -26,7 +27,7 @@ from streambridge.importer.conversion import RecordConverter
 from streambridge.importer.handover import Handed, HandOver, Outcome
 from streambridge.importer.results import ImportResult, SinkFailure, SkippedRecord, refusals_in
 from streambridge.importer.settings import ImporterSettings
-from streambridge.importer.shards import Shard, ShardTable
+from streambridge.importer.shards import SKEW_MARGIN, Shard, ShardTable, iterator_request
 from streambridge.metrics import Metrics
 from streambridge.retry import THROTTLING_CODES, RetryPolicy
 
@@ -57,6 +58,9 @@ class ShardReading(ClientShell[ImporterSettings]):
     _convert: RecordConverter
     _handover: HandOver | None
     metrics: Metrics
+    _until: datetime | None
+    _now: Callable[[], datetime]
+    _epochs: dict[str, int]
 
     def _refresh_shards(self) -> None:
         """List the stream's shards (paginated) and decide where new ones start.
@@ -255,3 +259,30 @@ class ShardReading(ClientShell[ImporterSettings]):
             shard.failures = 0
             self._finish(shard, result)
         return True
+
+    def _advance(self, shard: Shard, page: RecordsPage, cut: bool = False) -> None:
+        """Read on from the page's end; paced from the call's start, as AWS counts.
+
+        ``cut``: the page was cut at ``run(until=)``'s instant; the shard is done for the
+        run, and the next run reads from its checkpoint (what followed is read again).
+        """
+        shard.iterator = page.next_iterator
+        if shard.iterator is not None:
+            lag, began = page.millis_behind, shard.began
+            shard.read(records=len(page.records), lag=lag, settings=self.settings, now=began)
+        if cut:
+            shard.iterator, shard.done_until = None, True
+        elif self._until is not None and shard.at_tip and shard.began_at is not None:
+            shard.done_until = shard.began_at - SKEW_MARGIN > self._until
+
+    def _begin_read(self, shard: Shard) -> dict[str, Any] | None:
+        """Note the read's start; GetShardIterator's parameters when the shard has none."""
+        shard.began, shard.began_at = self._clock(), self._now()
+        if self._handover is not None:
+            self._epochs[shard.shard_id] = self._handover.epoch(shard.shard_id)
+        if shard.iterator is not None:
+            return None
+        params, begin = iterator_request(shard, self.settings, self._now())
+        if begin is not None:  # remember where we begin before we begin
+            self._save(shard, begin)
+        return params

@@ -147,7 +147,8 @@ class ImportTotals:
         calls: ``GetRecords`` calls made.
         sink_failures: Times the sink raised.
         lag: The latest ``MillisBehindLatest`` of each shard.
-        stopped_because: ``"stop"``, ``"max_events"``, ``"max_polls"`` or ``"caught_up"``.
+        stopped_because: ``"stop"``, ``"max_events"``, ``"max_records"``, ``"max_polls"``,
+            ``"caught_up"`` or ``"until"``.
         undelivered: Events read but not accepted by the sink when the loop stopped (their
             checkpoints did not move past them: the next run reads them again).
     """

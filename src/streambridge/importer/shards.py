@@ -17,7 +17,7 @@ Pure: the caller passes the time in and saves the checkpoints these functions de
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,7 +26,14 @@ import attrs
 from streambridge.importer.settings import ImporterSettings
 from streambridge.retry import RetryPolicy
 
-__all__ = ["SKEW_MARGIN", "Shard", "ShardCheckpoint", "ShardTable", "iterator_request"]
+__all__ = [
+    "SKEW_MARGIN",
+    "Shard",
+    "ShardCheckpoint",
+    "ShardTable",
+    "iterator_request",
+    "records_until",
+]
 
 #: A LATEST start is remembered this much earlier, so a resume at that time (AT_TIMESTAMP)
 #: cannot miss records because of clock skew between this machine and AWS.
@@ -66,6 +73,9 @@ class Shard:
         failures: Failures in a row (for the backoff).
         at_tip: The last read was at the shard's tip (0 ms behind, short of the limit).
         undelivered: Events of the last read that the sink did not take.
+        began_at: The wall-clock time its last read began (for ``run(until=)``).
+        done_until: Read up to ``run(until=)``'s instant in this run: a record after it
+            was met, or the tip was reached after it.
     """
 
     shard_id: str
@@ -79,6 +89,8 @@ class Shard:
     failures: int = 0
     at_tip: bool = False
     undelivered: int = 0
+    began_at: datetime | None = None
+    done_until: bool = False
 
     def read(self, *, records: int, lag: int, settings: ImporterSettings, now: float) -> None:
         """A read went well: set the tip flag and when the shard is due next."""
@@ -174,9 +186,13 @@ class ShardTable:
         return bool(readable) and all(s.failures == 0 and s.at_tip for s in readable)
 
     def forget_tips(self) -> None:
-        """A new run begins: no shard is at its tip until this run has read it there."""
+        """A new run begins: no shard is at its tip, or its window's end, until read there."""
         for shard in self.shards.values():
-            shard.at_tip = False
+            shard.at_tip = shard.done_until = False
+
+    def at_until(self) -> bool:
+        """Every readable shard was read up to ``run(until=)``'s instant (or none is left)."""
+        return all(shard.done_until for shard in self.readable())
 
     @property
     def undelivered(self) -> int:
@@ -216,3 +232,16 @@ def iterator_request(
         params["ShardIteratorType"] = "LATEST"
         begin = (now - SKEW_MARGIN).isoformat()
     return params, attrs.evolve(checkpoint, start=begin)
+
+
+def records_until(records: Sequence[Mapping[str, Any]], until: datetime) -> int | None:
+    """Where ``records`` go past ``until``: the index of the first that arrived after it.
+
+    None when none did (a record without ``ApproximateArrivalTimestamp`` is not after it).
+    The records after that one are not looked at: a shard is read in order, and stops there.
+    """
+    for index, record in enumerate(records):
+        arrival = record.get("ApproximateArrivalTimestamp")
+        if arrival is not None and arrival > until:
+            return index
+    return None
