@@ -364,6 +364,12 @@ def test_check_prints_the_policies(
     assert "firehose:PutRecordBatch" not in out
     assert "kinesis:GetShardIterator" in out
     assert "arn:aws:firehose:us-east-1:123456789012:deliverystream/events" in out
+    # one policy to paste (issue 22), holding both streams' statements
+    assert 1 == out.count('"Version"')
+    policy = json.loads(out[out.index("{", out.index("the IAM policy these options need:")) :])
+    resources = [r for statement in policy["Statement"] for r in statement["Resource"]]
+    assert any(":deliverystream/events" in r for r in resources)
+    assert any(":stream/clicks" in r for r in resources)
 
 
 def test_check_without_a_verdict_exits_1(aws: LocalAWS, capsys: pytest.CaptureFixture[str]) -> None:
@@ -375,7 +381,7 @@ def test_check_without_a_verdict_exits_1(aws: LocalAWS, capsys: pytest.CaptureFi
     client = aws.client("kinesis")
     with FaultInjector(client) as faults:
         faults.add("GetShardIterator", throttling("ProvisionedThroughputExceededException"))
-        assert 1 == _check_kinesis(client, "clicks", lambda: "123456789012")
+        assert (1, None) == _check_kinesis(client, "clicks", lambda: "123456789012")
     out, err = capsys.readouterr()
     assert "not verified  kinesis:GetShardIterator" in out
     assert "GetShardIterator on Kinesis stream 'clicks' failed (Rate exceeded): try again" in err
@@ -458,3 +464,40 @@ def test_progress_only_on_a_terminal(
     monkeypatch.setattr(sys, "stderr", quiet)
     assert 0 == main([*args, "--quiet"])
     assert "records/s" not in quiet.getvalue()
+
+
+# --------------------------------------------------------------------------- newcomers (issue 22)
+
+
+def test_samples_writes_the_batches_a_newcomer_forwards(
+    aws: LocalAWS, env: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``samples --output`` gives the getting-started page's batches.jsonl; forward sends it."""
+    code, out, _ = run(capsys, "samples")
+    assert (0, 5) == (code, len(out.splitlines()))
+    assert all(isinstance(json.loads(line), dict) for line in out.splitlines())
+    batches = tmp_path / "batches.jsonl"
+    assert 0 == run(capsys, "samples", "--good-only", "--output", str(batches))[0]
+    assert 4 == len(batches.read_text().splitlines())
+    assert 0o600 == batches.stat().st_mode & 0o777
+    assert 2 == run(capsys, "samples", "--output", str(batches))[0]  # not replaced unasked
+    aws.create_delivery_stream("mparticle-events")
+    code, out, err = run(capsys, "forward", "--stream", "mparticle-events", str(batches), *env)
+    assert 0 == code, err
+    assert aws.delivered("mparticle-events")
+
+
+@pytest.mark.parametrize(
+    "command", ["forward", "serve", "import", "check", "kcl", "kcl-daemon", "local", "samples"]
+)
+def test_every_help_ends_with_an_example_and_the_exit_codes(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 22's newcomer trial: each --help shows how to run it and what its exit means."""
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    example = out.split("example:\n", 1)[1].splitlines()[0]
+    assert f"streambridge {command}" in example
+    assert "exit codes:" in out
+    assert "3  AWS refused" in out

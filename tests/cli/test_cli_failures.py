@@ -214,6 +214,29 @@ def test_import_takes_the_posthog_apps_configuration_as_settings(
     assert json.loads(out.read_text())["event"] == "Signed Up"
 
 
+def test_import_config_takes_the_apps_shown_names_and_names_what_is_missing(
+    aws: LocalAWS, tmp_path: Path
+) -> None:
+    """Issue 22: a config written with the app page's names works; a missing one is named."""
+    aws.create_stream("clicks")
+    aws.put_records("clicks", [{"properties": {"eventName": "Signed Up"}}], key="k")
+    config = tmp_path / "posthog-app.json"
+    config.write_text(
+        json.dumps({"Kinesis Stream Name": "clicks", "Posthog event key": "properties.eventName"})
+    )
+    out = tmp_path / "events.jsonl"
+    done = finished(
+        aws, "import", "--config", str(config), "--start", "TRIM_HORIZON", "--until-caught-up",
+        "--output", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(out.read_text())["event"] == "Signed Up"
+    config.write_text(json.dumps({"Posthog event key": "properties.eventName"}))
+    missing = finished(aws, "import", "--config", str(config), "--output", str(out))
+    assert missing.returncode == 2
+    assert "no kinesisStreamName ('Kinesis Stream Name'): pass --stream" in missing.stderr
+
+
 def test_a_resumed_import_appends_to_its_output(aws: LocalAWS, tmp_path: Path) -> None:
     """--output with --checkpoints: the second run adds its events; the first run's stay."""
     aws.create_stream("clicks")

@@ -124,6 +124,33 @@ def test_from_posthog_config_errors(config: dict[str, object], match: str) -> No
     assert "SUPERSECRET" not in str(info.value)
 
 
+def test_from_posthog_config_takes_the_names_the_apps_page_shows() -> None:
+    """Issue 22: "Kinesis Stream Name", "Posthog event key"… in any case; twice is refused."""
+    shown = ImporterSettings.from_posthog_config(
+        {
+            "Kinesis Stream Name": "clicks",
+            "posthog EVENT key": "properties.eventName",
+            "Additional Kinesis to Posthog property mappings": "properties.userId:distinct_id",
+            "AWS Region": "eu-west-1",
+        }
+    )
+    keyed = ImporterSettings.from_posthog_config(
+        {
+            "kinesisStreamName": "clicks",
+            "eventKey": "properties.eventName",
+            "additionalPropertyMappings": "properties.userId:distinct_id",
+            "awsRegion": "eu-west-1",
+        }
+    )
+    assert shown == keyed
+    with pytest.raises(ConfigurationError, match="'eventKey' is given twice"):
+        ImporterSettings.from_posthog_config(
+            {"Kinesis Stream Name": "c", "eventKey": "e", "Event Key": "e"}
+        )
+    with pytest.raises(ConfigurationError, match="did you mean 'Kinesis Stream Name'"):
+        ImporterSettings.from_posthog_config({"Kinesis Stream Nam": "c", "eventKey": "e"})
+
+
 def test_from_posthog_config_needs_a_mapping() -> None:
     """A list is not a configuration."""
     with pytest.raises(ConfigurationError, match="mapping"):

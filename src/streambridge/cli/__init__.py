@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from botocore.exceptions import BotoCoreError, ClientError
 
 from streambridge import __version__
-from streambridge.cli import check, forward, importing, kcl, kcl_daemon, local, serve
+from streambridge.cli import check, forward, importing, kcl, kcl_daemon, local, samples, serve
 from streambridge.cli._common import (
     EXIT_AWS,
     EXIT_DEAD_LETTER,
@@ -74,6 +74,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+#: One example of each command, ending its --help (docs/cli.md has more).
+EXAMPLES = {
+    "forward": "streambridge forward --stream mparticle-events --dead-letter failed.jsonl "
+    "batches.jsonl",
+    "serve": "STREAMBRIDGE_AUTHORIZATION='Basic …' streambridge serve --stream mparticle-events "
+    "--port 8080",
+    "import": "POSTHOG_API_KEY=phc_… streambridge import --stream app-clicks --event-key "
+    "properties.eventName --posthog-host https://eu.i.posthog.com --checkpoints state.db",
+    "check": "streambridge check --firehose-stream mparticle-events --kinesis-stream app-clicks",
+    "kcl": "streambridge kcl --stream app-clicks --event-key properties.eventName "
+    "--posthog-host https://eu.i.posthog.com  (run by the KCL daemon: see kcl-daemon)",
+    "kcl-daemon": "streambridge kcl-daemon --application-name clicks-to-posthog --properties "
+    "kcl.properties -- --stream app-clicks --event-key properties.eventName --posthog-host "
+    "https://eu.i.posthog.com",
+    "local": "streambridge local --firehose-stream mparticle-events --kinesis-stream app-clicks",
+    "demo": "streambridge demo",
+    "samples": "streambridge samples --output batches.jsonl",
+}
+
+#: The exit codes, ending every command's --help.
+EXIT_CODES = """exit codes:
+  0  done: everything delivered or imported
+  1  something failed, was rejected or unreadable (the last line says how many)
+  2  bad usage or settings, an unreadable input or checkpoints file
+  3  AWS refused (missing stream, access denied, no credentials) or never answered
+  4  the destination refused (PostHog rejected the key)
+  5  a dead letter could not be written
+  130, 143  forward stopped by SIGINT / SIGTERM before the end of its input"""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="streambridge",
@@ -88,11 +118,14 @@ def _parser() -> argparse.ArgumentParser:
     kcl.add_parser(commands)
     kcl_daemon.add_parser(commands)
     local.add_parser(commands)
+    samples.add_parser(commands)
     demo = commands.add_parser(
         "demo", help="both halves on an embedded local AWS, with the sample batches (no account)"
     )
     demo.set_defaults(run=_demo)
-    for command in commands.choices.values():
+    for name, command in commands.choices.items():
+        command.formatter_class = argparse.RawDescriptionHelpFormatter
+        command.epilog = f"example:\n  {EXAMPLES[name]}\n\n{EXIT_CODES}"
         command.add_argument(
             "--log-format",
             choices=("text", "json"),

@@ -36,6 +36,7 @@ from streambridge.retry import PERMISSION_DENIED_CODES
 __all__ = ["add_parser"]
 
 VERIFIED, DENIED, NOT_VERIFIED = "verified", "denied", "not verified"
+Policy = dict[str, Any]
 
 
 def add_parser(commands: Any) -> None:
@@ -53,12 +54,20 @@ def add_parser(commands: Any) -> None:
 def _check(args: argparse.Namespace) -> int:
     if not args.firehose_stream and not args.kinesis_stream:
         raise UsageError("name something to check: --firehose-stream and/or --kinesis-stream")
-    code = EXIT_OK
+    code, policies = EXIT_OK, []
     if args.firehose_stream:
-        code = max(code, _check_firehose(aws_client(args, "firehose"), args))
+        firehose, policy = _check_firehose(aws_client(args, "firehose"), args)
+        code = max(code, firehose)
+        policies += [policy] if policy else []
     if args.kinesis_stream:
-        kinesis = aws_client(args, "kinesis")
-        code = max(code, _check_kinesis(kinesis, args.kinesis_stream, lambda: _account(args)))
+        client = aws_client(args, "kinesis")
+        kinesis, policy = _check_kinesis(client, args.kinesis_stream, lambda: _account(args))
+        code = max(code, kinesis)
+        policies += [policy] if policy else []
+    if policies:  # one document to paste, with the statements of every stream checked
+        print("the IAM policy these options need:")
+        statements = [statement for policy in policies for statement in policy["Statement"]]
+        print(json.dumps({"Version": "2012-10-17", "Statement": statements}, indent=2))
     return code
 
 
@@ -70,7 +79,7 @@ def _report(status: str, permission: str, note: str = "") -> None:
     print(f"  {status:<13} {permission}{f'  ({note})' if note else ''}")
 
 
-def _check_firehose(client: Any, args: argparse.Namespace) -> int:
+def _check_firehose(client: Any, args: argparse.Namespace) -> tuple[int, Policy | None]:
     settings = ForwarderSettings(delivery_stream_name=args.firehose_stream)
     try:
         info = FirehoseForwarder(client, settings, put_mode=args.put_mode).check()
@@ -78,7 +87,7 @@ def _check_firehose(client: Any, args: argparse.Namespace) -> int:
         denied = exc.error_code in PERMISSION_DENIED_CODES
         _report(DENIED if denied else NOT_VERIFIED, "firehose:DescribeDeliveryStream")
         _error(exc)
-        return EXIT_AWS
+        return EXIT_AWS, None
     print(f"firehose: delivery stream {info.name!r} is {info.status}, source {info.stream_type}")
     _report(VERIFIED, "firehose:DescribeDeliveryStream")
     if info.appends_delimiter:
@@ -96,8 +105,7 @@ def _check_firehose(client: Any, args: argparse.Namespace) -> int:
         _report(NOT_VERIFIED, "firehose:PutRecordBatch", note)
     if args.put_mode != "batch":
         _report(NOT_VERIFIED, "firehose:PutRecord", writes)
-    print(json.dumps(forwarder_policy(info.arn, put_mode=args.put_mode), indent=2))
-    return EXIT_OK
+    return EXIT_OK, forwarder_policy(info.arn, put_mode=args.put_mode)
 
 
 def _account(args: argparse.Namespace) -> str:
@@ -112,7 +120,9 @@ def _account(args: argparse.Namespace) -> str:
         return "{account-id}"
 
 
-def _check_kinesis(client: Any, stream: str, account: Callable[[], str]) -> int:
+def _check_kinesis(
+    client: Any, stream: str, account: Callable[[], str]
+) -> tuple[int, Policy | None]:
     """List the shards, get an iterator and read one record at LATEST, reporting each step."""
     print(f"kinesis: stream {stream!r}")
     refusal: CallError | None = None
@@ -147,15 +157,14 @@ def _check_kinesis(client: Any, stream: str, account: Callable[[], str]) -> int:
     if refusal is not None and refusal.retryable:  # throttled, unreachable…: no verdict
         what = f"{refusal.operation} on Kinesis stream {stream!r}"
         _error(f"{what} failed ({refusal.message}): try again")
-        return EXIT_FAILED
+        return EXIT_FAILED, None
     if refusal is not None:
         _error(refusal_error(refusal, stream, client.meta.region_name))
-        return EXIT_AWS
+        return EXIT_AWS, None
     if isinstance(shards, CallError) or not shards:
         _error(f"Kinesis stream {stream!r} has no shards")
-        return EXIT_AWS
+        return EXIT_AWS, None
     region = client.meta.region_name
     print(f"kinesis: stream {stream!r} readable: {len(shards)} shard(s) listed, records readable")
     arn = f"arn:aws:kinesis:{region}:{account()}:stream/{stream}"
-    print(json.dumps(importer_policy(arn), indent=2))
-    return EXIT_OK
+    return EXIT_OK, importer_policy(arn)

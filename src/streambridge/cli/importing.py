@@ -38,7 +38,12 @@ from streambridge.cli._common import (
     start_metrics,
 )
 from streambridge.cli._outcome import import_summary
-from streambridge.errors import DeadLetterError, FatalSinkError, OutputClosedError
+from streambridge.errors import (
+    ConfigurationError,
+    DeadLetterError,
+    FatalSinkError,
+    OutputClosedError,
+)
 from streambridge.importer import (
     ImporterSettings,
     ImportResult,
@@ -48,6 +53,7 @@ from streambridge.importer import (
     SQLiteCheckpointStore,
 )
 from streambridge.importer.importer import KinesisImporter
+from streambridge.importer.settings import POSTHOG_NAMES, posthog_keys
 from streambridge.retry import RetryPolicy
 
 __all__ = [
@@ -290,8 +296,11 @@ def _silence_stdout() -> None:
 def importer_settings(args: argparse.Namespace) -> ImporterSettings:
     """From --config (the PostHog app's keys), with the options given on the command line."""
     config: dict[str, object] = {}
-    if args.config is not None:
-        config = read_json_object(args.config, "config file")
+    if args.config is not None:  # the app's keys, or the names its page shows
+        try:
+            config = posthog_keys(read_json_object(args.config, "config file"))
+        except ConfigurationError as exc:
+            raise UsageError(f"{args.config}: {exc}") from None
     for key, value in (
         ("kinesisStreamName", args.stream),
         ("eventKey", args.event_key),
@@ -303,7 +312,8 @@ def importer_settings(args: argparse.Namespace) -> ImporterSettings:
         args.region = config["awsRegion"]
     for key, option in (("kinesisStreamName", "--stream"), ("eventKey", "--event-key")):
         if not config.get(key):
-            raise UsageError(f"no {key}: pass {option} or put it in --config")
+            shown = next(name for name, k in POSTHOG_NAMES.items() if k == key)
+            raise UsageError(f"no {key} ({shown!r}): pass {option} or put it in --config")
     return ImporterSettings.from_posthog_config(
         config, start_position=getattr(args, "start", "LATEST"), personless=args.personless
     )

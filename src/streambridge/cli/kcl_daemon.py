@@ -38,9 +38,6 @@ def add_parser(commands: Any) -> None:
         description="Write a properties file for the KCL's MultiLangDaemon whose child is "
         "`streambridge kcl` with the options given after --, and print the daemon's command "
         "line (java, amazon-kclpy's jars on the class path), or run it with --run.",
-        epilog="example: streambridge kcl-daemon --application-name clicks-to-posthog "
-        "--properties kcl.properties -- --stream clicks --event-key properties.eventName "
-        "--posthog-host https://eu.i.posthog.com",
     )
     daemon.add_argument(
         "--application-name",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from streambridge._settings import did_you_mean, optional_region, optional_str
+from streambridge._settings import did_you_mean, normalise, optional_region, optional_str
 from streambridge._util import parse_iso_datetime
 from streambridge.errors import ConfigurationError
 from streambridge.importer.keys import (
@@ -27,7 +27,7 @@ from streambridge.importer.keys import (
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["POSTHOG_KEYS", "ImporterSettings", "StartPosition"]
+__all__ = ["POSTHOG_KEYS", "POSTHOG_NAMES", "ImporterSettings", "StartPosition", "posthog_keys"]
 
 StartPosition = Literal["LATEST", "TRIM_HORIZON"] | datetime
 _KINESIS_STREAM = re.compile(r"[a-zA-Z0-9_.-]{1,128}")
@@ -151,20 +151,17 @@ class ImporterSettings:
         """Build settings from the PostHog app's configuration keys.
 
         Accepts ``kinesisStreamName``, ``iamAccessKeyId``, ``iamSecretAccessKey``,
-        ``awsRegion``, ``eventKey`` and ``additionalPropertyMappings``; empty strings mean
-        unset. Options the app lacks (``start_position``…) come as keyword arguments.
+        ``awsRegion``, ``eventKey`` and ``additionalPropertyMappings``, or the names the app's
+        page shows ("Kinesis Stream Name", "Posthog event key"…, :data:`POSTHOG_NAMES`, in
+        any case); empty strings mean unset. Options the app lacks (``start_position``…)
+        come as keyword arguments.
 
         Raises:
             ConfigurationError: An unknown key, or a bad value; the message names the key.
         """
-        if not isinstance(mapping, Mapping):
-            raise ConfigurationError(f"config must be a mapping, got {type(mapping).__name__}")
         fields: dict[str, Any] = {}
-        for key, value in mapping.items():
-            field = POSTHOG_KEYS.get(key)
-            if field is None:
-                hint = did_you_mean(key, POSTHOG_KEYS)
-                raise ConfigurationError(f"unknown PostHog app setting {key!r}{hint}")
+        for key, value in posthog_keys(mapping).items():
+            field = POSTHOG_KEYS[key]
             if value == "" and field != "additional_property_mappings":
                 continue
             fields[field] = value
@@ -196,3 +193,40 @@ POSTHOG_KEYS = {
     "eventKey": "event_key",
     "additionalPropertyMappings": "additional_property_mappings",
 }
+
+#: The names the PostHog app's settings page shows (and shorter ones users write) -> its key.
+POSTHOG_NAMES = {
+    "Kinesis Stream Name": "kinesisStreamName",
+    "Stream Name": "kinesisStreamName",
+    "Access Key ID": "iamAccessKeyId",
+    "IAM Access Key ID": "iamAccessKeyId",
+    "Secret Access Key": "iamSecretAccessKey",
+    "IAM Secret Access Key": "iamSecretAccessKey",
+    "AWS Region": "awsRegion",
+    "Posthog event key": "eventKey",
+    "Event Key": "eventKey",
+    "Additional Kinesis to Posthog property mappings": "additionalPropertyMappings",
+    "Additional Property Mappings": "additionalPropertyMappings",
+}
+_BY_NAME = {normalise(name): key for name, key in POSTHOG_NAMES.items()}
+
+
+def posthog_keys(mapping: object) -> dict[str, object]:
+    """The PostHog app's configuration with each setting under its key (a shown name taken).
+
+    Raises:
+        ConfigurationError: Not a mapping, an unknown setting (with a "did you mean"), or one
+            setting given twice (by its key and by its name).
+    """
+    if not isinstance(mapping, Mapping):
+        raise ConfigurationError(f"config must be a mapping, got {type(mapping).__name__}")
+    out: dict[str, object] = {}
+    for given, value in mapping.items():
+        key = given if given in POSTHOG_KEYS else _BY_NAME.get(normalise(given))
+        if key is None:
+            hint = did_you_mean(given, [*POSTHOG_KEYS, *POSTHOG_NAMES])
+            raise ConfigurationError(f"unknown PostHog app setting {given!r}{hint}")
+        if key in out:
+            raise ConfigurationError(f"PostHog app setting {key!r} is given twice ({given!r})")
+        out[key] = value
+    return out
