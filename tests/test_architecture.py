@@ -24,6 +24,7 @@ BASE = {
     "streambridge._lambda_records",
     "streambridge._logging",
     "streambridge._prometheus",
+    "streambridge._roles",
     "streambridge._wire",
     "streambridge._json",
     "streambridge._settings",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 import attrs
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
@@ -26,6 +26,7 @@ from typing_extensions import Self
 from streambridge._wire import fast_clients
 from streambridge.errors import (
     AccessDeniedError,
+    ConfigurationError,
     DeliveryError,
     MalformedAnswerError,
     StreamNotFoundError,
@@ -37,6 +38,9 @@ from streambridge.retry import (
     PERMISSION_DENIED_CODES,
     is_retryable,
 )
+
+if TYPE_CHECKING:
+    from streambridge._roles import AssumedRole
 
 __all__ = [
     "MAX_IN_FLIGHT",
@@ -174,6 +178,12 @@ class _ClientSettings(Protocol):
     def access_key_id(self) -> str | None: ...
     @property
     def secret_access_key(self) -> str | None: ...
+    @property
+    def role_arn(self) -> str | None: ...
+    @property
+    def external_id(self) -> str | None: ...
+    @property
+    def role_session_name(self) -> str | None: ...
 
 
 def client_for(
@@ -193,7 +203,21 @@ def client_for(
         session=session,
         endpoint_url=endpoint_url,
         pool=pool,
+        role=assumed_role(settings.role_arn, settings.external_id, settings.role_session_name),
     )
+
+
+def assumed_role(
+    role_arn: str | None, external_id: str | None, session_name: str | None
+) -> AssumedRole | None:
+    """The role to assume, from settings or options (None: no role)."""
+    if not role_arn:
+        if external_id:
+            raise ConfigurationError("an External ID is given without a role ARN to assume")
+        return None
+    from streambridge._roles import DEFAULT_SESSION_NAME, AssumedRole  # noqa: PLC0415
+
+    return AssumedRole(role_arn, external_id or None, session_name or DEFAULT_SESSION_NAME)
 
 
 S = TypeVar("S", bound=_ClientSettings)
@@ -284,12 +308,14 @@ def build_client(
     endpoint_url: str | None = None,
     pool: int = MAX_IN_FLIGHT,
     attempts: int = 1,
+    role: AssumedRole | None = None,
 ) -> Any:
     """A boto3 client with botocore's own retries off (streambridge retries itself).
 
     It keeps ``pool`` connections, one for each call the shells keep in flight. ``attempts``
     above 1 turns botocore's standard retries on (for calls streambridge does not retry: the
-    S3 source's listing and reads).
+    S3 source's listing and reads). With ``role``, the client's credentials are the role's,
+    assumed with the keys (or the session's credentials) and refreshed before they expire.
     """
     import boto3  # noqa: PLC0415 - only the convenience constructors need boto3 imported here
     import botocore.session  # noqa: PLC0415
@@ -297,6 +323,17 @@ def build_client(
 
     if session is None:  # ours: its clients read answers faster (a session given is left be)
         session = boto3.Session(botocore_session=fast_clients(botocore.session.get_session()))
+    if role is not None:
+        from streambridge._roles import role_session  # noqa: PLC0415 - when asked for
+
+        if access_key_id:  # the keys given assume the role
+            session = boto3.Session(
+                aws_access_key_id=access_key_id,
+                aws_secret_access_key=secret_access_key,
+                botocore_session=fast_clients(botocore.session.get_session()),
+            )
+        session = role_session(session, role, region=region, endpoint_url=endpoint_url)
+        access_key_id = secret_access_key = None
     return session.client(
         service,
         region_name=region,

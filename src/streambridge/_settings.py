@@ -25,7 +25,7 @@ __all__ = [
 
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 #: Fields whose values are never shown, in ``repr`` or in a message.
-SECRET_FIELDS = frozenset({"access_key_id", "secret_access_key"})
+SECRET_FIELDS = frozenset({"access_key_id", "secret_access_key", "external_id"})
 
 
 def optional_str(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:

@@ -11,6 +11,7 @@ __all__ = [
     "kcl_policy",
     "lambda_policy",
     "s3_source_policy",
+    "trust_policy",
 ]
 
 
@@ -157,3 +158,26 @@ def s3_source_policy(url: str) -> dict[str, Any]:
         listing["Condition"] = {"StringLike": {"s3:prefix": [f"{prefix}*"]}}
     reading = _statement(["s3:GetObject"], [f"arn:aws:s3:::{bucket}/{prefix}*"])
     return {"Version": "2012-10-17", "Statement": [listing, reading]}
+
+
+def trust_policy(principal_arn: str, *, external_id: str | None = None) -> dict[str, Any]:
+    """The trust policy of a role that ``principal_arn`` assumes from another account.
+
+    Create the role in the account that owns the stream, with this trust policy and the
+    half's policy (:func:`forwarder_policy`, :func:`importer_policy`); give the role's ARN as
+    ``role_arn`` (``--role-arn``). With ``external_id``, the role can be assumed only by a
+    caller that gives it (``sts:ExternalId``): what AWS advises when a third party assumes it.
+
+    Args:
+        principal_arn: Who assumes it: an account (``arn:aws:iam::<account>:root``), a role or
+            a user ARN.
+        external_id: The External ID the caller must give.
+    """
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"AWS": principal_arn},
+        "Action": "sts:AssumeRole",
+    }
+    if external_id:
+        statement["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
+    return {"Version": "2012-10-17", "Statement": [statement]}

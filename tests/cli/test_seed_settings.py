@@ -114,7 +114,9 @@ def test_import_reads_the_posthog_app_config_and_its_iam_keys(
     )
     code, _, err = run(capsys, "import", "--event-key", "e")
     assert 2 == code
-    assert "no kinesisStreamName: pass --stream or put it in --config" in err
+    assert (
+        "no kinesisStreamName ('Kinesis Stream Name'): pass --stream or put it in --config" in err
+    )
 
 
 def test_backfills_are_historical_and_personless_on_request(

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from streambridge._aws import build_client
+from streambridge._aws import assumed_role, build_client
 from streambridge._files import open_private
 from streambridge._logging import JsonFormatter
 from streambridge._wire import fast_clients
@@ -131,6 +131,11 @@ def aws_client(
     )
     if session.region_name is None:
         raise UsageError("no AWS region: pass --region or set AWS_REGION / AWS_DEFAULT_REGION")
+    external_id = args.external_id or os.environ.get("STREAMBRIDGE_EXTERNAL_ID") or None
+    try:
+        role = assumed_role(args.role_arn, external_id, args.role_session_name)
+    except ConfigurationError as exc:
+        raise UsageError(f"{exc} (--role-arn)") from None
     return build_client(
         service,
         region=session.region_name,
@@ -139,6 +144,7 @@ def aws_client(
         session=session,
         endpoint_url=args.endpoint_url,
         attempts=attempts,
+        role=role,
     )
 
 
@@ -152,6 +158,20 @@ def aws_options(parser: argparse.ArgumentParser) -> None:
         "--quiet",
         action="store_true",
         help="no progress and no summary (errors and warnings are still said)",
+    )
+    group.add_argument(
+        "--role-arn",
+        metavar="ARN",
+        help="assume this IAM role (in another account) with the credentials found, and act "
+        "as it; its credentials are refreshed before they expire",
+    )
+    group.add_argument(
+        "--external-id",
+        metavar="ID",
+        help="the External ID the role's trust policy requires (or STREAMBRIDGE_EXTERNAL_ID)",
+    )
+    group.add_argument(
+        "--role-session-name", metavar="NAME", help="the role session's name (streambridge)"
     )
     group.add_argument(
         "--retry-budget",

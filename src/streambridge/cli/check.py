@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -20,15 +21,16 @@ from streambridge.cli._common import (
     EXIT_AWS,
     EXIT_FAILED,
     EXIT_OK,
+    FailedError,
     UsageError,
     aws_client,
     aws_options,
     say,
 )
-from streambridge.errors import DeliveryError
+from streambridge.errors import AccessDeniedError, DeliveryError
 from streambridge.forwarder import ForwarderSettings
 from streambridge.forwarder.forwarder import FirehoseForwarder
-from streambridge.iam import forwarder_policy, importer_policy
+from streambridge.iam import forwarder_policy, importer_policy, trust_policy
 from streambridge.importer.answers import records_page, shard_iterator
 from streambridge.importer.calls import describe_shards, list_shards, refusal_error
 from streambridge.retry import PERMISSION_DENIED_CODES
@@ -55,6 +57,7 @@ def _check(args: argparse.Namespace) -> int:
     if not args.firehose_stream and not args.kinesis_stream:
         raise UsageError("name something to check: --firehose-stream and/or --kinesis-stream")
     code, policies = EXIT_OK, []
+    _identity(args)
     if args.firehose_stream:
         firehose, policy = _check_firehose(aws_client(args, "firehose"), args)
         code = max(code, firehose)
@@ -106,6 +109,38 @@ def _check_firehose(client: Any, args: argparse.Namespace) -> tuple[int, Policy 
     if args.put_mode != "batch":
         _report(NOT_VERIFIED, "firehose:PutRecord", writes)
     return EXIT_OK, forwarder_policy(info.arn, put_mode=args.put_mode)
+
+
+def _identity(args: argparse.Namespace) -> None:
+    """Say who the calls are made as (the role, when one is assumed), and its trust policy."""
+    try:
+        arn = str(aws_client(args, "sts").get_caller_identity()["Arn"])
+    except UsageError:
+        raise
+    except AccessDeniedError as exc:  # the role could not be assumed: said, with what to do
+        raise FailedError(str(exc), EXIT_AWS) from None
+    except Exception as exc:  # noqa: BLE001 - no identity to say: the checks say the rest
+        print(f"identity: unknown (sts:GetCallerIdentity failed: {exc})")
+        return
+    print(f"identity: {arn}")
+    if args.role_arn:
+        source = argparse.Namespace(**{**vars(args), "role_arn": None, "external_id": None})
+        try:
+            caller = str(aws_client(source, "sts").get_caller_identity()["Arn"])
+        except Exception:  # noqa: BLE001 - an account placeholder instead
+            caller = "arn:aws:iam::{your-account-id}:root"
+        external_id = args.external_id or os.environ.get("STREAMBRIDGE_EXTERNAL_ID")
+        print(f"the trust policy {args.role_arn} needs (in its account):")
+        print(json.dumps(trust_policy(_principal(caller), external_id=external_id), indent=2))
+
+
+def _principal(arn: str) -> str:
+    """The principal to trust for a caller: an assumed role's role, else the ARN itself."""
+    if ":assumed-role/" in arn:  # arn:aws:sts::<account>:assumed-role/<role>/<session>
+        partition, account = arn.split(":")[1], arn.split(":")[4]
+        role = arn.split(":assumed-role/", 1)[1].split("/", maxsplit=1)[0]
+        return f"arn:{partition}:iam::{account}:role/{role}"
+    return arn
 
 
 def _account(args: argparse.Namespace) -> str:

@@ -42,7 +42,16 @@ def add_parser(commands: Any) -> None:
         default=300.0,
         help="seconds a failing sink is retried before the process exits (default 300)",
     )
-    kcl.set_defaults(run=_kcl, region=None, profile=None, endpoint_url=None, retry_budget=None)
+    kcl.set_defaults(
+        run=_kcl,
+        region=None,
+        profile=None,
+        endpoint_url=None,
+        retry_budget=None,
+        role_arn=None,
+        external_id=None,
+        role_session_name=None,
+    )
 
 
 def _kcl(args: argparse.Namespace) -> int:

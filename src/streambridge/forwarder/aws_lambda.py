@@ -66,6 +66,10 @@ ENVIRONMENT = {
     "STREAMBRIDGE_DEAD_LETTER": "where records not delivered and records that are no batch go: "
     "s3://bucket/prefix or an SQS queue URL",
     "STREAMBRIDGE_LOG_LEVEL": "DEBUG, INFO (default), WARNING or ERROR",
+    "STREAMBRIDGE_ROLE_ARN": "a role (in another account) to assume for Firehose, with the "
+    "function's own role; refreshed before it expires",
+    "STREAMBRIDGE_EXTERNAL_ID": "the External ID that role's trust policy requires",
+    "STREAMBRIDGE_ROLE_SESSION_NAME": "the role session's name (default streambridge)",
     **EMF_VARIABLES,
 }
 
@@ -252,10 +256,16 @@ def handler_from_environment(environ: Mapping[str, str] | None = None) -> Forwar
         raise ConfigurationError("STREAMBRIDGE_MPARTICLE_SETTINGS must be a JSON object")
     mapping["Delivery Stream Name"] = env["STREAMBRIDGE_DELIVERY_STREAM"].strip()
     settings = ForwarderSettings.from_mparticle(mapping)
-    import boto3  # noqa: PLC0415 - in every Lambda runtime
-    from botocore.config import Config  # noqa: PLC0415
+    from streambridge._aws import assumed_role, build_client  # noqa: PLC0415
 
-    client = boto3.client("firehose", config=Config(retries={"total_max_attempts": 1}))
+    role = assumed_role(
+        env.get("STREAMBRIDGE_ROLE_ARN", "").strip() or None,
+        env.get("STREAMBRIDGE_EXTERNAL_ID", "").strip() or None,
+        env.get("STREAMBRIDGE_ROLE_SESSION_NAME", "").strip() or None,
+    )
+    client = build_client(  # botocore's retries off: the forwarder retries per record
+        "firehose", region=None, access_key_id=None, secret_access_key=None, role=role, pool=10
+    )
     letters = dead_letter_from(env)
 
     def forwarder() -> FirehoseForwarder:

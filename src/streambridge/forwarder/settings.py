@@ -113,6 +113,10 @@ class ForwarderSettings:
             paths such as ``"device_info.ios_advertising_id"``.
         access_key_id: Optional IAM access key id (never printed).
         secret_access_key: Optional IAM secret access key (never printed).
+        role_arn: A role to assume (in another account) before calling AWS, with the keys
+            above or the environment's credentials; refreshed before it expires.
+        external_id: The External ID the role's trust policy requires (not printed).
+        role_session_name: The role session's name (CloudTrail; default ``streambridge``).
     """
 
     delivery_stream_name: str = attrs.field(validator=_stream_name)
@@ -138,6 +142,9 @@ class ForwarderSettings:
     metadata_field_exclusion: tuple[str, ...] = attrs.field(default=(), converter=_selectors)
     access_key_id: str | None = attrs.field(default=None, repr=False, validator=optional_str)
     secret_access_key: str | None = attrs.field(default=None, repr=False, validator=optional_str)
+    role_arn: str | None = attrs.field(default=None, validator=optional_str)
+    external_id: str | None = attrs.field(default=None, repr=False, validator=optional_str)
+    role_session_name: str | None = attrs.field(default=None, validator=optional_str)
 
     @classmethod
     def from_mparticle(cls, mapping: Mapping[str, object]) -> Self:
@@ -197,6 +204,10 @@ DISPLAY_NAMES: Mapping[str, str] = {
     "Metadata Field Exclusion": "metadata_field_exclusion",
     "Access Key ID": "access_key_id",
     "Secret Access Key": "secret_access_key",
+    # streambridge's own (mParticle's Firehose page has no role): across accounts
+    "Role ARN": "role_arn",
+    "External ID": "external_id",
+    "Role Session Name": "role_session_name",
 }
 _FIELD_TO_DISPLAY = {field: display for display, field in DISPLAY_NAMES.items()}
 

@@ -124,6 +124,10 @@ class ImporterSettings:
         region: AWS region for :meth:`KinesisImporter.from_settings` (None: boto3's default).
         access_key_id: Optional IAM access key id (never printed).
         secret_access_key: Optional IAM secret access key (never printed).
+        role_arn: A role to assume (in another account) before calling AWS, with the keys
+            above or the environment's credentials; refreshed before it expires.
+        external_id: The External ID the role's trust policy requires (not printed).
+        role_session_name: The role session's name (CloudTrail; default ``streambridge``).
     """
 
     stream_name: str = attrs.field(validator=_kinesis_stream)
@@ -140,6 +144,9 @@ class ImporterSettings:
     region: str | None = attrs.field(default=None, validator=optional_region)
     access_key_id: str | None = attrs.field(default=None, repr=False, validator=optional_str)
     secret_access_key: str | None = attrs.field(default=None, repr=False, validator=optional_str)
+    role_arn: str | None = attrs.field(default=None, validator=optional_str)
+    external_id: str | None = attrs.field(default=None, repr=False, validator=optional_str)
+    role_session_name: str | None = attrs.field(default=None, validator=optional_str)
 
     @property
     def mappings_text(self) -> str:
