@@ -350,3 +350,38 @@ def test_the_forwarders_lambda_prints_each_invocations_metrics(
     assert first["RecordsSent"] + second["RecordsSent"] == sent
     assert first["AwsCalls"] >= 1
     assert first["AwsCallLatency"] > 0
+
+
+def test_the_kcl_processor_counts_each_batch() -> None:
+    """The KCL child feeds the same counters: a failed sink call, then the batch delivered."""
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from streambridge import KclRecordProcessor  # noqa: PLC0415
+
+    calls: list[int] = []
+
+    def sink(events: Sequence[PostHogEvent]) -> None:
+        calls.append(len(events))
+        if len(calls) == 1:
+            raise RuntimeError("PostHog is down")
+
+    processor = KclRecordProcessor(
+        ImporterSettings(stream_name="clicks", event_key="name"), sink, sleep=lambda _: None
+    )
+    processor.initialize(SimpleNamespace(shard_id="shardId-000000000000", sequence_number="0"))
+    checkpoints: list[tuple[object, ...]] = []
+    checkpointer = SimpleNamespace(checkpoint=lambda *at: checkpoints.append(at))
+    records = [
+        {"data": base64.b64encode(b'{"name": "a"}').decode(), "sequenceNumber": "1"},
+        {"data": base64.b64encode(b"not json").decode(), "sequenceNumber": "2"},
+    ]
+    processor.process_records(SimpleNamespace(records=records, checkpointer=checkpointer))
+    snapshot = processor.metrics.snapshot()
+    assert (2, 1, 1, 1) == (
+        snapshot.counter("records_read", "clicks"),
+        snapshot.counter("events_delivered", "clicks"),
+        snapshot.counter("records_skipped", "clicks"),
+        snapshot.counter("sink_failures", "clicks"),
+    )
+    assert 1 == snapshot.latencies[("sink_latency", "clicks")][0]
+    assert [("2", 0)] == checkpoints

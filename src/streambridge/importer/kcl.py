@@ -48,6 +48,7 @@ from streambridge.importer.events import PostHogEvent
 from streambridge.importer.results import SkippedRecord, refusals_in, skip_summary
 from streambridge.importer.settings import ImporterSettings
 from streambridge.importer.sinks import Sink
+from streambridge.metrics import Metrics
 from streambridge.retry import RetryPolicy
 
 __all__ = ["EXIT_DEAD_LETTER", "EXIT_SINK_FAILED", "KclRecordProcessor"]
@@ -105,6 +106,7 @@ class KclRecordProcessor:
         sleep: Callable[[float], object] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = _random.random,
+        metrics: Metrics | None = None,
     ) -> None:
         """A processor for ``settings``' stream (whose name goes into the uuids).
 
@@ -118,8 +120,12 @@ class KclRecordProcessor:
             sleep: Waits (inject a fake in tests).
             clock: Monotonic seconds.
             random: Floats in [0, 1) for jitter.
+            metrics: Where its measurements go (default: its own, :attr:`metrics`): records
+                read, events delivered, records skipped, sink latency and failures.
         """
         self.settings = settings
+        #: What this shard's processor did (docs/operations.md).
+        self.metrics = Metrics() if metrics is None else metrics
         self.sink = sink
         self.on_skip = on_skip
         self.sink_patience = sink_patience
@@ -132,6 +138,7 @@ class KclRecordProcessor:
         #: The last (sequence, sub-sequence) whose events the sink accepted, and checkpointed.
         self.delivered: tuple[str, int] | None = None
         self.checkpointed: tuple[str, int] | None = None
+        self._refused = 0  # events of the batch the sink refused (skipped, not delivered)
 
     # ------------------------------------------------------------------ the daemon's calls
 
@@ -146,6 +153,7 @@ class KclRecordProcessor:
         if not records:
             return
         events, skipped = self._convert.convert(self.shard_id, records)
+        self._refused = 0
         if events:
             skipped.extend(self._deliver(records, events))
         try:
@@ -161,6 +169,10 @@ class KclRecordProcessor:
             )
         last = records[-1]
         self.delivered = (last["SequenceNumber"], last["SubSequenceNumber"])
+        stream = self.settings.stream_name
+        self.metrics.add("records_read", stream, len(records))
+        self.metrics.add("events_delivered", stream, len(events) - self._refused)
+        self.metrics.add("records_skipped", stream, len(skipped))
         self._checkpoint(process_records_input.checkpointer, self.delivered)
 
     def lease_lost(self, lease_lost_input: Any) -> None:
@@ -184,11 +196,14 @@ class KclRecordProcessor:
         start, attempt = self._clock(), 0
         while True:
             attempt += 1
+            began = time.perf_counter()
             try:
                 answer = self.sink(events)
             except FatalSinkError as exc:
+                self.metrics.add("sink_failures", self.settings.stream_name)
                 self._exit(f"the sink cannot take events: {exc}")
             except Exception as exc:  # noqa: BLE001 - any other failure: retry, then exit
+                self.metrics.add("sink_failures", self.settings.stream_name)
                 if self._clock() - start >= self.sink_patience:
                     self._exit(
                         f"the sink did not take {len(events)} event(s) for "
@@ -209,7 +224,10 @@ class KclRecordProcessor:
                 )
                 self._sleep(delay)
                 continue
+            stream = self.settings.stream_name
+            self.metrics.observe("sink_latency", stream, time.perf_counter() - began)
             refusals = refusals_in(answer)
+            self._refused = len(refusals)
             return self._convert.refused(self.shard_id, records, refusals) if refusals else []
 
     def _checkpoint(self, checkpointer: Any, position: tuple[str, int] | None) -> None:
