@@ -459,11 +459,43 @@ def test_progress_only_on_a_terminal(
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     assert 0 == main(args)
-    assert "records/s, lag 0 ms\x1b[K\n" in terminal.getvalue()
+    assert "records/s, lag 0 ms, caught up\x1b[K\n" in terminal.getvalue()
     quiet = _Terminal()
     monkeypatch.setattr(sys, "stderr", quiet)
     assert 0 == main([*args, "--quiet"])
     assert "records/s" not in quiet.getvalue()
+
+
+def test_the_progress_line_estimates_the_time_to_catch_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 22: from how fast the lag fell over the last half minute; nothing when not."""
+    from streambridge.cli import _progress  # noqa: PLC0415
+
+    clock = [100.0]
+    monkeypatch.setattr(_progress.time, "monotonic", lambda: clock[0])
+    progress = _progress.Progress(enabled=False)
+    assert "" == progress.catch_up(60_000)  # one sample: too soon to say
+    clock[0] += 10
+    assert ", caught up in ~20 s" == progress.catch_up(40_000)  # 2,000 ms of lag gone a second
+    clock[0] += 10
+    assert ", caught up in ~60 s" == progress.catch_up(45_000)  # 15 s gone in 20 s
+    clock[0] += 10
+    assert "" == progress.catch_up(70_000)  # more behind than 30 s ago: not catching up
+    assert ", caught up" == progress.catch_up(0)
+
+
+def test_forward_shows_the_file_done_and_the_records_sent(
+    aws: LocalAWS, env: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal, as aws s3 cp does: MB done of the file's size, sent and failed."""
+    aws.create_delivery_stream("events")
+    batches = jsonl(tmp_path / "b.jsonl", [{"events": [{"event_type": "custom_event"}]}] * 3)
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert 0 == main(["forward", "--stream", "events", str(batches), *env])
+    line = terminal.getvalue()
+    assert " of 0.0 MB (" in line
+    assert ", sent " in line
+    assert ", failed 0" in line
 
 
 # --------------------------------------------------------------------------- newcomers (issue 22)

@@ -594,8 +594,9 @@ def test_in_process_live_input_flushes_when_quiet_and_reads_an_array() -> None:
     """The pipe reader: lines as they come, FLUSH after a quiet spell, an array read whole."""
     import threading  # noqa: PLC0415
 
-    from streambridge.cli._common import Progress, Stop  # noqa: PLC0415
+    from streambridge.cli._common import Stop  # noqa: PLC0415
     from streambridge.cli._input import Unreadable, read_batches  # noqa: PLC0415
+    from streambridge.cli._progress import Progress  # noqa: PLC0415
     from streambridge.forwarder import FLUSH  # noqa: PLC0415
 
     def through_a_pipe(chunks: list[bytes], pause: float) -> list[object]:
@@ -640,8 +641,9 @@ def test_lines_decode_as_the_standard_library_reads_them(tmp_path: Path) -> None
     skipped, a lone surrogate survives, a line nested deeper than orjson goes is the
     standard library's — and what is not JSON or not UTF-8 is noted as before.
     """
-    from streambridge.cli._common import Progress, Stop  # noqa: PLC0415
+    from streambridge.cli._common import Stop  # noqa: PLC0415
     from streambridge.cli._input import Unreadable, read_batches  # noqa: PLC0415
+    from streambridge.cli._progress import Progress  # noqa: PLC0415
 
     lines = [
         b'\xef\xbb\xbf{"first": true}',

@@ -10,7 +10,6 @@ import select
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -19,6 +18,7 @@ from streambridge._aws import assumed_role, build_client
 from streambridge._files import open_private
 from streambridge._logging import JsonFormatter
 from streambridge._wire import fast_clients
+from streambridge.cli._progress import json_logs
 from streambridge.deadletter import DeadLetterFile, DeadLetterTarget
 from streambridge.deadletter_remote import is_remote_target, remote_target
 from streambridge.errors import ConfigurationError
@@ -75,14 +75,6 @@ def log_to_stderr(log_format: str = "text") -> None:
 
 #: The command's own lines, when they are logged as JSON.
 _CLI = logging.getLogger("streambridge.cli")
-
-
-def json_logs() -> bool:
-    """Whether the command logs JSON lines (``--log-format json``)."""
-    handlers = logging.getLogger("streambridge").handlers
-    return any(
-        isinstance(h, _StderrHandler) and isinstance(h.formatter, JsonFormatter) for h in handlers
-    )
 
 
 def say(message: str, *, prefix: bool = True, level: int = logging.INFO, **fields: Any) -> None:
@@ -353,38 +345,6 @@ def output_closed(stream: IO[str]) -> bool:
     poller = select.poll()
     poller.register(fd, 0)  # no events asked for: POLLERR, POLLHUP and POLLNVAL only
     return any(mask & (select.POLLERR | select.POLLNVAL) for _, mask in poller.poll(0))
-
-
-class Progress:
-    """Progress on stderr, only when it is a terminal; at most every half second."""
-
-    def __init__(self, *, enabled: bool) -> None:
-        self.enabled = enabled and sys.stderr.isatty() and not json_logs()
-        self.count = 0
-        self.started = time.monotonic()
-        self._last = 0.0
-        self._shown = False
-        self.detail: Callable[[], str] | None = None  # more to say, after the count
-
-    def tick(self) -> None:
-        self.count += 1
-        if self.enabled:
-            rate = self.count / max(time.monotonic() - self.started, 1e-9)
-            more = self.detail() if self.detail is not None else ""
-            self.show(f"{self.count} batches read, {rate:,.0f}/s{more}")
-
-    def show(self, text: str) -> None:
-        now = time.monotonic()
-        if not self.enabled or now - self._last < 0.5:  # noqa: PLR2004
-            return
-        self._last = now
-        self._shown = True
-        sys.stderr.write(f"\r{text}\x1b[K")
-        sys.stderr.flush()
-
-    def done(self) -> None:
-        if self._shown:
-            sys.stderr.write("\n")
 
 
 #: What the `local` extra brings: a missing one is a usage error naming it, not a traceback.

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from streambridge._json import loads
-from streambridge.cli._common import Progress, Stop, UsageError
+from streambridge.cli._common import Stop, UsageError
+from streambridge.cli._progress import Progress
 from streambridge.forwarder import FLUSH
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ __all__ = [
     "Places",
     "Unreadable",
     "UnreadableRestError",
+    "is_regular",
     "line_of",
     "open_input",
     "read_batches",
@@ -121,7 +123,7 @@ def read_batches(
     counted and hashed as they are read, and numbered after them.
     """
     try:
-        live = not _regular(stream)  # a pipe or a terminal: read as it comes, signals seen
+        live = not is_regular(stream)  # a pipe or a terminal: read as it comes, signals seen
         if not live and resume is None and _peek(stream) == b"[":  # resumed: lines only
             _not_lines(shifts)
             yield from _array(stream.read(), name, progress, stopped)
@@ -260,7 +262,7 @@ class _Lines:
 _SPACE = b" \t\r\n\xef\xbb\xbf"
 
 
-def _regular(stream: IO[bytes]) -> bool:
+def is_regular(stream: IO[bytes]) -> bool:
     """Whether the input is a regular file (read at full speed) rather than a live input."""
     try:
         return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)

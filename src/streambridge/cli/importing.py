@@ -7,7 +7,6 @@ import logging
 import os
 import sqlite3
 import sys
-import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +20,6 @@ from streambridge.cli._common import (
     EXIT_DESTINATION,
     EXIT_OK,
     FailedError,
-    Progress,
     Stop,
     UsageError,
     aws_client,
@@ -38,6 +36,7 @@ from streambridge.cli._common import (
     start_metrics,
 )
 from streambridge.cli._outcome import import_summary
+from streambridge.cli._progress import Progress, import_reporter
 from streambridge.errors import (
     ConfigurationError,
     DeadLetterError,
@@ -46,8 +45,6 @@ from streambridge.errors import (
 )
 from streambridge.importer import (
     ImporterSettings,
-    ImportResult,
-    ImportTotals,
     JsonLinesSink,
     PostHogSink,
     SQLiteCheckpointStore,
@@ -179,17 +176,7 @@ def _import(args: argparse.Namespace) -> int:
     previous = on_signals(on_signal)
     progress = Progress(enabled=not args.quiet)
 
-    def report(result: ImportResult, totals: ImportTotals) -> None:
-        lag = max(totals.lag.values(), default=0)
-        rate = totals.records / max(time.monotonic() - progress.started, 1e-9)
-        window = ""
-        if until is not None:
-            shards = importer.window_progress()
-            window = f", {shards[0]} of {shards[1]} shard(s) read to --until"
-        progress.show(
-            f"{totals.events} events, {totals.skipped} skipped, {rate:,.0f} records/s, "
-            f"lag {lag} ms{window}"
-        )
+    report = import_reporter(progress, importer, until)
 
     watched = sys.stdout if args.output == "-" else None
     closed = False
