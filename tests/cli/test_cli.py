@@ -471,7 +471,7 @@ def test_the_progress_line_estimates_the_time_to_catch_up(monkeypatch: pytest.Mo
     from streambridge.cli import _progress  # noqa: PLC0415
 
     clock = [100.0]
-    monkeypatch.setattr(_progress.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr("streambridge.cli._progress.time.monotonic", lambda: clock[0])
     progress = _progress.Progress(enabled=False)
     assert "" == progress.catch_up(60_000)  # one sample: too soon to say
     clock[0] += 10
