@@ -466,13 +466,12 @@ def test_progress_only_on_a_terminal(
     assert "records/s" not in quiet.getvalue()
 
 
-def test_the_progress_line_estimates_the_time_to_catch_up(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_progress_line_estimates_the_time_to_catch_up() -> None:
     """Issue 22: from how fast the lag fell over the last half minute; nothing when not."""
     from streambridge.cli import _progress  # noqa: PLC0415
 
     clock = [100.0]
-    monkeypatch.setattr("streambridge.cli._progress.time.monotonic", lambda: clock[0])
-    progress = _progress.Progress(enabled=False)
+    progress = _progress.Progress(enabled=False, clock=lambda: clock[0])
     assert "" == progress.catch_up(60_000)  # one sample: too soon to say
     clock[0] += 10
     assert ", caught up in ~20 s" == progress.catch_up(40_000)  # 2,000 ms of lag gone a second

@@ -28,7 +28,7 @@ def json_logs() -> bool:
 class Progress:
     """Progress on stderr, only when it is a terminal; at most every half second."""
 
-    def __init__(self, *, enabled: bool) -> None:
+    def __init__(self, *, enabled: bool, clock: Callable[[], float] = time.monotonic) -> None:
         self.enabled = enabled and sys.stderr.isatty() and not json_logs()
         self.count = 0
         self.started = time.monotonic()
@@ -36,6 +36,7 @@ class Progress:
         self._shown = False
         self.detail: Callable[[], str] | None = None  # more to say, after the count
         self._lags: list[tuple[float, int]] = []  # (when, lag) of an import, for catch_up
+        self._clock = clock
 
     def tick(self) -> None:
         self.count += 1
@@ -55,7 +56,7 @@ class Progress:
 
     def catch_up(self, lag_ms: int) -> str:
         """``, caught up in ~N s`` from how fast the lag fell over the last half minute."""
-        now = time.monotonic()
+        now = self._clock()
         self._lags.append((now, lag_ms))
         while len(self._lags) > 2 and now - self._lags[1][0] >= 30:  # noqa: PLR2004
             self._lags.pop(0)
