@@ -57,6 +57,18 @@ def assumed(aws: LocalAWS) -> list[tuple[str, str | None]]:
 PARTNER = "arn:aws:iam::123456789012:user/partner"
 
 
+def as_role(aws: LocalAWS, service: str, role: AssumedRole) -> Any:
+    """A client of the local AWS acting as ``role`` (assumed with the test keys)."""
+    return build_client(
+        service,
+        region=aws.region,
+        access_key_id="testing",
+        secret_access_key="testing",
+        endpoint_url=aws.endpoint_url,
+        role=role,
+    )
+
+
 def writer_role(aws: LocalAWS) -> None:
     """The role in the "other" account: trusted by the partner with the External ID."""
     iam = aws.client("iam")
@@ -102,14 +114,7 @@ def test_the_importer_reads_as_the_role_and_credentials_are_refreshed(aws: Local
     aws.put_records("clicks", [{"name": "a"}, {"name": "b"}])
     writer_role(aws)
     role = AssumedRole(ROLE, EXTERNAL_ID, "importer", duration=900)
-    client = build_client(
-        "kinesis",
-        region=aws.region,
-        access_key_id="testing",
-        secret_access_key="testing",
-        endpoint_url=aws.endpoint_url,
-        role=role,
-    )
+    client = as_role(aws, "kinesis", role)
     before = len(assumed(aws))
     settings = ImporterSettings(
         stream_name="clicks", event_key="name", start_position="TRIM_HORIZON"
@@ -117,14 +122,7 @@ def test_the_importer_reads_as_the_role_and_credentials_are_refreshed(aws: Local
     events: list[Any] = []
     totals = KinesisImporter(client, settings, sink=events.extend).run(until_caught_up=True)
     assert 2 == totals.events == len(events)
-    identity = build_client(
-        "sts",
-        region=aws.region,
-        access_key_id="testing",
-        secret_access_key="testing",
-        endpoint_url=aws.endpoint_url,
-        role=role,
-    ).get_caller_identity()
+    identity = as_role(aws, "sts", role).get_caller_identity()
     assert ":assumed-role/stream-writer/importer" in identity["Arn"]
     assert len(assumed(aws)) - before >= 3  # fetched at once, then again before calls
 

@@ -195,44 +195,36 @@ def test_import_from_latest_that_reads_nothing_says_so(aws: LocalAWS) -> None:
     assert "--start TRIM_HORIZON" in done.stderr
 
 
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"kinesisStreamName": "clicks", "eventKey": "properties.eventName"},
+        {"Kinesis Stream Name": "clicks", "Posthog event key": "properties.eventName"},
+    ],
+    ids=["the-apps-keys", "the-names-its-page-shows"],
+)
 def test_import_takes_the_posthog_apps_configuration_as_settings(
-    aws: LocalAWS, tmp_path: Path
+    aws: LocalAWS, tmp_path: Path, config: dict[str, str]
 ) -> None:
-    """``import --settings FILE``, as ``forward --settings`` takes mParticle's."""
+    """``import --settings FILE``, by the app's keys or by the names its page shows."""
     aws.create_stream("clicks")
     aws.put_records("clicks", [{"properties": {"eventName": "Signed Up"}}], key="k")
-    config = tmp_path / "posthog-app.json"
-    config.write_text(
-        json.dumps({"kinesisStreamName": "clicks", "eventKey": "properties.eventName"})
-    )
+    path = tmp_path / "posthog-app.json"
+    path.write_text(json.dumps(config))
     out = tmp_path / "events.jsonl"
     done = finished(
-        aws, "import", "--settings", str(config), "--start", "TRIM_HORIZON", "--until-caught-up",
+        aws, "import", "--settings", str(path), "--start", "TRIM_HORIZON", "--until-caught-up",
         "--output", str(out),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads(out.read_text())["event"] == "Signed Up"
 
 
-def test_import_config_takes_the_apps_shown_names_and_names_what_is_missing(
-    aws: LocalAWS, tmp_path: Path
-) -> None:
-    """Issue 22: a config written with the app page's names works; a missing one is named."""
-    aws.create_stream("clicks")
-    aws.put_records("clicks", [{"properties": {"eventName": "Signed Up"}}], key="k")
-    config = tmp_path / "posthog-app.json"
-    config.write_text(
-        json.dumps({"Kinesis Stream Name": "clicks", "Posthog event key": "properties.eventName"})
-    )
-    out = tmp_path / "events.jsonl"
-    done = finished(
-        aws, "import", "--config", str(config), "--start", "TRIM_HORIZON", "--until-caught-up",
-        "--output", str(out),
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert json.loads(out.read_text())["event"] == "Signed Up"
-    config.write_text(json.dumps({"Posthog event key": "properties.eventName"}))
-    missing = finished(aws, "import", "--config", str(config), "--output", str(out))
+def test_import_config_names_a_missing_setting_both_ways(aws: LocalAWS, tmp_path: Path) -> None:
+    """Issue 22: the app's key and the name its page shows, so either writer finds it."""
+    path = tmp_path / "posthog-app.json"
+    path.write_text(json.dumps({"Posthog event key": "properties.eventName"}))
+    missing = finished(aws, "import", "--config", str(path), "--output", str(tmp_path / "o"))
     assert missing.returncode == 2
     assert "no kinesisStreamName ('Kinesis Stream Name'): pass --stream" in missing.stderr
 
