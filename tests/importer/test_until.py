@@ -76,6 +76,33 @@ def test_a_run_until_an_instant_stops_there_and_the_next_goes_on(
     assert list(range(80)) == sorted(sink.numbers)  # the rest, and none of the first twice
 
 
+@pytest.mark.parametrize("in_flight", [1, 4], ids=["one-call", "calls-in-flight"])
+def test_a_window_page_the_sink_failed_is_read_again_in_the_same_run(
+    aws: LocalAWS, in_flight: int
+) -> None:
+    """The page cut at the instant fails in the sink: the run reads it again, then ends."""
+    instant = window(aws, "flaky", shards=1, before=10, after=5)
+    settings = ImporterSettings(
+        stream_name="flaky",
+        event_key="name",
+        additional_property_mappings="n:n",
+        start_position="TRIM_HORIZON",
+    )
+    sink, failures = Collect(), [RuntimeError("PostHog is down")]
+
+    def flaky(events: Sequence[PostHogEvent]) -> None:
+        if failures:
+            raise failures.pop()
+        sink(events)
+
+    importer = KinesisImporter(
+        aws.client("kinesis"), settings, sink=flaky, sink_calls_in_flight=in_flight
+    )
+    totals = importer.run(until=instant, stop=_timeout(60))
+    assert ("until", 0, 1) == (totals.stopped_because, totals.undelivered, totals.sink_failures)
+    assert list(range(10)) == sorted(sink.numbers)
+
+
 def test_a_shard_with_nothing_after_the_instant_ends_at_its_tip(aws: LocalAWS) -> None:
     """Read once the instant is past (an injected clock): the tip is the end of the window."""
     aws.create_stream("quiet", shards=1)

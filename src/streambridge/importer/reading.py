@@ -232,6 +232,7 @@ class ShardReading(ClientShell[ImporterSettings]):
             failure = SinkFailure(shard.shard_id, len(events), repr(outcome.error))
             result.append("sink_failures", failure)
             shard.iterator = None  # re-read from the checkpoint
+            shard.done_until = False  # in this run too, when it was read to run(until=)'s end
             self._back_off(shard)
             return False
         refusals = refusals_in(outcome.answer)
