@@ -111,6 +111,20 @@ MEASURES: tuple[Measure, ...] = (
     ),
     Measure("aws_calls", "counter", "Calls to AWS (GetRecords, PutRecordBatch, ...)", "AwsCalls"),
     Measure(
+        "bytes_sent",
+        "counter",
+        "Bytes of the Firehose records delivered",
+        "BytesSent",
+        ("forwarder",),
+    ),
+    Measure(
+        "bytes_billed",
+        "counter",
+        "Bytes Firehose bills for them: each record rounded up to the next 5 KB",
+        "BytesBilled",
+        ("forwarder",),
+    ),
+    Measure(
         "retries",
         "counter",
         "Calls made again after throttling or a transient error",
@@ -160,6 +174,8 @@ FORWARDER_FIELDS: Mapping[str, str] = {
     "api_calls": "aws_calls",
     "retries": "retries",
     "throttled": "throttled",
+    "sent_bytes": "bytes_sent",
+    "billed_bytes": "bytes_billed",
 }
 
 
@@ -303,7 +319,8 @@ def emf_document(
             continue
         key = (measure.name, stream)
         if measure.kind == "counter":
-            metrics.append({"Name": measure.emf_name, "Unit": "Count"})
+            unit = "Bytes" if measure.name.startswith("bytes_") else "Count"
+            metrics.append({"Name": measure.emf_name, "Unit": unit})
             values[measure.emf_name] = snapshot.counters.get(key, 0)
         elif measure.kind == "latency":
             count, seconds = snapshot.latencies.get(key, (0, 0.0))

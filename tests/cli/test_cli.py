@@ -83,9 +83,9 @@ def test_forward_json_lines(
         f.write("{not json\n\n[1, 2]\n")
     code, out, err = run(capsys, "forward", "--stream", "events", *env, str(path))
     assert 1 == code
-    assert out.startswith(
-        "sent 5 record(s) in 1 call(s) (0 retries); failed 0; skipped 0; rejected 1; unreadable 1"
-    )
+    assert out.startswith("sent 5 record(s) in 1 call(s) (0 retries), ")
+    assert "(each record rounded up to 5 KB: " in out
+    assert "; failed 0; skipped 0; rejected 1; unreadable 1" in out
     assert "line 6: not JSON" in err
     assert "batch is not a JSON object (got an array)" in err
     assert 5 == len(aws.delivered("events"))

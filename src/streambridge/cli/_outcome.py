@@ -211,7 +211,12 @@ def replayed(path: Path, stopped: Stop, torn: Unreadable) -> Iterator[bytes]:
 
 def _summary(result: ForwardResult, unreadable: list[str]) -> str:
     parts = [
-        f"sent {result.sent} record(s) in {result.api_calls} call(s) ({result.retries} retries)",
+        (
+            f"sent {result.sent} record(s) in {result.api_calls} call(s) ({result.retries} "
+            f"retries), {_megabytes(result.sent_bytes)}, billed as "
+            f"{_megabytes(result.billed_bytes)} (each record rounded up to 5 KB: "
+            f"{result.billing_ratio:.2f}x)"
+        ),
         f"failed {len(result.failed)}",
         f"skipped {len(result.skipped)}",
         f"rejected {len(result.rejected)}",
@@ -220,6 +225,10 @@ def _summary(result: ForwardResult, unreadable: list[str]) -> str:
         f"malformed events dropped {result.dropped_events}",
     ]
     return "; ".join(parts)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:,.2f} MB"
 
 
 _NOT_SENT = {"unreadable": "line that was not a batch", "dropped": "event that was malformed"}

@@ -58,6 +58,15 @@ class EntryError:
     retryable: bool
 
 
+#: Firehose bills ingestion per record rounded up to the next 5 KB (AWS's pricing page).
+BILLING_UNIT = 5 * 1024
+
+
+def billed(size: int) -> int:
+    """The bytes Firehose bills for one record of ``size`` bytes (rounded up to 5 KB)."""
+    return -(-size // BILLING_UNIT) * BILLING_UNIT
+
+
 class Ledger:
     """Where each record of one group stands.
 
@@ -65,6 +74,8 @@ class Ledger:
         records: The group, in order.
         pending: Indexes of the records not settled yet, in order.
         attempts: How many times each record was sent.
+        delivered_bytes: The bytes of the records delivered so far.
+        billed_bytes: What Firehose bills for them (each rounded up to 5 KB).
     """
 
     def __init__(self, records: list[bytes]) -> None:
@@ -73,6 +84,7 @@ class Ledger:
         self.pending = list(range(len(records)))
         self.attempts = [0] * len(records)
         self._last: dict[int, EntryError] = {}
+        self.delivered_bytes = self.billed_bytes = 0
 
     @property
     def done(self) -> bool:
@@ -99,6 +111,9 @@ class Ledger:
             self.attempts[index] += 1
             if outcome is None:
                 delivered += 1
+                size = len(self.records[index])
+                self.delivered_bytes += size
+                self.billed_bytes += billed(size)
             elif outcome.retryable:
                 again.append(index)
                 self._last[index] = outcome

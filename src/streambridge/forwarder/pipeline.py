@@ -154,6 +154,8 @@ class Pipeline:
         self.tally.add("api_calls", outcome.api_calls)
         self.tally.add("retries", outcome.retries)
         self.tally.add("throttled", outcome.throttled)
+        self.tally.add("sent_bytes", outcome.sent_bytes)
+        self.tally.add("billed_bytes", outcome.billed_bytes)
         metrics = self._metrics
         if metrics is not None and metrics.enabled:
             stream = self._sender.stream

@@ -149,6 +149,9 @@ class ForwardResult:
         throttled: Calls throttled, wholly or in part (Firehose's "Slow down"
             ``ServiceUnavailableException``, ``ThrottlingException``); their records were
             sent again.
+        sent_bytes: The bytes of the records delivered.
+        billed_bytes: What Firehose bills for them: each record rounded up to the next 5 KB
+            (:attr:`billing_ratio` says how much of that is padding).
         pending_sessions: Sessions held back by Wait for Complete Batch after this call;
             :meth:`FirehoseForwarder.flush` sends them.
     """
@@ -164,7 +167,14 @@ class ForwardResult:
     api_calls: int = 0
     retries: int = 0
     throttled: int = 0
+    sent_bytes: int = 0
+    billed_bytes: int = 0
     pending_sessions: int = 0
+
+    @property
+    def billing_ratio(self) -> float:
+        """Billed bytes per byte sent (1.0 for nothing sent): 5.0 means records of ~1 KB."""
+        return self.billed_bytes / self.sent_bytes if self.sent_bytes else 1.0
 
     @property
     def ok(self) -> bool:
@@ -190,6 +200,8 @@ class ForwardResult:
             api_calls=self.api_calls + other.api_calls,
             retries=self.retries + other.retries,
             throttled=self.throttled + other.throttled,
+            sent_bytes=self.sent_bytes + other.sent_bytes,
+            billed_bytes=self.billed_bytes + other.billed_bytes,
             pending_sessions=other.pending_sessions,
         )
 

@@ -64,6 +64,8 @@ class GroupOutcome:
         api_calls: Calls made.
         retries: Rounds that were retries.
         throttled: Calls throttled, wholly or in part.
+        sent_bytes: The bytes of the records delivered.
+        billed_bytes: What Firehose bills for them (each record rounded up to 5 KB).
         call_seconds: How long each call took, by the forwarder's clock.
         backpressure: Whether a call was throttled or failed transiently.
         seconds: The longest call, by the forwarder's clock.
@@ -78,6 +80,8 @@ class GroupOutcome:
     api_calls: int = 0
     retries: int = 0
     throttled: int = 0
+    sent_bytes: int = 0
+    billed_bytes: int = 0
     call_seconds: list[float] = attrs.Factory(list)
     backpressure: bool = False
     seconds: float = 0.0
@@ -204,6 +208,7 @@ class Sender:
                 outcome.throttled += 1
             delivered, failed = ledger.settle(outcomes)
             outcome.sent += delivered
+            outcome.sent_bytes, outcome.billed_bytes = ledger.delivered_bytes, ledger.billed_bytes
             outcome.failed.extend(failed)
             if stop is not None and self._falls_back(stop):
                 continue  # the same records again, one PutRecord each: not a retry
