@@ -75,3 +75,41 @@ def test_the_forward_summary_says_what_is_billed(
     assert 0 == main([*argv, "--region", aws.region])
     out = capsys.readouterr().out
     assert "billed as 0.01 MB (each record rounded up to 5 KB:" in out
+
+
+def _table(out: str) -> dict[str, tuple[int, float, float]]:
+    """The dry run's rows: framing -> (records, MB, billed MB)."""
+    rows = {}
+    for line in out.splitlines()[2:]:
+        name, numbers = line[:48].strip(), line[48:].split()
+        rows[name] = (int(numbers[0].replace(",", "")), float(numbers[1]), float(numbers[2]))
+    return rows
+
+
+@pytest.mark.integration
+def test_a_dry_run_bills_as_the_real_forward_does(
+    aws: LocalAWS, tmp_path: Any, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    """``--dry-run`` without AWS, then the real thing one record per event: the same meter."""
+    batches = tmp_path / "batches.jsonl"
+    assert 0 == main(["samples", "--good-only", "--output", str(batches)])
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    capsys.readouterr()
+    assert 0 == main(["forward", "--stream", "events", "--dry-run", str(batches)])
+    rows = _table(capsys.readouterr().out)
+    per_event = rows["one record per event"]
+    packed = rows["one record per event, packed up to 1,000 KiB"]
+    assert (1, per_event[1]) == (packed[0], packed[1])  # the same bytes in one record
+    assert packed[2] < per_event[2]
+    assert 2 == main(["forward", "--stream", "events", "--dry-run", "--checkpoints", "x.db", "-"])
+    aws.create_delivery_stream("events")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    settings = tmp_path / "mparticle.json"
+    settings.write_text('{"Delivery Stream Name": "events", "Send as Batch": false}')
+    argv = ["forward", "--settings", str(settings), str(batches), "--region", aws.region]
+    assert 0 == main([*argv, "--endpoint-url", aws.endpoint_url])
+    summary = capsys.readouterr().out
+    assert summary.startswith(f"sent {per_event[0]} record(s)")
+    assert f", {per_event[1]:.2f} MB, billed as {per_event[2]:.2f} MB" in summary

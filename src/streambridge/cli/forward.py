@@ -42,6 +42,8 @@ from streambridge.cli._outcome import drop_keeper, keeper, replayed, report, und
 from streambridge.cli._progress import Progress
 from streambridge.cli._resume import Resume
 from streambridge.cli._s3source import S3Resume, S3Source, is_s3_url
+from streambridge.cli.dry_run import dry_run
+from streambridge.cli.dry_run import report as dry_run_report
 from streambridge.deadletter import DeadLetterTarget
 from streambridge.deadletter_remote import is_remote_target
 from streambridge.errors import DeliveryError
@@ -110,6 +112,12 @@ def add_parser(commands: Any) -> None:
         metavar="FILE",
         help="re-send the records of a dead-letter FILE (instead of reading batches)",
     )
+    forward.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="send nothing: say what Firehose would bill for the input under each framing "
+        "(as set, one record per batch, one per event, packed), no AWS call made",
+    )
     aws_options(forward)
     metrics_options(forward)
     forward.set_defaults(run=_forward)
@@ -122,6 +130,8 @@ def _forward(args: argparse.Namespace) -> int:
     places = Places() if args.replay is None else None
     dead_path: str | None = args.dead_letter or args.failed_out
     _check_usage(args, dead_path)
+    if args.dry_run:
+        return _dry_run(args, settings, unreadable, reached, places)
     client = aws_client(args, "firehose", keys=(settings.access_key_id, settings.secret_access_key))
     source, letters, resume = _open(args, settings, dead_path)
     if letters is not None:  # lines that are no batch and malformed events are kept too
@@ -251,6 +261,29 @@ def _with_counts(
         return f"{detail() if detail else ''}, sent {sent:,}, failed {failed:,}"
 
     return more
+
+
+def _dry_run(
+    args: argparse.Namespace,
+    settings: ForwarderSettings,
+    unreadable: Unreadable,
+    reached: list[str],
+    places: Places | None,
+) -> int:
+    """``--dry-run``: the input read as ``forward`` reads it; the meter of each framing."""
+    if args.replay is not None or args.checkpoints is not None or args.dead_letter:
+        msg = (
+            "--dry-run reads an input and sends nothing: no --replay, --checkpoints, --dead-letter"
+        )
+        raise UsageError(msg)
+    assert places is not None  # noqa: S101 - made when there is no --replay
+    source, _, _ = _open(args, settings, None)
+    said = (unreadable, Progress(enabled=False), Stop(), reached)
+    meters, batches = dry_run(
+        _batches(args, source, None, said, places), settings, b"\n" if args.newline else b""
+    )
+    print(dry_run_report(meters, batches))
+    return EXIT_OK
 
 
 def _file_detail(source: Any) -> Callable[[], str] | None:
