@@ -532,3 +532,20 @@ def test_every_help_ends_with_an_example_and_the_exit_codes(
     assert f"streambridge {command}" in example
     assert "exit codes:" in out
     assert "3  AWS refused" in out
+
+
+def test_a_replay_shows_its_progress(
+    aws: LocalAWS, env: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 22: ``--replay`` of a dead-letter file counts records, sent and failed."""
+    from streambridge import DeadLetterFile  # noqa: PLC0415
+
+    aws.create_delivery_stream("events")
+    letters = tmp_path / "dead.jsonl"
+    with DeadLetterFile(letters) as target:
+        target.write_undelivered([b'{"n": 1}\n', b'{"n": 2}\n'], "ServiceUnavailable", "down")
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert 0 == main(["forward", "--stream", "events", "--replay", str(letters), *env])
+    assert " records read, " in terminal.getvalue()
+    assert ", failed 0" in terminal.getvalue()

@@ -32,6 +32,7 @@ from streambridge.cli._common import (
     say,
 )
 from streambridge.cli._input import Places, Unreadable
+from streambridge.cli._progress import Progress
 from streambridge.deadletter import DeadLetterTarget, read_dead_letters
 from streambridge.errors import DeadLetterError, DeliveryError, ForwardAbortedError
 from streambridge.forwarder import DroppedEvent, ForwardResult
@@ -173,7 +174,9 @@ def drop_keeper(letters: DeadLetterTarget, places: Places | None) -> Callable[[D
     return keep
 
 
-def replayed(path: Path, stopped: Stop, torn: Unreadable) -> Iterator[bytes]:
+def replayed(
+    path: Path, stopped: Stop, torn: Unreadable, progress: Progress | None = None
+) -> Iterator[bytes]:
     """The records of a forwarder dead-letter file (importer lines are refused).
 
     A line that is not JSON — cut short by a crash or a full disk — is noted in ``torn`` (by
@@ -200,6 +203,8 @@ def replayed(path: Path, stopped: Stop, torn: Unreadable) -> Iterator[bytes]:
                     f"{str(path)!r} entry {number} is an importer dead letter ({letter.kind}); "
                     f"only the forwarder's can be replayed"
                 )
+            if progress is not None:
+                progress.tick()
             yield letter.data
     except OSError as exc:
         raise UsageError(f"cannot read {str(path)!r}: {exc.strerror}") from None

@@ -28,7 +28,13 @@ def json_logs() -> bool:
 class Progress:
     """Progress on stderr, only when it is a terminal; at most every half second."""
 
-    def __init__(self, *, enabled: bool, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        enabled: bool,
+        clock: Callable[[], float] = time.monotonic,
+        noun: str = "batches",
+    ) -> None:
         self.enabled = enabled and sys.stderr.isatty() and not json_logs()
         self.count = 0
         self.started = time.monotonic()
@@ -37,13 +43,14 @@ class Progress:
         self.detail: Callable[[], str] | None = None  # more to say, after the count
         self._lags: list[tuple[float, int]] = []  # (when, lag) of an import, for catch_up
         self._clock = clock
+        self.noun = noun  # what is counted: "batches", or "records" (a replay)
 
     def tick(self) -> None:
         self.count += 1
         if self.enabled and time.monotonic() - self._last >= 0.5:  # noqa: PLR2004 - as show()
             rate = self.count / max(time.monotonic() - self.started, 1e-9)
             more = self.detail() if self.detail is not None else ""
-            self.show(f"{self.count} batches read, {rate:,.0f}/s{more}")
+            self.show(f"{self.count} {self.noun} read, {rate:,.0f}/s{more}")
 
     def show(self, text: str) -> None:
         now = time.monotonic()

@@ -147,7 +147,9 @@ def _forward(args: argparse.Namespace) -> int:
         on_drop=None if letters is None else drop_keeper(letters, places),
         retry=retry or RetryPolicy(),
     )
-    progress = Progress(enabled=not args.quiet)
+    progress = Progress(
+        enabled=not args.quiet, noun="batches" if args.replay is None else "records"
+    )
     stop_metrics = start_metrics(
         args, forwarder.metrics, "forwarder", settings.delivery_stream_name
     )
@@ -155,7 +157,8 @@ def _forward(args: argparse.Namespace) -> int:
     previous = on_signals(stopped.set)
     try:
         if args.replay is not None:
-            result = forwarder.send(replayed(args.replay, stopped, unreadable))
+            progress.detail = _with_counts(None, forwarder, settings)
+            result = forwarder.send(replayed(args.replay, stopped, unreadable, progress))
         else:
             assert places is not None  # noqa: S101 - made above
             said = (unreadable, progress, stopped, reached)
