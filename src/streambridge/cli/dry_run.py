@@ -5,7 +5,8 @@ framing, encoding), for each framing choice: the settings as given, one record p
 (Send as Batch), one record per event, and one record per event with consecutive records
 packed into records of up to Firehose's 1,000 KiB. For each, the records, their bytes and the
 bytes Firehose bills (each record rounded up to the next 5 KB), so a user sees what a framing
-costs before choosing it. No AWS call is made; no credentials are needed.
+costs before choosing it. Nothing is sent; a local input needs no AWS and no credentials
+(an ``s3://`` input is still read from S3).
 """
 
 from __future__ import annotations

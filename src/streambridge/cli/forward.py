@@ -116,7 +116,7 @@ def add_parser(commands: Any) -> None:
         "--dry-run",
         action="store_true",
         help="send nothing: say what Firehose would bill for the input under each framing "
-        "(as set, one record per batch, one per event, packed), no AWS call made",
+        "(as set, one record per batch, one per event, packed); a local input needs no AWS",
     )
     aws_options(forward)
     metrics_options(forward)
