@@ -40,6 +40,16 @@ class Collect:
             self.numbers.extend(int(e.properties["n"]) for e in events)
 
 
+def from_the_start(stream: str) -> ImporterSettings:
+    """Settings that read ``stream`` from its first record, with each event's ``n``."""
+    return ImporterSettings(
+        stream_name=stream,
+        event_key="name",
+        additional_property_mappings="n:n",
+        start_position="TRIM_HORIZON",
+    )
+
+
 def window(aws: LocalAWS, stream: str, shards: int, before: int, after: int) -> datetime:
     """Put ``before`` records, then the instant, then ``after`` records; the instant."""
     aws.create_stream(stream, shards=shards)
@@ -57,12 +67,7 @@ def test_a_run_until_an_instant_stops_there_and_the_next_goes_on(
 ) -> None:
     """Only the records before the instant; the next run reads the rest, none twice."""
     instant = window(aws, "clicks", shards=2, before=40, after=40)
-    settings = ImporterSettings(
-        stream_name="clicks",
-        event_key="name",
-        additional_property_mappings="n:n",
-        start_position="TRIM_HORIZON",
-    )
+    settings = from_the_start("clicks")
     sink = Collect()
     importer = KinesisImporter(
         aws.client("kinesis"), settings, sink=sink, sink_calls_in_flight=in_flight
@@ -82,12 +87,7 @@ def test_a_window_page_the_sink_failed_is_read_again_in_the_same_run(
 ) -> None:
     """The page cut at the instant fails in the sink: the run reads it again, then ends."""
     instant = window(aws, "flaky", shards=1, before=10, after=5)
-    settings = ImporterSettings(
-        stream_name="flaky",
-        event_key="name",
-        additional_property_mappings="n:n",
-        start_position="TRIM_HORIZON",
-    )
+    settings = from_the_start("flaky")
     sink, failures = Collect(), [RuntimeError("PostHog is down")]
 
     def flaky(events: Sequence[PostHogEvent]) -> None:
@@ -110,12 +110,7 @@ def test_a_shard_with_nothing_after_the_instant_ends_at_its_tip(aws: LocalAWS) -
     instant = datetime.now(timezone.utc) + timedelta(seconds=1)
     later = instant + timedelta(minutes=10)
     sink = Collect()
-    settings = ImporterSettings(
-        stream_name="quiet",
-        event_key="name",
-        additional_property_mappings="n:n",
-        start_position="TRIM_HORIZON",
-    )
+    settings = from_the_start("quiet")
     importer = KinesisImporter(aws.client("kinesis"), settings, sink=sink, now=lambda: later)
     totals = importer.run(until=instant, stop=_timeout(60))
     assert ("until", [0, 1, 2, 3, 4]) == (totals.stopped_because, sorted(sink.numbers))

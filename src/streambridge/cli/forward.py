@@ -150,11 +150,11 @@ def _forward(args: argparse.Namespace) -> int:
     progress = Progress(
         enabled=not args.quiet, noun="batches" if args.replay is None else "records"
     )
+    stopped = Stop(again_interrupts=True)
+    previous = on_signals(stopped.set)
     stop_metrics = start_metrics(
         args, forwarder.metrics, "forwarder", settings.delivery_stream_name
     )
-    stopped = Stop(again_interrupts=True)
-    previous = on_signals(stopped.set)
     try:
         if args.replay is not None:
             progress.detail = _with_counts(None, forwarder, settings)
@@ -282,9 +282,13 @@ def _dry_run(
     assert places is not None  # noqa: S101 - made when there is no --replay
     source, _, _ = _open(args, settings, None)
     said = (unreadable, Progress(enabled=False), Stop(), reached)
-    meters, batches = dry_run(
-        _batches(args, source, None, said, places), settings, b"\n" if args.newline else b""
-    )
+    try:
+        meters, batches = dry_run(
+            _batches(args, source, None, said, places), settings, b"\n" if args.newline else b""
+        )
+    finally:
+        if source is not sys.stdin.buffer and hasattr(source, "close"):
+            source.close()
     print(dry_run_report(meters, batches))
     return EXIT_OK
 

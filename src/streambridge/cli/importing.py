@@ -166,7 +166,6 @@ def _import(args: argparse.Namespace) -> int:
         on_skip=letters,
         backoff=retry or RetryPolicy(base_delay=1.0, max_delay=30.0),
     )
-    stop_metrics = start_metrics(args, importer.metrics, "importer", settings.stream_name)
     stopped = Stop()
 
     def on_signal(signum: int) -> None:
@@ -186,6 +185,7 @@ def _import(args: argparse.Namespace) -> int:
         closed = closed or (watched is not None and output_closed(watched))
         return closed or stopped.signal is not None
 
+    stop_metrics = start_metrics(args, importer.metrics, "importer", settings.stream_name)
     try:
         totals = importer.run(
             stop=should_stop,

@@ -213,7 +213,6 @@ def _serve(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes,
     )
     app = WebhookApp(receiver, workers=args.workers, body_timeout=args.body_timeout)
-    stop_metrics = start_metrics(args, receiver.metrics, "forwarder", settings.delivery_stream_name)
     if authorization is None:
         logger.warning("serve: --no-auth: every request is accepted, whoever sends it")
     config = uvicorn.Config(
@@ -232,6 +231,7 @@ def _serve(args: argparse.Namespace) -> int:
     # uvicorn stops gracefully on SIGTERM / SIGINT, then raises the signal again: caught here,
     # so that the dead letters are closed and a graceful stop exits 0 (systemd, Kubernetes)
     previous = on_signals(stopped.append)
+    stop_metrics = start_metrics(args, receiver.metrics, "forwarder", settings.delivery_stream_name)
     try:
         server.run()
     finally:
